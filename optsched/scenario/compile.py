@@ -1,0 +1,204 @@
+"""Scenario -> `Compiled`: the numpy arrays every solver, the environment and the evaluator
+build from, so MODEL.md's derived quantities are computed once, here.
+
+Axes: i site, k class, o option = (site, steps, clock) in that nesting order, t slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numpy.typing import NDArray
+
+from optsched import physics
+from optsched.scenario.schema import Scenario
+
+F = NDArray[np.float64]
+B = NDArray[np.bool_]
+I_ = NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False)
+class Compiled:
+    # names and horizon
+    sites: tuple[str, ...]
+    classes: tuple[str, ...]
+    models: tuple[str, ...]
+    steps: I_                 # [S]
+    clocks: F                 # [F]
+    T: int
+    slot_minutes: int
+    dt_h: float
+    dt_s: float
+    carbon_price: float
+    # options o = (site, steps, clock)
+    opt_site: I_              # [O] site index
+    opt_steps: I_             # [O]
+    opt_clock: F              # [O]
+    quality: F                # [O] Q_m(s) of the serving site's model
+    gpu_s: F                  # [O] GPU seconds per job
+    energy_j: F               # [O] GPU energy per job
+    busy_kwh: F               # [O] energy above the idle floor per job
+    site_of: F                # [I, O] one-hot: option o runs at site i
+    # classes x options
+    home: I_                  # [K] home site
+    interactive: B            # [K]
+    revenue_per_job: F        # [K]
+    min_quality: F            # [K]
+    drop_penalty: F           # [K]
+    late_penalty: F           # [K] 0 for deferrable
+    wait_cost: F              # [K] 0 for interactive
+    max_wait: I_              # [K] D_k, 0 for interactive
+    latency_s: F              # [K, O]
+    late: B                   # [K, O]
+    eligible: B               # [K, O]
+    revenue: F                # [K, O] rho_k * Q
+    transfer: F               # [K, O] kappa[h(k), i]
+    late_cost: F              # [K, O] v_k * late
+    value: F                  # [K, O] revenue - transfer - late_cost
+    arrivals: F               # [K, T]
+    backlog_cap: F            # [K, T] sum of the last D_k slots' arrivals; 0 at T-1
+    # sites
+    gpus: F                   # [I]
+    util_cap: F               # [I]
+    idle_kw: F                # [I] P0 of the site's model
+    import_cap: F             # [I]
+    export_cap: F             # [I]
+    sell_factor: F            # [I]
+    demand_charge: F          # [I]
+    has_battery: B            # [I]
+    soc0: F                   # [I]
+    soc_min: F                # [I]
+    soc_max: F                # [I]
+    ch_max: F                 # [I]
+    dis_max: F                # [I]
+    eta_c: F                  # [I]
+    eta_d: F                  # [I]
+    deg_cost: F               # [I]
+    # site series
+    price: F                  # [I, T] $/MWh
+    renewable: F              # [I, T] kW available
+    pue: F                    # [I, T]
+    ci: F                     # [I, T] gCO2/kWh
+
+    @property
+    def I(self) -> int:  # noqa: E743 - MODEL.md's symbol
+        return len(self.sites)
+
+    @property
+    def K(self) -> int:
+        return len(self.classes)
+
+    @property
+    def O(self) -> int:  # noqa: E743
+        return len(self.opt_site)
+
+    def option_label(self, o: int) -> str:
+        return (f"{self.sites[self.opt_site[o]]}/{self.opt_steps[o]}steps/"
+                f"{self.opt_clock[o]:g}clk")
+
+    def option_index(self, site: int, steps: int, clock: float) -> int:
+        s = int(np.flatnonzero(self.steps == steps)[0])
+        f = int(np.flatnonzero(np.isclose(self.clocks, clock))[0])
+        return (site * len(self.steps) + s) * len(self.clocks) + f
+
+    def arrays(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def backlog_cap(arrivals: F, max_wait: I_) -> F:
+    """q[k, t] <= sum of arrivals of slots t-D_k+1..t (MODEL.md 2, sparse form); 0 at T-1."""
+    K, T = arrivals.shape
+    csum = np.concatenate([np.zeros((K, 1)), np.cumsum(arrivals, axis=1)], axis=1)
+    t = np.arange(T)
+    lo = np.clip(t[None, :] - max_wait[:, None] + 1, 0, None)
+    cap = csum[np.arange(K)[:, None], t[None, :] + 1] - csum[np.arange(K)[:, None], lo]
+    cap[max_wait == 0] = 0.0
+    cap[:, -1] = 0.0
+    return cap
+
+
+def compile_scenario(sc: Scenario) -> Compiled:
+    h = sc.horizon
+    models = {m.name: m for m in sc.models}
+    site_ix = {s.name: i for i, s in enumerate(sc.sites)}
+    steps = np.asarray(h.steps, dtype=np.int64)
+    clocks = np.asarray(h.clocks, dtype=float)
+    n_i, n_s, n_f = len(sc.sites), len(steps), len(clocks)
+    opt_site = np.repeat(np.arange(n_i), n_s * n_f)
+    opt_steps = np.tile(np.repeat(steps, n_f), n_i)
+    opt_clock = np.tile(clocks, n_i * n_s)
+
+    quality, gpu_s, energy_j, busy = (np.empty(len(opt_site)) for _ in range(4))
+    idle_kw = np.empty(n_i)
+    for i, site in enumerate(sc.sites):
+        m = models[site.model]
+        at = opt_site == i
+        quality[at] = physics.quality(opt_steps[at], **m.quality.model_dump())
+        gpu_s[at] = physics.gpu_seconds(opt_steps[at], opt_clock[at], m.step_time_s,
+                                        m.fixed_time_s)
+        energy_j[at] = physics.job_energy_j(opt_steps[at], opt_clock[at], m.step_energy_j,
+                                            m.fixed_energy_j, m.static_power_fraction)
+        busy[at] = physics.busy_kwh(energy_j[at], gpu_s[at], m.gpu_idle_kw)
+        idle_kw[i] = m.gpu_idle_kw
+    site_of = (opt_site[None, :] == np.arange(n_i)[:, None]).astype(float)
+
+    zeros = np.zeros((n_i, n_i))
+    tau = np.asarray(sc.network.transfer_latency_s, float) \
+        if sc.network.transfer_latency_s is not None else zeros
+    kappa = np.asarray(sc.network.transfer_cost, float) \
+        if sc.network.transfer_cost is not None else zeros
+
+    cls = sc.classes
+    home = np.array([site_ix[c.home] for c in cls], dtype=np.int64)
+    interactive = np.array([c.kind == "interactive" for c in cls])
+    rho = np.array([c.revenue_per_job for c in cls], float)
+    qmin = np.array([c.min_quality for c in cls], float)
+    deadline = np.array([c.deadline_s if c.kind == "interactive" else np.inf for c in cls])
+    v = np.array([c.late_penalty if c.kind == "interactive" else 0.0 for c in cls])
+    w = np.array([c.wait_cost if c.kind == "deferrable" else 0.0 for c in cls])
+    max_wait = np.array([c.max_wait_slots if c.kind == "deferrable" else 0 for c in cls],
+                        dtype=np.int64)
+    latency = tau[home][:, opt_site] + gpu_s[None, :]
+    late = interactive[:, None] & (latency > deadline[:, None])
+    eligible = quality[None, :] >= qmin[:, None]
+    revenue = rho[:, None] * quality[None, :]
+    transfer = kappa[home][:, opt_site]
+    late_cost = v[:, None] * late
+    arrivals = np.array([c.arrivals for c in cls], float)
+
+    def site_series(key: str, default: float) -> F:
+        return np.array([getattr(s, key) if getattr(s, key) is not None
+                         else [default] * h.slots for s in sc.sites], float)
+
+    def battery(key: str, default: float = 0.0) -> F:
+        return np.array([getattr(s.battery, key) if s.battery else default for s in sc.sites])
+
+    return Compiled(
+        sites=tuple(s.name for s in sc.sites), classes=tuple(c.name for c in cls),
+        models=tuple(s.model for s in sc.sites), steps=steps, clocks=clocks, T=h.slots,
+        slot_minutes=h.slot_minutes, dt_h=h.slot_minutes / 60.0, dt_s=60.0 * h.slot_minutes,
+        carbon_price=h.carbon_price,
+        opt_site=opt_site, opt_steps=opt_steps, opt_clock=opt_clock, quality=quality,
+        gpu_s=gpu_s, energy_j=energy_j, busy_kwh=busy, site_of=site_of,
+        home=home, interactive=interactive, revenue_per_job=rho, min_quality=qmin,
+        drop_penalty=np.array([c.drop_penalty for c in cls], float), late_penalty=v,
+        wait_cost=w, max_wait=max_wait, latency_s=latency, late=late, eligible=eligible,
+        revenue=revenue, transfer=transfer, late_cost=late_cost,
+        value=revenue - transfer - late_cost, arrivals=arrivals,
+        backlog_cap=backlog_cap(arrivals, max_wait),
+        gpus=np.array([s.gpus for s in sc.sites], float),
+        util_cap=np.array([s.util_cap for s in sc.sites], float), idle_kw=idle_kw,
+        import_cap=np.array([s.import_cap_kw for s in sc.sites], float),
+        export_cap=np.array([s.export_cap_kw for s in sc.sites], float),
+        sell_factor=np.array([s.sell_factor for s in sc.sites], float),
+        demand_charge=np.array([s.demand_charge for s in sc.sites], float),
+        has_battery=np.array([s.battery is not None for s in sc.sites]),
+        soc0=battery("soc0_kwh"), soc_min=battery("soc_min_kwh"),
+        soc_max=battery("soc_max_kwh"), ch_max=battery("ch_max_kw"),
+        dis_max=battery("dis_max_kw"), eta_c=battery("eta_c", 1.0),
+        eta_d=battery("eta_d", 1.0), deg_cost=battery("deg_cost"),
+        price=site_series("price", 0.0), renewable=site_series("renewable_kw", 0.0),
+        pue=site_series("pue", 1.0), ci=site_series("carbon_intensity", 0.0),
+    )

@@ -1,0 +1,253 @@
+"""The one scenario parser: TOML (or a dict) -> validated `Scenario`, and back to TOML.
+
+Order of work: read the horizon first (series lengths depend on it), resolve every time
+series (inline list, hourly list, scalar PUE, CSV reference) to one float per slot, then
+validate field types and ranges (pydantic, strict) and cross-field rules. Every failure is
+a `ScenarioError` naming the key path and the value.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import tomli_w
+from pydantic import BaseModel, ValidationError
+
+from optsched.errors import ScenarioError
+from optsched.scenario.schema import Horizon, Scenario, check_semantics
+
+# Series keys per table, and whether a single number is accepted for the whole horizon.
+SITE_SERIES = {"price": False, "renewable_kw": False, "carbon_intensity": False, "pue": True}
+CLASS_SERIES = {"arrivals": False}
+SERIES_TABLE_KEYS = {"values", "hourly", "csv", "column", "scale", "start"}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _expand(values: list[float], hourly: bool, slots: int, slot_minutes: int, path: str,
+            ) -> list[float]:
+    if not hourly:
+        if len(values) != slots:
+            hint = "" if 60 % slot_minutes else " (or hourly values with hourly = true)"
+            raise ScenarioError(path, f"must have {slots} values, one per slot{hint}", values)
+        return values
+    if 60 % slot_minutes:
+        raise ScenarioError(path, f"hourly series need slot_minutes dividing 60, "
+                            f"got slot_minutes = {slot_minutes}")
+    per_hour = 60 // slot_minutes
+    hours = math.ceil(slots / per_hour)
+    if len(values) != hours:
+        raise ScenarioError(path, f"must have {hours} hourly values for {slots} slots "
+                            f"of {slot_minutes} min", values)
+    return [v for v in values for _ in range(per_hour)][:slots]
+
+
+def _read_csv_column(spec: dict, path: str, base_dir: Path, rows: int) -> list[float]:
+    csv = spec.get("csv")
+    if not isinstance(csv, str):
+        raise ScenarioError(f"{path}.csv", "must be a file path (string)", csv)
+    file = (base_dir / csv).resolve()
+    if not file.is_file():
+        raise ScenarioError(f"{path}.csv", f"file not found ({file})", csv)
+    column = spec.get("column")
+    try:
+        frame = pd.read_csv(file, comment="#")
+    except (ValueError, OSError) as exc:
+        raise ScenarioError(f"{path}.csv", f"cannot be read as CSV ({exc})", csv) from None
+    if column is None:
+        numeric = frame.select_dtypes("number").columns
+        if len(numeric) != 1:
+            raise ScenarioError(f"{path}.column", "missing; the file has several numeric "
+                                f"columns: {', '.join(map(str, numeric))}")
+        column = numeric[0]
+    if column not in frame.columns:
+        raise ScenarioError(f"{path}.column", f"no such column in {csv} "
+                            f"(columns: {', '.join(map(str, frame.columns))})", column)
+    start = spec.get("start", 0)
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise ScenarioError(f"{path}.start", "must be a row index >= 0", start)
+    scale = spec.get("scale", 1.0)
+    if not _is_number(scale) or not math.isfinite(scale):
+        raise ScenarioError(f"{path}.scale", "must be a finite number", scale)
+    col = pd.to_numeric(frame[column], errors="coerce")
+    if len(col) < start + rows:
+        raise ScenarioError(f"{path}.start", f"{csv} has {len(col)} rows, {rows} needed "
+                            f"from row {start}", start)
+    window = col.iloc[start:start + rows]
+    bad = window[window.isna()]
+    if len(bad):
+        row = int(bad.index[0])
+        raise ScenarioError(f"{path}.column", f"non-numeric value in {csv} row {row}",
+                            frame[column].iloc[row])
+    return [float(v) * float(scale) for v in window]
+
+
+def resolve_series(raw: Any, path: str, horizon: Horizon, base_dir: Path,
+                   scalar_ok: bool = False, hourly: bool = False) -> list[float] | Any:
+    """One series in any accepted form -> one float per slot. Bad types are left for
+    pydantic to name, except inside the forms this function owns."""
+    T, minutes = horizon.slots, horizon.slot_minutes
+    if scalar_ok and _is_number(raw):
+        return [float(raw)] * T
+    if isinstance(raw, list):
+        for j, v in enumerate(raw):
+            if not _is_number(v):
+                raise ScenarioError(f"{path}[{j}]", "must be a number", v)
+        return _expand([float(v) for v in raw], hourly, T, minutes, path)
+    if isinstance(raw, dict):
+        for key in raw:
+            if key not in SERIES_TABLE_KEYS:
+                raise ScenarioError(f"{path}.{key}", _unknown_hint(key, SERIES_TABLE_KEYS))
+        hourly = raw.get("hourly", hourly)
+        if not isinstance(hourly, bool):
+            raise ScenarioError(f"{path}.hourly", "must be true or false", hourly)
+        if "values" in raw:
+            if "csv" in raw:
+                raise ScenarioError(path, "give either values or csv, not both")
+            return resolve_series(raw["values"], f"{path}.values", horizon, base_dir,
+                                  scalar_ok, hourly)
+        if "csv" not in raw:
+            raise ScenarioError(path, "a series table needs values = [...] or csv = \"file\"")
+        rows = math.ceil(T * minutes / 60) if hourly else T
+        values = _read_csv_column(raw, path, base_dir, rows)
+        return _expand(values, hourly, T, minutes, path)
+    return raw  # a wrong type: pydantic reports it with the path
+
+
+def _unknown_hint(key: str, known: set[str] | list[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
+
+
+def _resolve_all(raw: dict, base_dir: Path) -> dict:
+    data = copy.deepcopy(raw)
+    try:
+        horizon = Horizon.model_validate(data.get("horizon", {}))
+    except ValidationError as exc:
+        raise _translate(exc, prefix=("horizon",)) from None
+    for key, series_keys in (("sites", SITE_SERIES), ("classes", CLASS_SERIES)):
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        for j, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            hourly = item.pop("hourly", False)
+            if not isinstance(hourly, bool):
+                raise ScenarioError(f"{key}[{j}].hourly", "must be true or false", hourly)
+            for skey, scalar_ok in series_keys.items():
+                if skey in item:
+                    item[skey] = resolve_series(item[skey], f"{key}[{j}].{skey}", horizon,
+                                                base_dir, scalar_ok, hourly)
+    return data
+
+
+def _translate(exc: ValidationError, prefix: tuple = ()) -> ScenarioError:
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    loc = prefix + tuple(err["loc"])
+    path = _path(loc)
+    kind = err["type"]
+    if kind == "missing":
+        return ScenarioError(path, "missing required key", more=len(errors) - 1)
+    if kind == "extra_forbidden":
+        return ScenarioError(path, _unknown_hint(str(loc[-1]), _fields_at(loc[:-1])),
+                             more=len(errors) - 1)
+    msg = err["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    if kind == "finite_number":
+        msg = "must be a finite number"
+    return ScenarioError(path, msg, err.get("input", ...), more=len(errors) - 1)
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as `list[Site] | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _submodel(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """Known keys of the table at `loc`, for 'did you mean' hints."""
+    model: type[BaseModel] | None = Scenario
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        model = _submodel(field.annotation) if field else None
+    return list(model.model_fields) if model else []
+
+
+def scenario_from_dict(raw: dict, base_dir: Path | str = ".") -> Scenario:
+    """Validate a raw mapping (as TOML parses it) into a Scenario, or raise ScenarioError."""
+    if not isinstance(raw, dict):
+        raise ScenarioError("", "a scenario must be a table of keys", raw)
+    data = _resolve_all(raw, Path(base_dir))
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(exc) from None
+    check_semantics(scenario)
+    return scenario
+
+
+def load_scenario(source: str | Path) -> Scenario:
+    """A TOML file path -> Scenario. Embedded names are resolved by `optsched.scenario.get`."""
+    path = Path(source)
+    if not path.is_file():
+        raise ScenarioError("SCENARIO", "no such file or embedded scenario", str(source))
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), f"not valid TOML ({exc})") from None
+    raw.setdefault("name", path.stem)
+    return scenario_from_dict(raw, path.parent)
+
+
+def loads_scenario(text: str, base_dir: Path | str = ".") -> Scenario:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError("", f"not valid TOML ({exc})") from None
+    return scenario_from_dict(raw, base_dir)
+
+
+def scenario_to_dict(sc: Scenario) -> dict:
+    """Plain data for TOML: None dropped, a constant PUE written as one number."""
+    data = sc.model_dump(exclude_none=True)
+    for site in data["sites"]:
+        if len(set(site["pue"])) == 1:
+            site["pue"] = site["pue"][0]
+    if not data["network"]:
+        del data["network"]
+    return data
+
+
+def dumps_scenario(sc: Scenario) -> str:
+    return tomli_w.dumps(scenario_to_dict(sc))
+
+
+def save_scenario(sc: Scenario, path: str | Path) -> None:
+    """Write atomically: a failed write leaves no half-written file behind."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(dumps_scenario(sc))
+    tmp.replace(path)
