@@ -22,8 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optsched.data.readers import counts_per_slot, read_carbon, read_prices, read_trace, \
-    read_weather
+from optsched.data.readers import (
+    counts_per_slot,
+    read_carbon,
+    read_prices,
+    read_trace,
+    read_weather,
+)
 
 REGIONS = ("pjm", "caiso", "ercot", "nyiso")
 SEASON_OF_MONTH = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM",

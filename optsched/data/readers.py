@@ -128,7 +128,10 @@ def on_clock(series: pd.Series, start: pd.Timestamp, slots: int, slot_minutes: i
     hourly.index = hourly.index.tz_convert("UTC")
     hourly = hourly[~hourly.index.duplicated()].sort_index()
     hours = times.tz_convert("UTC").floor("h")
-    values = hourly.reindex(hourly.index.union(hours)).ffill().bfill().reindex(hours)
-    if values.isna().any():
-        raise ScenarioError(series.name or "series", f"no data around {start}")
-    return values.to_numpy(float)
+    first, last = hourly.index[0], hourly.index[-1]
+    if hours[0] < first - pd.Timedelta(hours=1) or hours[-1] > last + pd.Timedelta(hours=1):
+        raise ScenarioError(str(series.name or "series"), f"data covers {first} to {last}, "
+                            f"not the horizon starting {start}")
+    wanted = hours.unique()
+    values = hourly.reindex(hourly.index.union(wanted)).interpolate("time").ffill().bfill()
+    return values.reindex(hours).to_numpy(float)

@@ -6,8 +6,13 @@ from pathlib import Path
 
 from optsched.errors import ScenarioError
 from optsched.scenario.compile import Compiled, compile_scenario
-from optsched.scenario.load import dumps_scenario, load_scenario, loads_scenario, \
-    save_scenario, scenario_from_dict
+from optsched.scenario.load import (
+    dumps_scenario,
+    load_scenario,
+    loads_scenario,
+    save_scenario,
+    scenario_from_dict,
+)
 from optsched.scenario.schema import Scenario
 
 EMBEDDED = ("jemas-3",)

@@ -1,0 +1,310 @@
+"""The `optsched` command line: thin commands over the library (no logic of its own).
+
+Exit codes: 0 success, 2 bad input or arguments (one line on stderr), 1 internal failure.
+`--json` prints one JSON object on stdout; progress and tables go to stderr.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from optsched.errors import OptschedError, ScenarioError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Energy-aware scheduling of diffusion-model jobs across data centres.")
+scenario_app = typer.Typer(no_args_is_help=True, help="Show, validate, build scenarios.")
+app.add_typer(scenario_app, name="scenario")
+err = Console(stderr=True)
+
+
+def _out() -> Console:
+    return Console(width=None if sys.stdout.isatty() else 150)
+
+ScenarioArg = Annotated[str, typer.Argument(help="TOML file or embedded name (jemas-3).")]
+DayOpt = Annotated[int | None, typer.Option("--day", help="Day of an embedded family.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+
+
+def _emit_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _table(title: str, rows: list[dict]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for key in rows[0] if rows else []:
+        table.add_column(str(key), justify="right" if isinstance(rows[0][key], (int, float))
+                         else "left")
+    for row in rows:
+        table.add_row(*(f"{v:g}" if isinstance(v, float) else str(v) for v in row.values()))
+    return table
+
+
+def parse_days(spec: str | None, source: str) -> list[int | None]:
+    """`A..B` (inclusive), `A,B,C`, `test`, `train`, or `test:N` (first N test days)."""
+    from optsched.scenario import is_embedded
+
+    if spec is None:
+        return [None]
+    if not is_embedded(source):
+        raise ScenarioError("--days", "only applies to embedded scenarios", spec)
+    from optsched.scenario import jemas3
+
+    try:
+        if spec.startswith(("test", "train")):
+            name, _, count = spec.partition(":")
+            days = jemas3.test_days() if name == "test" else jemas3.train_days()
+            return list(days[: int(count)] if count else days)
+        if ".." in spec:
+            a, b = spec.split("..")
+            return list(range(int(a), int(b) + 1))
+        return [int(d) for d in spec.split(",")]
+    except ValueError:
+        raise ScenarioError("--days", "expected A..B, A,B,C, test[:N] or train[:N]",
+                            spec) from None
+
+
+@scenario_app.command("show")
+def scenario_show(scenario: ScenarioArg, day: DayOpt = None, json_out: JsonOpt = False):
+    """Print a scenario's summary: horizon, models, sites, classes."""
+    from optsched.scenario import compile_scenario, get_scenario
+    from optsched.scenario.summary import summarize
+
+    sc = get_scenario(scenario, day)
+    summary = summarize(sc, compile_scenario(sc))
+    if json_out:
+        _emit_json(summary)
+        return
+    out = _out()
+    out.print(f"[bold]{summary['name']}[/bold]: {summary['description']}")
+    hz, jobs = summary["horizon"], summary["jobs"]
+    out.print(f"{hz['slots']} slots of {hz['slot_minutes']} min; steps {hz['steps']}; "
+              f"clocks {hz['clocks']}; {hz['options_per_class']} options per class; "
+              f"carbon price ${hz['carbon_price']:g}/t")
+    out.print(f"jobs: {jobs['per_day']:,.0f} per horizon, peak {jobs['peak_per_slot']:,.0f} "
+              f"per slot, mean {jobs['mean_per_slot']:,.0f}")
+    for key in ("models", "sites", "classes"):
+        out.print(_table(key, summary[key]))
+
+
+@scenario_app.command("validate")
+def scenario_validate(scenario: ScenarioArg, day: DayOpt = None, json_out: JsonOpt = False):
+    """Load and check a scenario; exit 2 with the first problem, naming key and value."""
+    from optsched.scenario import get_scenario
+
+    sc = get_scenario(scenario, day)
+    info = {"valid": True, "name": sc.name, "sites": len(sc.sites),
+            "classes": len(sc.classes), "slots": sc.horizon.slots}
+    if json_out:
+        _emit_json(info)
+    else:
+        _out().print(f"ok: {sc.name} ({info['sites']} sites, {info['classes']} classes, "
+                        f"{info['slots']} slots)")
+
+
+@scenario_app.command("export")
+def scenario_export(scenario: ScenarioArg,
+                    out: Annotated[Path, typer.Option("--out", help="TOML file to write.")],
+                    day: DayOpt = None):
+    """Write a scenario (e.g. one day of an embedded family) as a self-contained TOML."""
+    from optsched.scenario import get_scenario, save_scenario
+
+    save_scenario(get_scenario(scenario, day), out)
+    err.print(f"wrote {out}")
+
+
+def _pairs(values: list[str] | None, key: str, cast=Path) -> dict:
+    out = {}
+    for item in values or []:
+        site, sep, value = item.partition("=")
+        if not sep or not site or not value:
+            raise ScenarioError(key, "expected SITE=VALUE", item)
+        try:
+            out[site] = cast(value)
+        except ValueError:
+            raise ScenarioError(key, "bad value", item) from None
+    return out
+
+
+@scenario_app.command("build")
+def scenario_build(
+    day: Annotated[str, typer.Option("--day", help="Calendar day, YYYY-MM-DD.")],
+    out: Annotated[Path, typer.Option("--out", help="TOML file to write.")],
+    base: Annotated[str, typer.Option("--base", help="Embedded family or TOML.")] = "jemas-3",
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", help="Folder with prices/, weather/, carbon/ as in shared/data.")] = None,
+    prices: Annotated[list[str] | None, typer.Option("--prices", help="SITE=CSV")] = None,
+    weather: Annotated[list[str] | None, typer.Option("--weather", help="SITE=CSV")] = None,
+    carbon: Annotated[list[str] | None, typer.Option("--carbon", help="SITE=CSV")] = None,
+    pv_kwp: Annotated[list[str] | None, typer.Option("--pv-kwp", help="SITE=kWp")] = None,
+    trace: Annotated[Path | None, typer.Option("--trace", help="Request trace CSV.")] = None,
+    price_clock: Annotated[str, typer.Option(
+        "--price-clock", help="auto | utc | local-is-utc (see data card)")] = "auto",
+):
+    """Build a scenario for a real calendar day from CSV files (written as TOML)."""
+    import tomllib
+
+    from optsched.data.build import build_day
+    from optsched.scenario import is_embedded, save_scenario, scenario_from_dict
+
+    try:
+        date = dt.date.fromisoformat(day)
+    except ValueError:
+        raise ScenarioError("--day", "expected a date YYYY-MM-DD", day) from None
+    if price_clock not in ("auto", "utc", "local-is-utc"):
+        raise ScenarioError("--price-clock", "must be auto, utc or local-is-utc", price_clock)
+    if is_embedded(base):
+        from optsched.scenario.jemas3 import base as family_base
+        raw, base_dir = family_base(), Path(".")
+    else:
+        path = Path(base)
+        if not path.is_file():
+            raise ScenarioError("--base", "no such file or embedded scenario", base)
+        raw, base_dir = tomllib.loads(path.read_text()), path.parent
+        raw.setdefault("name", path.stem)
+    built = build_day(raw, date, data_dir=data_dir, prices=_pairs(prices, "--prices"),
+                      weather=_pairs(weather, "--weather"), carbon=_pairs(carbon, "--carbon"),
+                      pv_kwp=_pairs(pv_kwp, "--pv-kwp", float), trace=trace,
+                      price_clock=price_clock)
+    sc = scenario_from_dict(built, base_dir)
+    save_scenario(sc, out)
+    err.print(f"wrote {out}: {sc.name}")
+
+
+def _evaluate_days(scenario: str, policy: str, days: list[int | None]) -> list[dict]:
+    from optsched.evaluate import evaluate
+    from optsched.policies import POLICIES
+    from optsched.scenario import compile_scenario, get_scenario
+
+    if policy not in POLICIES:
+        raise ScenarioError("--policy", f"unknown policy (known: {', '.join(POLICIES)})",
+                            policy)
+    results = []
+    for day in days:
+        c = compile_scenario(get_scenario(scenario, day))
+        ev = evaluate(c, POLICIES[policy](c))
+        results.append({"day": day, "evaluation": ev})
+    return results
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    scenario: ScenarioArg,
+    policy: Annotated[str, typer.Option("--policy", help="Policy name.")] = "local-fixed",
+    day: DayOpt = None,
+    days: Annotated[str | None, typer.Option("--days", help="A..B, A,B, test[:N]")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for CSV results.")] = None,
+    json_out: JsonOpt = False,
+):
+    """Roll a policy over a scenario and score it with the evaluator (itemised)."""
+    if day is not None and days is not None:
+        raise ScenarioError("--days", "give --day or --days, not both", days)
+    day_list = [day] if day is not None else parse_days(days, scenario)
+    if day is not None:
+        from optsched.scenario import get_scenario
+        get_scenario(scenario, day)          # validates --day before any work
+    results = _evaluate_days(scenario, policy, day_list)
+    per_day = [{"day": r["day"], **_eval_json(r["evaluation"])} for r in results]
+    evs = [r["evaluation"] for r in results]
+    summary = {
+        "scenario": scenario, "policy": policy,
+        "utility": float(np.mean([e.utility for e in evs])),
+        "terms": {k: float(np.mean([e.terms[k] for e in evs])) for k in evs[0].terms},
+        "jobs": {k: float(np.mean([e.jobs[k] for e in evs])) for k in evs[0].jobs},
+        "feasible": all(e.feasible for e in evs),
+        "oracle_utility": None, "gap": None,
+        "days": per_day,
+    }
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for r in results:
+            tag = "" if r["day"] is None else f"_day{r['day']:03d}"
+            r["evaluation"].slots_frame().to_csv(out / f"slots{tag}.csv")
+            r["evaluation"].sites_frame().to_csv(out / f"sites{tag}.csv")
+        (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if json_out:
+        _emit_json(summary)
+        return
+    _print_evaluation(summary, evs)
+
+
+def _eval_json(ev) -> dict:
+    d = ev.to_dict()
+    return {k: d[k] for k in ("utility", "terms", "jobs", "mean_quality", "mean_steps",
+                              "feasible", "violation_counts")}
+
+
+def _print_evaluation(summary: dict, evs: list) -> None:
+    out = _out()
+    n = len(evs)
+    out.print(f"[bold]{summary['policy']}[/bold] on {summary['scenario']}"
+              f"{f' ({n} days, means)' if n > 1 else ''}: utility "
+              f"[bold]${summary['utility']:,.2f}[/bold]"
+              f"{'' if summary['feasible'] else '  [red]INFEASIBLE[/red]'}")
+    terms = Table(title="utility terms ($; utility = revenue - the rest)", title_justify="left")
+    terms.add_column("term")
+    terms.add_column("$", justify="right")
+    terms.add_column("% of revenue", justify="right")
+    rev = summary["terms"]["revenue"] or 1.0
+    for k, v in summary["terms"].items():
+        terms.add_row(k, f"{v:,.4f}", f"{100 * v / rev:.3f}")
+    out.print(terms)
+    jobs = summary["jobs"]
+    out.print("jobs: " + ", ".join(f"{k} {v:,.0f}" for k, v in jobs.items()))
+    if n == 1:
+        ev = evs[0]
+        out.print(f"mean quality {ev.mean_quality:.4f}, mean steps {ev.mean_steps:.1f}")
+        out.print(_table("per site", [{"site": s, **{k: round(v, 3) for k, v in d.items()}}
+                                      for s, d in ev.sites.items()]))
+        for v in ev.violations[:10]:
+            out.print(f"[red]violation[/red] {v}")
+    out.print("oracle: not available yet (offline oracle lands with `optsched solve`)")
+
+
+@app.command("demo")
+def demo():
+    """The main job on the embedded default: scenario summary and policy scores."""
+    scenario_show("jemas-3", None, False)
+    evaluate_cmd("jemas-3", "local-fixed", None, None, None, False)
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        sys.stderr.write("optsched: aborted\n")
+        code = 1
+    except typer.TyperException as exc:      # usage errors: bad option, missing argument
+        sys.stderr.write(f"optsched: {exc.format_message()}\n")
+        code = 2
+    except OptschedError as exc:
+        sys.stderr.write(f"optsched: {exc}\n")
+        code = 2
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if os.environ.get("OPTSCHED_DEBUG"):
+            raise
+        sys.stderr.write(f"optsched: internal error: {type(exc).__name__}: {exc} "
+                         "(set OPTSCHED_DEBUG=1 for the traceback)\n")
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

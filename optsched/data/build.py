@@ -1,0 +1,107 @@
+"""Build a scenario for a real calendar day from CSV files in the formats of ../shared/data.
+
+The base gives everything static (models, sites, classes, network) and, for the embedded
+family, each site's region, PV size and arrival profile. Real files then replace the
+series: prices, PV from weather (pvlib clear sky x cloud cover), carbon intensity, and,
+with a request trace, the slot-to-slot fluctuation of arrivals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+
+from optsched.data import generator as gen
+from optsched.data.readers import (
+    PriceClock,
+    counts_per_slot,
+    on_clock,
+    read_carbon,
+    read_prices,
+    read_trace,
+    read_weather,
+)
+from optsched.errors import ScenarioError
+
+
+def trace_pattern(trace_path: str | Path, slot_minutes: int, slots: int) -> np.ndarray:
+    """Arrivals per slot of a trace, normalised to mean 1, repeated over the horizon.
+    Partial first and last slots are dropped."""
+    counts = counts_per_slot(read_trace(trace_path), slot_minutes)
+    counts = counts[1:-1] if len(counts) > 2 else counts
+    if counts.sum() <= 0:
+        raise ScenarioError(str(trace_path), "trace has no complete slot of arrivals")
+    return np.resize(counts / counts.mean(), slots)
+
+
+def _files(data_dir: Path | None, kind: str, regions: dict[str, str],
+           explicit: dict[str, Path]) -> dict[str, Path]:
+    out = {site: data_dir / kind / f"{region}_2023.csv"
+           for site, region in regions.items()} if data_dir else {}
+    out.update(explicit)
+    return out
+
+
+def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
+              prices: dict[str, Path] | None = None, weather: dict[str, Path] | None = None,
+              carbon: dict[str, Path] | None = None, pv_kwp: dict[str, float] | None = None,
+              trace: Path | None = None, price_clock: PriceClock = "auto") -> dict:
+    """A raw scenario mapping for `date` (validate it with the scenario loader).
+
+    `base` is a raw mapping: the embedded family's (with its [family] table) or a TOML
+    file's. With `data_dir`, each site reads <data_dir>/<kind>/<region>_2023.csv, the region
+    being the family's mapping or the site's name; explicit per-site paths override.
+    """
+    raw = json.loads(json.dumps(base))
+    fam = raw.pop("family", {})
+    sites = [s["name"] for s in raw["sites"]]
+    regions = {s: fam.get("regions", {}).get(s, s) for s in sites}
+    pv_kwp = {**fam.get("pv_kwp", {}), **(pv_kwp or {})}
+    h = raw.setdefault("horizon", {})
+    slots, minutes = h.setdefault("slots", 288), h.setdefault("slot_minutes", 5)
+    tz = fam.get("reference_tz", "America/New_York")
+    times = gen.slot_times(date, slots, minutes, tz)
+    start = times[0]
+    price_files = _files(data_dir, "prices", regions, prices or {})
+    weather_files = _files(data_dir, "weather", regions, weather or {})
+    carbon_files = _files(data_dir, "carbon", regions, carbon or {})
+    tz_of: dict[str, str] = {}
+    for site in raw["sites"]:
+        name = site["name"]
+        if name in price_files:
+            series = read_prices(price_files[name], clock=price_clock)
+            site["price"] = _round(on_clock(series, start, slots, minutes), 3)
+        if name in carbon_files:
+            site["carbon_intensity"] = _round(
+                on_clock(read_carbon(carbon_files[name]), start, slots, minutes), 1)
+        if name in weather_files:
+            loc, frame = read_weather(weather_files[name])
+            tz_of[name] = loc.timezone
+            if name in pv_kwp:
+                cloud = on_clock(frame["cloudcover_pct"], start, slots, minutes)
+                site["renewable_kw"] = _round(
+                    gen.pv_slots(pv_kwp[name], loc, times, cloud, minutes), 4)
+    pattern = trace_pattern(trace, minutes, slots) if trace else np.ones(slots)
+    for cl in raw["classes"]:
+        if "peak_jobs" in fam:          # the family's diurnal profile, no random bursts
+            home_tz = tz_of.get(cl["home"], tz)
+            base_arrivals = fam["peak_jobs"][cl["name"]] * np.interp(
+                gen.local_hours(times, home_tz), np.arange(25),
+                list(fam["arrival_shape"]) + [fam["arrival_shape"][0]])
+        elif isinstance(cl.get("arrivals"), list) and len(cl["arrivals"]) == slots:
+            base_arrivals = np.asarray(cl["arrivals"], float)
+        else:
+            raise ScenarioError(f"classes.{cl['name']}.arrivals", "the base must give one "
+                                "value per slot to build a real day from")
+        cl["arrivals"] = [float(v) for v in np.round(base_arrivals * pattern)]
+    raw["name"] = f"{raw.get('name', 'scenario')}/{date.isoformat()}"
+    raw["description"] = (f"{raw.get('description', '')}; real data of {date.isoformat()}"
+                          f"{' with trace ' + Path(trace).name if trace else ''}").lstrip("; ")
+    return raw
+
+
+def _round(a: np.ndarray, digits: int) -> list[float]:
+    return [float(v) for v in np.round(a, digits)]
