@@ -1,6 +1,6 @@
 """Fit the jemas-3 day generator's parameters on the real 2023 data in ../shared/data.
 
-    python scripts/calibrate.py [--data ../shared/data] [--out optsched/scenario/defaults/jemas3_params.json]
+    python scripts/calibrate.py [--data DIR] [--out PARAMS.json]
 
 The package keeps only the fitted numbers (the JSON), never the data. Model, per region:
 - price: hourly p = L_d * (shape_s[h] + e_h) on local hours, with L_d the daily mean

@@ -210,7 +210,7 @@ def check_semantics(sc: Scenario) -> None:
             "max_wait_slots", "wait_cost")
         for key in needed:
             if getattr(cl, key) is None:
-                raise ScenarioError(f"{p}.{key}", f"missing required key for a {cl.kind} class")
+                raise ScenarioError(f"{p}.{key}", f"missing required key for {cl.kind} classes")
         if cl.kind == "deferrable" and cl.max_wait_slots >= T:
             raise ScenarioError(f"{p}.max_wait_slots", f"must be below the horizon ({T} slots)",
                                 cl.max_wait_slots)

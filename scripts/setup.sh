@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Create .venv and install optsched with everything it needs (idempotent).
+# torch: the CPU build that lies on this machine kind's disk (DEVELOPERS.md); a plain
+# `torch` requirement would pull a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[dev]"

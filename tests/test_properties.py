@@ -1,0 +1,109 @@
+"""Property tests: random feasible schedules pass the evaluator; perturbed ones are caught."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from optsched.evaluate import evaluate
+from optsched.scenario import compile_scenario, scenario_from_dict
+from optsched.schedule import complete
+from tests.conftest import TINY, two_sites
+
+
+def small_scenario(seed: int):
+    """Two sites, an interactive and a deferrable class, six 30-minute slots."""
+    rng = np.random.default_rng(seed)
+    raw = two_sites(TINY)
+    T = 6
+    raw["horizon"].update(slot_minutes=30, slots=T)
+    for site in raw["sites"]:
+        site.update(price=rng.uniform(-20, 300, T).round(2).tolist(),
+                    renewable_kw=rng.uniform(0, 3, T).round(3).tolist(),
+                    carbon_intensity=rng.uniform(0, 600, T).round(1).tolist(),
+                    import_cap_kw=1e4, export_cap_kw=1e4, gpus=int(rng.integers(1, 4)),
+                    demand_charge=float(rng.uniform(0, 2)))
+    cls = copy.deepcopy(raw["classes"][0])
+    cls.update(name="d", home="b", kind="deferrable", max_wait_slots=2, wait_cost=0.001)
+    del cls["deadline_s"], cls["late_penalty"]
+    raw["classes"].append(cls)
+    for cl in raw["classes"]:
+        cl["arrivals"] = rng.integers(0, 3000, T).astype(float).tolist()
+    return compile_scenario(scenario_from_dict(raw))
+
+
+def random_feasible(c, rng):
+    """Serve a random share of what is pending, within capacity, FCFS within the limit."""
+    n = rng.integers(0, c.gpus.astype(int) + 1, size=(c.T, c.I)).T.astype(float)
+    x = np.zeros((c.K, c.O, c.T))
+    y = np.zeros((c.K, c.T))
+    backlog = np.zeros(c.K)
+    for t in range(c.T):
+        left = c.util_cap * c.dt_s * n[:, t]
+        for k in range(c.K):
+            pending = backlog[k] + c.arrivals[k, t]
+            eligible = np.flatnonzero(c.eligible[k])
+            weights = rng.dirichlet(np.ones(len(eligible)))
+            want = rng.uniform(0, 1) * pending * weights
+            gpu = c.gpu_s[eligible] * want
+            site_use = np.bincount(c.opt_site[eligible], gpu, minlength=c.I)
+            scale = np.min(np.where(site_use > 0, left / np.maximum(site_use, 1e-12), 1.0))
+            take = want * min(1.0, scale)
+            x[k, eligible, t] = take
+            left -= np.bincount(c.opt_site[eligible], c.gpu_s[eligible] * take, minlength=c.I)
+            rest = pending - take.sum()
+            y[k, t] = max(rest - c.backlog_cap[k, t], 0.0) + rng.uniform(0, 0.1) * min(
+                rest, c.backlog_cap[k, t])
+            backlog[k] = rest - y[k, t]
+    ch, dis = np.zeros((c.I, c.T)), np.zeros((c.I, c.T))
+    soc = c.soc0.copy()
+    for t in range(c.T):
+        room = (c.soc_max - soc) / (c.dt_h * c.eta_c)
+        avail = (soc - c.soc_min) * c.eta_d / c.dt_h
+        charge = rng.random(c.I) < 0.5
+        ch[:, t] = np.where(charge, rng.uniform(0, 1, c.I) * np.minimum(c.ch_max, room), 0)
+        dis[:, t] = np.where(~charge, rng.uniform(0, 1, c.I) * np.minimum(c.dis_max, avail), 0)
+        soc = soc + c.dt_h * (c.eta_c * ch[:, t] - dis[:, t] / c.eta_d)
+    r = rng.uniform(0, 1, (c.I, c.T)) * c.renewable
+    return complete(c, x, y, n, ch, dis, r)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_random_feasible_schedules_pass(seed):
+    c = small_scenario(seed)
+    s = random_feasible(c, np.random.default_rng(seed))
+    ev = evaluate(c, s, milp=True)
+    assert ev.feasible, ev.violations[:5]
+    assert ev.slot_utility.sum() == pytest.approx(ev.utility, rel=1e-9, abs=1e-9)
+
+
+PERTURBATIONS = {
+    "conservation": lambda s, c, rng, t: s.x.__setitem__(
+        (0, int(np.flatnonzero(c.eligible[0])[0]), t), s.x[0, np.flatnonzero(c.eligible[0])[0],
+                                                        t] + 5.0),
+    "soc recursion": lambda s, c, rng, t: s.soc.__setitem__((0, t), s.soc[0, t] + 0.5),
+    "balance": lambda s, c, rng, t: s.b.__setitem__((1, t), s.b[1, t] + 0.5),
+    "gpus on": lambda s, c, rng, t: s.n.__setitem__((0, t), c.gpus[0] + 1),
+    "renewable available": lambda s, c, rng, t: (
+        s.r.__setitem__((0, t), c.renewable[0, t] + 1.0),
+        s.b.__setitem__((0, t), s.b[0, t]), s.z.__setitem__((0, t), s.z[0, t] + 1.0)),
+    "nonnegative y": lambda s, c, rng, t: (s.y.__setitem__((1, t), -5.0),
+                                           s.q.__setitem__((1, t), s.q[1, t] + 5.0)),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), which=st.sampled_from(sorted(PERTURBATIONS)),
+       slot=st.integers(0, 5))
+def test_perturbed_schedules_are_caught(seed, which, slot):
+    c = small_scenario(seed)
+    s = random_feasible(c, np.random.default_rng(seed))
+    PERTURBATIONS[which](s, c, np.random.default_rng(seed), slot)
+    ev = evaluate(c, s)
+    assert which in ev.violation_counts, (which, ev.violation_counts)
+    assert any(v.constraint == which and v.slot is not None for v in ev.violations)

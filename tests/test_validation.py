@@ -1,0 +1,175 @@
+"""Every validation rule of the scenario loader: key path and value in a one-line error."""
+
+from __future__ import annotations
+
+import copy
+import math
+import subprocess
+import sys
+
+import pytest
+
+from optsched.errors import ScenarioError
+from optsched.scenario import scenario_from_dict
+from tests.conftest import TINY, two_sites
+
+
+def mutate(fn):
+    raw = copy.deepcopy(TINY)
+    fn(raw)
+    return raw
+
+
+def set_(path, value):
+    """A mutation setting raw[path...] = value (path of keys and indices)."""
+    def fn(raw):
+        node = raw
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return fn
+
+
+def delete(path):
+    def fn(raw):
+        node = raw
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+    return fn
+
+
+CASES = [
+    # unknown keys, with a hint
+    ("unknown key", set_(["sites", 0, "colour"], 1), "sites[0].colour: unknown key"),
+    ("unknown key hint", set_(["sites", 0, "import_cap"], 1.0),
+     "did you mean 'import_cap_kw'?"),
+    ("unknown top key", set_(["horizons"], {}), "horizons: unknown key"),
+    ("unknown battery key", set_(["sites", 0, "battery", "eta"], 0.9),
+     "sites[0].battery.eta: unknown key"),
+    # missing keys
+    ("missing key", delete(["sites", 0, "import_cap_kw"]),
+     "sites[0].import_cap_kw: missing required key"),
+    ("missing price", delete(["sites", 0, "price"]), "sites[0].price: missing required key"),
+    ("missing kind key", delete(["classes", 0, "deadline_s"]),
+     "classes[0].deadline_s: missing required key for interactive classes"),
+    # wrong types
+    ("string for number", set_(["sites", 0, "gpus"], "two"), "sites[0].gpus: must be a valid"),
+    ("bool for number", set_(["sites", 0, "util_cap"], True), "sites[0].util_cap"),
+    ("string in series", set_(["classes", 0, "arrivals"], [1.0, "x"]),
+     "classes[0].arrivals[1]: must be a number, got 'x'"),
+    ("table for list", set_(["horizon", "steps"], 5), "horizon.steps: must be a valid list"),
+    # NaN / inf anywhere
+    ("nan in series", set_(["sites", 0, "price"], [math.nan, 1.0]),
+     "sites[0].price[0]: must be a finite number, got nan"),
+    ("inf scalar", set_(["sites", 0, "import_cap_kw"], math.inf),
+     "sites[0].import_cap_kw: must be a finite number, got inf"),
+    ("nan in battery", set_(["sites", 0, "battery", "eta_c"], math.nan),
+     "sites[0].battery.eta_c: must be a finite number"),
+    # ranges
+    ("negative arrivals", set_(["classes", 0, "arrivals"], [-1.0, 5.0]),
+     "classes[0].arrivals[0]: must be in [0, 1e+09], got -1"),
+    ("negative capacity", set_(["sites", 0, "import_cap_kw"], -5.0),
+     "sites[0].import_cap_kw: must be in (0, 1e+07], got -5"),
+    ("price too high", set_(["sites", 0, "price"], [1.0, 50000.0]),
+     "sites[0].price[1]: must be in [-1000, 10000], got 50000"),
+    ("pue below 1", set_(["sites", 0, "pue"], 0.9), "sites[0].pue[0]: must be in [1, 3]"),
+    ("negative gpus", set_(["sites", 0, "gpus"], -1), "sites[0].gpus: must be an integer in"),
+    ("efficiency above 1", set_(["sites", 0, "battery", "eta_c"], 1.7),
+     "sites[0].battery.eta_c: must be in (0, 1], got 1.7"),
+    ("efficiency zero", set_(["sites", 0, "battery", "eta_d"], 0.0),
+     "sites[0].battery.eta_d: must be in (0, 1], got 0"),
+    ("negative ch max", set_(["sites", 0, "battery", "ch_max_kw"], -1.0),
+     "sites[0].battery.ch_max_kw: must be in [0, 1e+07]"),
+    # series of the wrong length
+    ("short series", set_(["sites", 0, "price"], [1.0]),
+     "sites[0].price: must have 2 values, one per slot"),
+    ("long arrivals", set_(["classes", 0, "arrivals"], [1.0, 2.0, 3.0]),
+     "classes[0].arrivals: must have 2 values"),
+    ("hourly wrong count", set_(["sites", 0, "price"], {"values": [1.0, 2.0, 3.0], "hourly": True}),
+     "sites[0].price.values: must have 2 hourly values for 2 slots of 60 min"),
+    # names
+    ("unknown model", set_(["sites", 0, "model"], "sd9"),
+     "sites[0].model: unknown model (known: m), got 'sd9'"),
+    ("unknown home", set_(["classes", 0, "home"], "zz"),
+     "classes[0].home: unknown site (known: a), got 'zz'"),
+    ("bad kind", set_(["classes", 0, "kind"], "batch"), "classes[0].kind: must be 'interactive'"),
+    # soc ordering
+    ("soc max above capacity", set_(["sites", 0, "battery", "soc_max_kwh"], 25.0),
+     "sites[0].battery.soc_max_kwh: must be <= capacity_kwh (20), got 25"),
+    ("soc min above max", set_(["sites", 0, "battery", "soc_min_kwh"], 19.0),
+     "sites[0].battery.soc0_kwh: must be in [soc_min_kwh, soc_max_kwh]"),
+    ("soc min above soc max", lambda r: r["sites"][0]["battery"].update(
+        soc_min_kwh=15.0, soc_max_kwh=12.0, soc0_kwh=13.0),
+     "sites[0].battery.soc_min_kwh: must be <= soc_max_kwh (12), got 15"),
+    # steps / clocks
+    ("unsorted steps", set_(["horizon", "steps"], [30, 10]), "horizon.steps: must be strictly"),
+    # unreachable quality
+    ("unreachable min_quality", lambda r: (
+        r["models"][0].update(quality={"a": 0.5, "b": 1.0, "c": 0.0, "d": 0.0}),
+        r["classes"][0].update(min_quality=0.9)),
+     "classes[0].min_quality: no option reaches it (best is 0.5, m at a, 30 steps), got 0.9"),
+    ("deferrable wait too long", lambda r: r["classes"][0].update(
+        kind="deferrable", max_wait_slots=5, wait_cost=0.0),
+     "classes[0].max_wait_slots: must be below the horizon (2 slots), got 5"),
+]
+
+
+@pytest.mark.parametrize(("label", "fn", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_validation_error_names_key_and_value(label, fn, expected):
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(mutate(fn))
+    message = str(info.value)
+    assert expected in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("key", "matrix", "expected"), [
+    ("transfer_cost", [[0.0, 1.0]], "network.transfer_cost: must be a 2x2 matrix in site "
+                                    "order, got 1x2"),
+    ("transfer_latency_s", [[0.0, 1.0], [1.0]], "must be a 2x2 matrix"),
+    ("transfer_latency_s", [[0.1, 1.0], [1.0, 0.0]],
+     "network.transfer_latency_s[0][0]: must be 0 on the diagonal, got 0.1"),
+    ("transfer_cost", [[0.0, -1.0], [1.0, 0.0]], "network.transfer_cost[0][1]: must be in"),
+])
+def test_matrix_shape_and_content(key, matrix, expected):
+    raw = two_sites(TINY)
+    raw["network"][key] = matrix
+    with pytest.raises(ScenarioError, match=None) as info:
+        scenario_from_dict(raw)
+    assert expected in str(info.value)
+
+
+def test_duplicate_names_are_rejected():
+    raw = two_sites(TINY)
+    raw["sites"][1]["name"] = "a"
+    with pytest.raises(ScenarioError, match=r"sites\[1\].name: duplicate name, got 'a'"):
+        scenario_from_dict(raw)
+
+
+def test_error_counts_further_problems():
+    raw = mutate(lambda r: (r["sites"][0].update(gpus="x", util_cap=7.0)))
+    with pytest.raises(ScenarioError, match=r"and 1 more problem"):
+        scenario_from_dict(raw)
+
+
+def test_cli_reports_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[horizon]\nslots = 2\nslot_minutes = 60\n[[models]]\nname = 'm'\n")
+    out = subprocess.run([sys.executable, "-m", "optsched.cli", "scenario", "validate",
+                          str(bad)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+    assert "models[0].step_time_s: missing required key" in out.stderr
+    assert out.stdout == ""
+
+
+def test_cli_rejects_bad_toml_and_unknown_scenario(tmp_path):
+    bad = tmp_path / "broken.toml"
+    bad.write_text("[horizon\n")
+    for args in (["scenario", "show", str(bad)], ["scenario", "show", "no-such-thing"],
+                 ["scenario", "show", "jemas-3", "--day", "999"]):
+        out = subprocess.run([sys.executable, "-m", "optsched.cli", *args],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, (args, out.stderr)
+        assert "Traceback" not in out.stderr and out.stderr.startswith("optsched: ")
