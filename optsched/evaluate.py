@@ -169,7 +169,7 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
     peak = peak_run[:, -1]
     short = np.maximum(c.soc0 - s.soc[:, -1], 0.0)
     terminal = np.zeros(c.T)
-    terminal[-1] = float(np.sum(short * c.price.max(axis=1) / 1000.0 / c.eta_c))
+    terminal[-1] = float(short @ c.terminal_price)
     slot_terms = np.stack([
         np.einsum("ko,kot->t", c.revenue, s.x),
         np.einsum("ko,kot->t", c.transfer, s.x),

@@ -81,6 +81,7 @@ class Compiled:
     renewable: F              # [I, T] kW available
     pue: F                    # [I, T]
     ci: F                     # [I, T] gCO2/kWh
+    terminal_price: F         # [I] $/kWh for a terminal soc shortfall (MODEL.md 9)
 
     @property
     def I(self) -> int:  # noqa: E743 - MODEL.md's symbol
@@ -175,6 +176,8 @@ def compile_scenario(sc: Scenario) -> Compiled:
     def battery(key: str, default: float = 0.0) -> F:
         return np.array([getattr(s.battery, key) if s.battery else default for s in sc.sites])
 
+    price = site_series("price", 0.0)
+    eta_c = battery("eta_c", 1.0)
     return Compiled(
         sites=tuple(s.name for s in sc.sites), classes=tuple(c.name for c in cls),
         models=tuple(s.model for s in sc.sites), steps=steps, clocks=clocks, T=h.slots,
@@ -197,8 +200,15 @@ def compile_scenario(sc: Scenario) -> Compiled:
         has_battery=np.array([s.battery is not None for s in sc.sites]),
         soc0=battery("soc0_kwh"), soc_min=battery("soc_min_kwh"),
         soc_max=battery("soc_max_kwh"), ch_max=battery("ch_max_kw"),
-        dis_max=battery("dis_max_kw"), eta_c=battery("eta_c", 1.0),
+        dis_max=battery("dis_max_kw"), eta_c=eta_c,
         eta_d=battery("eta_d", 1.0), deg_cost=battery("deg_cost"),
-        price=site_series("price", 0.0), renewable=site_series("renewable_kw", 0.0),
+        price=price, renewable=site_series("renewable_kw", 0.0),
         pue=site_series("pue", 1.0), ci=site_series("carbon_intensity", 0.0),
+        terminal_price=terminal_price(price, eta_c),
     )
+
+
+def terminal_price(price: F, eta_c: F) -> F:
+    """Shortfall kWh are bought back at the horizon's top price through the charger's loss.
+    A negative top price would pay for emptying the battery, so it is floored at 0."""
+    return np.maximum(price.max(axis=1), 0.0) / 1000.0 / eta_c
