@@ -35,8 +35,25 @@ DayOpt = Annotated[int | None, typer.Option("--day", help="Day of an embedded fa
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 
 
+_JSON_FD: int | None = None      # the real stdout while --json routes everything else away
+
+
 def _emit_json(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
+    text = json.dumps(obj, default=_json_default) + "\n"
+    if _JSON_FD is None:
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    os.write(_JSON_FD, text.encode())
+
+
+def _route_stdout_to_stderr() -> None:
+    """With --json, stdout carries one JSON object only: solver banners (HiGHS prints one
+    from C++) and anything else written to fd 1 go to stderr instead."""
+    global _JSON_FD
+    sys.stdout.flush()
+    _JSON_FD = os.dup(1)
+    os.dup2(2, 1)
 
 
 def _json_default(o):
@@ -186,9 +203,80 @@ def scenario_build(
     err.print(f"wrote {out}: {sc.name}")
 
 
-def _evaluate_days(scenario: str, policy: str, days: list[int | None]) -> list[dict]:
+BackendOpt = Annotated[str, typer.Option("--backend",
+                                         help="pyomo | cvxpy | highs | cvxpy-clarabel")]
+
+
+@app.command("solve")
+def solve_cmd(
+    scenario: ScenarioArg,
+    day: DayOpt = None,
+    backend: BackendOpt = "pyomo",
+    relax: Annotated[bool, typer.Option("--relax", help="Solve the LP relaxation.")] = False,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
+    mip_gap: Annotated[float, typer.Option("--mip-gap", help="Relative MIP gap.")] = 1e-3,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder: schedule + plots.")] = None,
+    json_out: JsonOpt = False,
+):
+    """The offline oracle (perfect foresight): MODEL.md as a MILP or its LP relaxation."""
+    from optsched.errors import InfeasibleError
+    from optsched.oracle import BACKENDS, solve
+    from optsched.scenario import compile_scenario, get_scenario
+
+    if backend not in BACKENDS:
+        raise ScenarioError("--backend", f"must be one of {', '.join(BACKENDS)}", backend)
+    if time_limit is not None and time_limit <= 0:
+        raise ScenarioError("--time-limit", "must be > 0 seconds", time_limit)
+    if backend == "cvxpy-clarabel" and not relax:
+        raise ScenarioError("--backend", "cvxpy-clarabel solves the LP only: add --relax",
+                            backend)
+    sc = get_scenario(scenario, day)
+    c = compile_scenario(sc)
+    with err.status(f"solving {sc.name} ({backend}, {'LP' if relax else 'MILP'})"):
+        sol = solve(c, backend, relax, time_limit, mip_gap)
+    if sol.schedule is None:
+        raise InfeasibleError(f"oracle {sol.status}: {sol.diagnosis}")
+    result = {"scenario": sc.name, **sol.to_dict()}
+    if out is not None:
+        _write_schedule(c, sol, out, sc.name)
+        (out / "solution.json").write_text(json.dumps(result, indent=1) + "\n")
+    if json_out:
+        _emit_json(result)
+        return
+    console = _out()
+    gap = f", MIP gap {sol.mip_gap:.2e}" if sol.mip_gap is not None else ""
+    console.print(f"[bold]oracle[/bold] {sol.backend} {'LP' if relax else 'MILP'} on "
+                  f"{sc.name}: {sol.status}{gap}; utility [bold]${sol.objective:,.2f}[/bold] "
+                  f"(evaluator ${sol.evaluation.utility:,.2f}); {sol.n_vars:,} variables, "
+                  f"{sol.n_cons:,} constraints; build {sol.build_s:.2f} s, "
+                  f"solve {sol.solve_s:.2f} s")
+    _print_terms(console, sol.evaluation.terms)
+    console.print("jobs: " + ", ".join(f"{k} {v:,.0f}" for k, v in
+                                       sol.evaluation.jobs.items()))
+    console.print(f"mean quality {sol.evaluation.mean_quality:.4f}, mean steps "
+                  f"{sol.evaluation.mean_steps:.1f}")
+
+
+def _write_schedule(c, sol, out: Path, title: str) -> None:
+    """Schedule as Parquet and CSV (jobs in long form, sites per slot) plus plots."""
+    from optsched.report.plots import save_schedule_plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    jobs, sites = sol.schedule.frames(c)
+    for name, frame in (("jobs", jobs), ("sites", sites)):
+        frame.to_parquet(out / f"{name}.parquet", index=False)
+        frame.to_csv(out / f"{name}.csv", index=False)
+    sol.evaluation.slots_frame().to_csv(out / "slots.csv")
+    save_schedule_plots(c, sol.schedule, sol.evaluation, out, title)
+
+
+
+def _evaluate_days(scenario: str, policy: str, days: list[int | None], oracle: str | None
+                   ) -> list[dict]:
+    """Per day: the policy's evaluation, and with `oracle` (a backend) the oracle's MILP
+    utility, the gap to it and the share of the oracle's gain over local-fixed captured."""
     from optsched.evaluate import evaluate
-    from optsched.policies import POLICIES
+    from optsched.policies import POLICIES, local_fixed
     from optsched.scenario import compile_scenario, get_scenario
 
     if policy not in POLICIES:
@@ -198,7 +286,19 @@ def _evaluate_days(scenario: str, policy: str, days: list[int | None]) -> list[d
     for day in days:
         c = compile_scenario(get_scenario(scenario, day))
         ev = evaluate(c, POLICIES[policy](c))
-        results.append({"day": day, "evaluation": ev})
+        row: dict = {"day": day, "evaluation": ev, "oracle_utility": None, "gap": None,
+                     "captured": None}
+        if oracle is not None:
+            from optsched.oracle import solve
+
+            with err.status(f"oracle for day {day}"):
+                sol = solve(c, oracle, relax=False)
+            if sol.schedule is not None:
+                u_o, u_lf = sol.objective, evaluate(c, local_fixed(c)).utility
+                row.update(oracle_utility=u_o, gap=(u_o - ev.utility) / abs(u_o),
+                           captured=(ev.utility - u_lf) / (u_o - u_lf) if u_o > u_lf
+                           else None)
+        results.append(row)
     return results
 
 
@@ -209,17 +309,27 @@ def evaluate_cmd(
     day: DayOpt = None,
     days: Annotated[str | None, typer.Option("--days", help="A..B, A,B, test[:N]")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for CSV results.")] = None,
+    oracle: Annotated[bool, typer.Option("--oracle/--no-oracle",
+                                         help="Solve the oracle alongside.")] = True,
+    oracle_backend: Annotated[str, typer.Option("--oracle-backend")] = "highs",
     json_out: JsonOpt = False,
 ):
-    """Roll a policy over a scenario and score it with the evaluator (itemised)."""
+    """Roll a policy over a scenario and score it with the evaluator (itemised), with the
+    oracle's utility and the gap alongside."""
     if day is not None and days is not None:
         raise ScenarioError("--days", "give --day or --days, not both", days)
     day_list = [day] if day is not None else parse_days(days, scenario)
     if day is not None:
         from optsched.scenario import get_scenario
         get_scenario(scenario, day)          # validates --day before any work
-    results = _evaluate_days(scenario, policy, day_list)
-    per_day = [{"day": r["day"], **_eval_json(r["evaluation"])} for r in results]
+    from optsched.oracle import BACKENDS
+
+    if oracle_backend not in BACKENDS:
+        raise ScenarioError("--oracle-backend", f"must be one of {', '.join(BACKENDS)}",
+                            oracle_backend)
+    results = _evaluate_days(scenario, policy, day_list, oracle_backend if oracle else None)
+    per_day = [{"day": r["day"], **_eval_json(r["evaluation"]),
+                **{k: r[k] for k in ("oracle_utility", "gap", "captured")}} for r in results]
     evs = [r["evaluation"] for r in results]
     summary = {
         "scenario": scenario, "policy": policy,
@@ -227,7 +337,7 @@ def evaluate_cmd(
         "terms": {k: float(np.mean([e.terms[k] for e in evs])) for k in evs[0].terms},
         "jobs": {k: float(np.mean([e.jobs[k] for e in evs])) for k in evs[0].jobs},
         "feasible": all(e.feasible for e in evs),
-        "oracle_utility": None, "gap": None,
+        **_oracle_summary(results),
         "days": per_day,
     }
     if out is not None:
@@ -243,10 +353,33 @@ def evaluate_cmd(
     _print_evaluation(summary, evs)
 
 
+def _oracle_summary(results: list[dict]) -> dict:
+    """Mean oracle utility; median (and IQR) gap and captured share over days."""
+    if any(r["oracle_utility"] is None for r in results):
+        return {"oracle_utility": None, "gap": None, "captured": None}
+    gaps = np.array([r["gap"] for r in results])
+    cap = [r["captured"] for r in results if r["captured"] is not None]
+    return {"oracle_utility": float(np.mean([r["oracle_utility"] for r in results])),
+            "gap": float(np.median(gaps)),
+            "gap_iqr": [float(np.quantile(gaps, 0.25)), float(np.quantile(gaps, 0.75))],
+            "captured": float(np.median(cap)) if cap else None}
+
+
 def _eval_json(ev) -> dict:
     d = ev.to_dict()
     return {k: d[k] for k in ("utility", "terms", "jobs", "mean_quality", "mean_steps",
                               "feasible", "violation_counts")}
+
+
+def _print_terms(console: Console, terms: dict[str, float]) -> None:
+    table = Table(title="utility terms ($; utility = revenue - the rest)", title_justify="left")
+    table.add_column("term")
+    table.add_column("$", justify="right")
+    table.add_column("% of revenue", justify="right")
+    rev = terms["revenue"] or 1.0
+    for k, v in terms.items():
+        table.add_row(k, f"{v:,.4f}", f"{100 * v / rev:.3f}")
+    console.print(table)
 
 
 def _print_evaluation(summary: dict, evs: list) -> None:
@@ -256,34 +389,38 @@ def _print_evaluation(summary: dict, evs: list) -> None:
               f"{f' ({n} days, means)' if n > 1 else ''}: utility "
               f"[bold]${summary['utility']:,.2f}[/bold]"
               f"{'' if summary['feasible'] else '  [red]INFEASIBLE[/red]'}")
-    terms = Table(title="utility terms ($; utility = revenue - the rest)", title_justify="left")
-    terms.add_column("term")
-    terms.add_column("$", justify="right")
-    terms.add_column("% of revenue", justify="right")
-    rev = summary["terms"]["revenue"] or 1.0
-    for k, v in summary["terms"].items():
-        terms.add_row(k, f"{v:,.4f}", f"{100 * v / rev:.3f}")
-    out.print(terms)
+    _print_terms(out, summary["terms"])
     jobs = summary["jobs"]
     out.print("jobs: " + ", ".join(f"{k} {v:,.0f}" for k, v in jobs.items()))
     if n == 1:
         ev = evs[0]
         out.print(f"mean quality {ev.mean_quality:.4f}, mean steps {ev.mean_steps:.1f}")
-        out.print(_table("per site", [{"site": s, **{k: round(v, 3) for k, v in d.items()}}
-                                      for s, d in ev.sites.items()]))
+        metrics = next(iter(ev.sites.values()))
+        out.print(_table("per site", [{"": m, **{s: round(d[m], 3) for s, d in ev.sites.items()}}
+                                      for m in metrics]))
         for v in ev.violations[:10]:
             out.print(f"[red]violation[/red] {v}")
-    out.print("oracle: not available yet (offline oracle lands with `optsched solve`)")
+    if summary["oracle_utility"] is None:
+        out.print("oracle: not solved (--no-oracle)")
+    else:
+        out.print(f"oracle (MILP, perfect foresight): ${summary['oracle_utility']:,.2f}; "
+                  f"gap to it [bold]{100 * summary['gap']:.2f}%[/bold]"
+                  f"{' (median over days)' if n > 1 else ''}; share of the oracle's gain "
+                  f"over local-fixed captured: "
+                  f"{100 * summary['captured']:.1f}%" if summary["captured"] is not None
+                  else "")
 
 
 @app.command("demo")
 def demo():
     """The main job on the embedded default: scenario summary and policy scores."""
     scenario_show("jemas-3", None, False)
-    evaluate_cmd("jemas-3", "local-fixed", None, None, None, False)
+    evaluate_cmd("jemas-3", "local-fixed", None, None, None, True, "highs", False)
 
 
 def main() -> None:
+    if "--json" in sys.argv[1:]:
+        _route_stdout_to_stderr()
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:
