@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optsched.evaluate import evaluate
-from optsched.scenario import compile_scenario, scenario_from_dict
 from optsched.schedule import complete
-from tests.conftest import TINY, two_sites
-
-
-def small_scenario(seed: int):
-    """Two sites, an interactive and a deferrable class, six 30-minute slots."""
-    rng = np.random.default_rng(seed)
-    raw = two_sites(TINY)
-    T = 6
-    raw["horizon"].update(slot_minutes=30, slots=T)
-    for site in raw["sites"]:
-        site.update(price=rng.uniform(-20, 300, T).round(2).tolist(),
-                    renewable_kw=rng.uniform(0, 3, T).round(3).tolist(),
-                    carbon_intensity=rng.uniform(0, 600, T).round(1).tolist(),
-                    import_cap_kw=1e4, export_cap_kw=1e4, gpus=int(rng.integers(1, 4)),
-                    demand_charge=float(rng.uniform(0, 2)))
-    cls = copy.deepcopy(raw["classes"][0])
-    cls.update(name="d", home="b", kind="deferrable", max_wait_slots=2, wait_cost=0.001)
-    del cls["deadline_s"], cls["late_penalty"]
-    raw["classes"].append(cls)
-    for cl in raw["classes"]:
-        cl["arrivals"] = rng.integers(0, 3000, T).astype(float).tolist()
-    return compile_scenario(scenario_from_dict(raw))
+from tests.conftest import small_scenario
 
 
 def random_feasible(c, rng):

@@ -1,0 +1,120 @@
+"""The oracle: backends agree with each other and with the evaluator; known optima."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from optsched.oracle import solve
+from optsched.scenario import compile_scenario, get_scenario, scenario_from_dict
+from tests.conftest import small_scenario, two_sites
+
+BACKENDS = ("pyomo", "cvxpy", "highs")
+
+
+def build(raw):
+    return compile_scenario(scenario_from_dict(raw))
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_backends_agree_with_each_other_and_the_evaluator(seed):
+    c = small_scenario(seed)
+    lp = {b: solve(c, b, relax=True) for b in BACKENDS}
+    milp = {b: solve(c, b, relax=False, mip_gap=1e-9) for b in BACKENDS}
+    for sols in (lp, milp):
+        objs = [s.objective for s in sols.values()]
+        scale = max(1.0, abs(objs[0]))
+        assert max(objs) - min(objs) <= 1e-6 * scale, objs
+        for s in sols.values():
+            assert s.status == "optimal"
+            assert s.evaluation.feasible
+            assert s.evaluation.utility == pytest.approx(s.objective, rel=1e-6, abs=1e-6)
+    # The LP relaxation bounds the MILP from above.
+    assert milp["highs"].objective <= lp["highs"].objective + 1e-6 * max(1.0, abs(
+        lp["highs"].objective))
+
+
+def test_battery_arbitrage_when_the_spread_beats_the_losses(tiny):
+    site = tiny["sites"][0]
+    site.update(price=[10.0, 200.0], export_cap_kw=100.0, sell_factor=1.0)
+    tiny["classes"][0]["arrivals"] = [0.0, 0.0]
+    for backend in BACKENDS:
+        sol = solve(build(tiny), backend, relax=False)
+        s = sol.schedule
+        # Charge 10 kW (adds 9 kWh), sell back what returns soc to soc0: 9 x 0.8 = 7.2 kW.
+        assert s.ch[0].tolist() == pytest.approx([10.0, 0.0], abs=1e-6)
+        assert s.dis[0].tolist() == pytest.approx([0.0, 7.2], abs=1e-6)
+        assert sol.objective == pytest.approx((200 * 7.2 - 10 * 10) / 1000, rel=1e-6)
+    site.update(price=[100.0, 110.0])       # 110 x 0.72 < 100: cycling loses money
+    sol = solve(build(tiny), "highs", relax=False)
+    assert sol.schedule.ch.max() == pytest.approx(0.0, abs=1e-9)
+    assert sol.objective == pytest.approx(0.0, abs=1e-9)
+
+
+def test_transfer_when_value_exceeds_cost(tiny):
+    raw = two_sites(tiny)
+    raw["sites"][0]["gpus"] = 0                # home has no capacity: serve remotely or drop
+    c = build(raw)
+    sol = solve(c, "pyomo", relax=False)
+    assert sol.evaluation.jobs["transferred"] == pytest.approx(150.0)
+    assert sol.evaluation.jobs["dropped"] == pytest.approx(0.0, abs=1e-6)
+    raw["network"]["transfer_cost"] = [[0.0, 0.1], [0.1, 0.0]]  # 0.02 - 0.1 < -0.03 (drop)
+    sol = solve(build(raw), "cvxpy", relax=False)
+    assert sol.evaluation.jobs["transferred"] == pytest.approx(0.0, abs=1e-6)
+    assert sol.evaluation.jobs["dropped"] == pytest.approx(150.0)
+
+
+def test_quality_floor_binds_against_cheaper_options(tiny):
+    """Low quality earns nearly as much per job but is 3x cheaper in GPU time: at tight
+    capacity the oracle prefers 10 steps, unless the floor forbids them."""
+    tiny["models"][0]["quality"] = {"a": 0.1, "b": 1.0, "c": 20.0, "d": 0.9}
+    tiny["sites"][0]["gpus"] = 1
+    tiny["classes"][0]["arrivals"] = [4000.0, 4000.0]   # > 3,600 GPU-s at 10 steps
+    c = build(tiny)
+    free = solve(c, "highs", relax=False)
+    assert free.evaluation.mean_steps == pytest.approx(10.0)
+    tiny["classes"][0]["min_quality"] = 0.95
+    floored = solve(build(tiny), "pyomo", relax=False)
+    assert floored.evaluation.mean_steps == pytest.approx(30.0)
+    assert floored.schedule.x[:, c.opt_steps == 10].sum() == 0.0
+    assert floored.objective < free.objective
+
+
+def test_infeasibility_is_diagnosed_by_family_site_and_slot(tiny):
+    c = build(tiny)
+    # Bypass the loader: soc0 below a raised floor and too little charging power to climb.
+    bad = dataclasses.replace(c, soc_min=np.array([15.0]), ch_max=np.array([1.0]))
+    for backend in BACKENDS:
+        sol = solve(bad, backend, relax=True)
+        assert sol.schedule is None and sol.status == "infeasible"
+        assert sol.diagnosis.startswith("soc recursion at site a, slots 0"), sol.diagnosis
+
+
+def test_default_day_lp_agrees_across_backends():
+    c = compile_scenario(get_scenario("jemas-3"))
+    objs = {b: solve(c, b, relax=True).objective for b in BACKENDS}
+    ref = objs["highs"]
+    assert all(abs(v - ref) <= 1e-6 * abs(ref) for v in objs.values()), objs
+
+
+def test_solve_cli_json_contract(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "optsched.cli", "solve", "jemas-3", "--backend",
+                          "highs", "--relax", "--json", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    for key in ("utility", "terms", "status", "backend", "relaxed", "mip_gap", "build_s",
+                "solve_s", "jobs", "evaluator_utility"):
+        assert key in data
+    assert data["relaxed"] and data["status"] == "optimal"
+    assert data["evaluator_utility"] == pytest.approx(data["utility"], rel=1e-6)
+    for name in ("jobs.parquet", "sites.csv", "dispatch.png", "decisions.png"):
+        assert (tmp_path / name).stat().st_size > 0
