@@ -273,19 +273,21 @@ def _write_schedule(c, sol, out: Path, title: str) -> None:
 
 def _evaluate_days(scenario: str, policy: str, days: list[int | None], oracle: str | None
                    ) -> list[dict]:
-    """Per day: the policy's evaluation, and with `oracle` (a backend) the oracle's MILP
-    utility, the gap to it and the share of the oracle's gain over local-fixed captured."""
-    from optsched.evaluate import evaluate
-    from optsched.policies import POLICIES, local_fixed
+    """Per day: the policy's evaluation (rolled through the environment, all days in one
+    batch), and with `oracle` (a backend) the oracle's MILP utility, the gap to it and the
+    share of the oracle's gain over local-fixed captured."""
+    from optsched.policies import get_policy, rollout
     from optsched.scenario import compile_scenario, get_scenario
 
-    if policy not in POLICIES:
-        raise ScenarioError("--policy", f"unknown policy (known: {', '.join(POLICIES)})",
-                            policy)
+    pol = get_policy(policy)
+    days_c = [compile_scenario(get_scenario(scenario, day)) for day in days]
+    with err.status(f"rolling {policy} over {len(days_c)} day(s)"):
+        rolled = rollout(pol, days_c)
+        baseline = rolled if policy == "local-fixed" else rollout(get_policy("local-fixed"),
+                                                                  days_c)
     results = []
-    for day in days:
-        c = compile_scenario(get_scenario(scenario, day))
-        ev = evaluate(c, POLICIES[policy](c))
+    for day, c, (_, ev, _), (_, ev_lf, _) in zip(days, days_c, rolled, baseline,
+                                                 strict=True):
         row: dict = {"day": day, "evaluation": ev, "oracle_utility": None, "gap": None,
                      "captured": None}
         if oracle is not None:
@@ -294,7 +296,7 @@ def _evaluate_days(scenario: str, policy: str, days: list[int | None], oracle: s
             with err.status(f"oracle for day {day}"):
                 sol = solve(c, oracle, relax=False)
             if sol.schedule is not None:
-                u_o, u_lf = sol.objective, evaluate(c, local_fixed(c)).utility
+                u_o, u_lf = sol.objective, ev_lf.utility
                 row.update(oracle_utility=u_o, gap=(u_o - ev.utility) / abs(u_o),
                            captured=(ev.utility - u_lf) / (u_o - u_lf) if u_o > u_lf
                            else None)

@@ -65,6 +65,7 @@ class BatchedCore:
         self.fix_step = np.maximum(fix, 0)
         self.opt_base = (np.arange(c.I) * S * Fq)[None, :]                # [1, I]
         self.is_deferrable = ~c.interactive
+        self.tiers = [t.astype(float) for t in (c.interactive, ~c.interactive) if t.any()]
         self.action_dim = c.K * c.I + 2 * c.K + 2 * c.I
         self.obs_dim = 2 * c.K + 4 * c.I + 2
         peak = bank.arrivals.max(axis=(0, 2))
@@ -98,7 +99,7 @@ class BatchedCore:
         return self.observe()
 
     def observe(self) -> F64:
-        b, t, c = self.day, min(self.t, self.T - 1), self.c
+        b, t = self.day, min(self.t, self.T - 1)
         phase = 2 * np.pi * self.t / self.T
         return np.concatenate([
             self.bank.arrivals[b, :, t] / self.arr_scale,
@@ -142,23 +143,33 @@ class BatchedCore:
         pending = self.q + lam
         want = (pending * d["serve"])[:, :, None] * d["shares"]            # [B, K, I]
         g, e = c.gpu_s[opt], c.busy_kwh[opt]
-        need_g = (want * g).sum(axis=1)                                      # [B, I]
-        need_kw = (want * e).sum(axis=1) / c.dt_h
         pue = self.bank.pue[b, :, t]
         ren = self.bank.renewable[b, :, t]
         supply = c.import_cap + ren
-        # The share of wanted work each site can take: GPU capacity, then the power cap
-        # (with one GPU of slack for rounding GPUs up).
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a_gpu = np.where(need_g > 0, c.gpus * self.cap_slot / need_g, 1.0)
-            head = supply / pue - c.idle_kw
-            a_pow = np.where(need_g > 0, head / (c.idle_kw * need_g / self.cap_slot
-                                                 + need_kw), 1.0)
-        alpha = np.clip(np.minimum(np.minimum(a_gpu, a_pow), 1.0), 0.0, 1.0)
-        x = want * alpha[:, None, :]
-        used_g = need_g * alpha
+        # What each site can take: interactive work first (it cannot wait), deferrable
+        # work from what is left; each tier scaled down to the GPU capacity and to the
+        # power cap (with one GPU of slack for rounding GPUs up).
+        gpu_left = c.gpus * self.cap_slot * np.ones((B, I))
+        head_kw = supply / pue - c.idle_kw
+        x = np.zeros_like(want)
+        used_g = np.zeros((B, I))
+        used_kw = np.zeros((B, I))
+        for tier in self.tiers:
+            w = want * tier[None, :, None]
+            need_g = (w * g).sum(axis=1)
+            need_kw = (w * e).sum(axis=1) / c.dt_h
+            with np.errstate(divide="ignore", invalid="ignore"):
+                a_gpu = np.where(need_g > 0, gpu_left / need_g, 1.0)
+                a_pow = np.where(need_g > 0, head_kw / (c.idle_kw * need_g / self.cap_slot
+                                                        + need_kw), 1.0)
+            alpha = np.clip(np.minimum(a_gpu, a_pow), 0.0, 1.0)
+            x += w * alpha[:, None, :]
+            gpu_left = gpu_left - alpha * need_g
+            head_kw = head_kw - alpha * (c.idle_kw * need_g / self.cap_slot + need_kw)
+            used_g += alpha * need_g
+            used_kw += alpha * need_kw
         n = np.minimum(np.ceil(used_g / self.cap_slot - 1e-9), c.gpus)
-        p_fac = pue * (c.idle_kw * n + need_kw * alpha)
+        p_fac = pue * (c.idle_kw * n + used_kw)
         # Battery: charge from headroom and soc room; discharge down to the load (plus
         # what may be exported) and the soc floor. Never both in one slot.
         bat = d["battery"]
@@ -230,7 +241,7 @@ class BatchedCore:
         return Schedule(**{k: v[copy].copy() for k, v in self.rec.items()})
 
     def compiled(self, copy: int):
-        return self.bank.compiled[int(self.day[copy])]
+        return self.bank.day(int(self.day[copy]))
 
 
 __all__ = ["BatchedCore", "EnvConfig", "REWARD_MODES", "COSTS"]

@@ -1,5 +1,33 @@
-"""Policies that produce schedules. Issue 4 moves them onto the batched environment."""
+"""Policies: rule-based baselines (and, in later issues, MPC and learned agents), all
+acting on the batched environment and scored only by the evaluator."""
 
-from optsched.policies.rules import POLICIES, local_fixed
+from __future__ import annotations
 
-__all__ = ["POLICIES", "local_fixed"]
+from optsched.evaluate import Evaluation
+from optsched.policies.base import Policy, rollout
+from optsched.policies.rules import POLICIES, LocalFixed
+from optsched.scenario.compile import Compiled
+from optsched.schedule import Schedule
+
+
+def get_policy(name: str) -> Policy:
+    from optsched.errors import ScenarioError
+
+    if name not in POLICIES:
+        raise ScenarioError("--policy", f"unknown policy (known: {', '.join(POLICIES)})",
+                            name)
+    return POLICIES[name]()
+
+
+def run_policy(name: str, c: Compiled) -> tuple[Schedule, Evaluation]:
+    sched, ev, _ = rollout(get_policy(name), [c])[0]
+    return sched, ev
+
+
+def local_fixed(c: Compiled) -> Schedule:
+    """The local-fixed baseline's schedule on one day (rolled through the environment)."""
+    return run_policy("local-fixed", c)[0]
+
+
+__all__ = ["POLICIES", "LocalFixed", "Policy", "get_policy", "local_fixed", "rollout",
+           "run_policy"]
