@@ -89,7 +89,7 @@ def test_reset_restores_state_and_seeds_reproduce(bank):
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(days, core.day)
     assert core.t == 0 and not core.q.any() and not core.peak.any()
-    np.testing.assert_array_equal(core.soc, np.broadcast_to(core.c.soc0, (5, core.I)))
+    np.testing.assert_array_equal(core.soc.T, np.broadcast_to(core.c.soc0, (5, core.I)))
     rng = np.random.default_rng(0)
     trace2 = [core.step(rng.uniform(-1, 1, (5, core.action_dim)))[1] for _ in range(30)]
     np.testing.assert_array_equal(np.array(trace), np.array(trace2))

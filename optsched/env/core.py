@@ -42,6 +42,15 @@ class EnvConfig:
     record: bool = False                # keep the repaired schedule for the evaluator
 
 
+def _sum_sites(a: F64) -> F64:
+    """a[K, I, B] summed over sites; a loop over the few sites beats numpy's strided
+    middle-axis reduction several times over."""
+    out = a[:, 0].copy()
+    for i in range(1, a.shape[1]):
+        out += a[:, i]
+    return out
+
+
 class BatchedCore:
     def __init__(self, bank: DayBank, batch: int, config: EnvConfig = EnvConfig()):
         if config.reward not in REWARD_MODES:
@@ -65,7 +74,6 @@ class BatchedCore:
         self.fix_step = np.maximum(fix, 0)
         self.opt_base = (np.arange(c.I) * S * Fq)[None, :]                # [1, I]
         self.is_deferrable = ~c.interactive
-        self.tiers = [t.astype(float) for t in (c.interactive, ~c.interactive) if t.any()]
         self.action_dim = c.K * c.I + 2 * c.K + 2 * c.I
         self.obs_dim = 2 * c.K + 4 * c.I + 2
         peak = bank.arrivals.max(axis=(0, 2))
@@ -73,6 +81,36 @@ class BatchedCore:
         self.ren_scale = np.maximum(bank.renewable.max(axis=(0, 2)), 1e-9)
         self.soc_scale = np.where(c.soc_max > 0, c.soc_max, 1.0)
         self.cap_slot = c.util_cap * c.dt_s                               # GPU-s per GPU
+        # Per-copy series, time-major with days last: a step gathers [K or I, B] rows.
+        self.series = {k: np.ascontiguousarray(np.moveaxis(getattr(bank, k), 0, -1))
+                       for k in ("arrivals", "backlog_cap", "price", "renewable", "pue",
+                                 "ci")}                                   # [X, T, D]
+        self.series = {k: np.ascontiguousarray(v.transpose(1, 0, 2))
+                       for k, v in self.series.items()}                   # [T, X, D]
+        self.terminal_price = np.ascontiguousarray(bank.terminal_price.T)  # [I, D]
+        # Per (class, option) tables, flat: entry k * O + o.
+        self.tab = {"gpu_s": np.tile(c.gpu_s, c.K), "busy": np.tile(c.busy_kwh, c.K),
+                    "revenue": c.revenue.ravel(), "transfer": c.transfer.ravel(),
+                    "late": c.late_cost.ravel()}
+        self.k_off = (np.arange(c.K) * c.O)[:, None, None]                 # [K, 1, 1]
+        self.opt_site_base = (np.arange(c.I) * S * Fq)[None, :, None]      # [1, I, 1]
+        self.fix_flat = self.fix_step.reshape(c.K * c.I, S)                # [(k, i), s]
+        self.ki = (np.arange(c.K)[:, None] * c.I + np.arange(c.I)[None, :])[:, :, None]
+        self.site_mask = np.where(self.site_ok, 0.0, -np.inf)[:, :, None]  # [K, I, 1]
+        tiers = [np.flatnonzero(t) for t in (c.interactive, ~c.interactive) if t.any()]
+        self.tier_rows = tiers                                            # class indices
+        self.tier_of = np.zeros(c.K, dtype=np.int64)                      # tier of class k
+        for j, rows in enumerate(tiers):
+            self.tier_of[rows] = j
+        self.defer = self.is_deferrable.astype(float)[:, None]             # [K, 1]
+        col = lambda v: np.asarray(v, float)[:, None]  # noqa: E731 - [X] -> [X, 1]
+        self.col = {k: col(getattr(c, k)) for k in (
+            "gpus", "idle_kw", "import_cap", "export_cap", "soc_min", "soc_max", "soc0",
+            "ch_max", "dis_max", "eta_c", "eta_d", "sell_factor", "demand_charge",
+            "deg_cost", "drop_penalty", "wait_cost")}
+        self.col["cap_slot"] = col(self.cap_slot)
+        self.col["eta_c_safe"] = col(np.where(c.eta_c > 0, c.eta_c, 1.0))
+        self._obs = np.empty((self.obs_dim, self.B))
         self.rng = np.random.default_rng()
         self.day = np.zeros(self.B, dtype=np.int64)
         self.t = 0
@@ -85,9 +123,9 @@ class BatchedCore:
                     else np.broadcast_to(np.asarray(days, dtype=np.int64), (self.B,)).copy())
         c = self.c
         self.t = 0
-        self.q = np.zeros((self.B, c.K))
-        self.soc = np.broadcast_to(c.soc0, (self.B, c.I)).copy()
-        self.peak = np.zeros((self.B, c.I))
+        self.q = np.zeros((c.K, self.B))                 # state, batch last
+        self.soc = np.repeat(c.soc0[:, None], self.B, axis=1)
+        self.peak = np.zeros((c.I, self.B))
         self.unpaid = np.zeros(self.B)
         self.episode_terms = np.zeros((self.B, len(TERMS)))
         if self.cfg.record:
@@ -98,123 +136,132 @@ class BatchedCore:
                            ("n", "ch", "dis", "soc", "r", "b", "z")}}
         return self.observe()
 
+    def _at(self, key: str, t: int) -> F64:
+        """Series `key` at slot t for every copy: [K or I, B]."""
+        return np.take(self.series[key][t], self.day, axis=1)
+
     def observe(self) -> F64:
-        b, t = self.day, min(self.t, self.T - 1)
+        """[B, obs_dim]: arrivals and backlog (per class, / peak), soc (/ max), price
+        ($/MWh / 100), renewables (/ max), PUE - 1 (per site), time of day (sin, cos)."""
+        t = min(self.t, self.T - 1)
         phase = 2 * np.pi * self.t / self.T
-        return np.concatenate([
-            self.bank.arrivals[b, :, t] / self.arr_scale,
-            self.q / self.arr_scale,
-            self.soc / self.soc_scale,
-            self.bank.price[b, :, t] / 100.0,
-            self.bank.renewable[b, :, t] / self.ren_scale,
-            self.bank.pue[b, :, t] - 1.0,
-            np.broadcast_to([np.sin(phase), np.cos(phase)], (self.B, 2)),
-        ], axis=1)
+        obs = self._obs                  # reused buffer: callers copy what they keep
+        K, I = self.K, self.I
+        obs[:K] = self._at("arrivals", t) / self.arr_scale[:, None]
+        obs[K:2 * K] = self.q / self.arr_scale[:, None]
+        obs[2 * K:2 * K + I] = self.soc / self.soc_scale[:, None]
+        obs[2 * K + I:2 * K + 2 * I] = self._at("price", t) / 100.0
+        obs[2 * K + 2 * I:2 * K + 3 * I] = self._at("renewable", t) / self.ren_scale[:, None]
+        obs[2 * K + 3 * I:2 * K + 4 * I] = self._at("pue", t) - 1.0
+        obs[-2], obs[-1] = np.sin(phase), np.cos(phase)
+        return obs.T
 
     # ------------------------------------------------------------------ step
     def decode(self, action: F64) -> dict[str, NDArray]:
-        """Action [B, action_dim] in [-1, 1] -> shares, step/clock indices, battery."""
+        """Action [B, action_dim] in [-1, 1] -> shares [K, I, B], step/clock indices,
+        serve shares [K, B], battery [I, B]."""
         K, I = self.K, self.I
-        a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
+        a = np.clip(np.asarray(action, dtype=float).T, -1.0, 1.0)       # [A, B]
         j = K * I
-        logits = np.where(self.site_ok, a[:, :j].reshape(-1, K, I) * ROUTE_SCALE, -np.inf)
-        logits -= logits.max(axis=2, keepdims=True)
-        w = np.exp(logits)
-        shares = w / w.sum(axis=2, keepdims=True)
-        shares = np.where(shares < MIN_SHARE, 0.0, shares)    # no slivers of a class
-        shares /= shares.sum(axis=2, keepdims=True)
-        s_idx = np.rint((a[:, j:j + K] + 1.0) * 0.5 * (self.S - 1)).astype(np.int64)
-        serve = np.where(self.is_deferrable, (a[:, j + K:j + 2 * K] + 1.0) * 0.5, 1.0)
-        f_idx = np.rint((a[:, j + 2 * K:j + 2 * K + I] + 1.0) * 0.5 * (self.F - 1)
+        # Logits lie in [-ROUTE_SCALE, ROUTE_SCALE] (or -inf where masked): exp is safe
+        # without subtracting the maximum.
+        w = np.exp(a[:j].reshape(K, I, -1) * ROUTE_SCALE + self.site_mask)
+        shares = w / _sum_sites(w)[:, None, :]
+        shares[shares < MIN_SHARE] = 0.0                       # no slivers of a class
+        shares /= _sum_sites(shares)[:, None, :]
+        s_idx = np.rint((a[j:j + K] + 1.0) * (0.5 * (self.S - 1))).astype(np.int64)
+        serve = 1.0 + self.defer * ((a[j + K:j + 2 * K] + 1.0) * 0.5 - 1.0)
+        f_idx = np.rint((a[j + 2 * K:j + 2 * K + I] + 1.0) * (0.5 * (self.F - 1))
                         ).astype(np.int64)
-        battery = a[:, j + 2 * K + I:]
         return {"shares": shares, "s_idx": s_idx, "serve": serve, "f_idx": f_idx,
-                "battery": battery}
+                "battery": a[j + 2 * K + I:]}
 
     def step(self, action: F64) -> tuple[F64, F64, bool, dict]:
         d = self.decode(action)
-        c, t, b = self.c, self.t, self.day
-        B, K, I = self.B, self.K, self.I
-        kk = np.arange(K)[None, :, None]
-        ii = np.arange(I)[None, None, :]
-        s_fix = self.fix_step[kk, ii, d["s_idx"][:, :, None]]              # [B, K, I]
-        opt = self.opt_base[None] + s_fix * self.F + d["f_idx"][:, None, :]  # [B, K, I]
-        lam = self.bank.arrivals[b, :, t]
-        pending = self.q + lam
-        want = (pending * d["serve"])[:, :, None] * d["shares"]            # [B, K, I]
-        g, e = c.gpu_s[opt], c.busy_kwh[opt]
-        pue = self.bank.pue[b, :, t]
-        ren = self.bank.renewable[b, :, t]
-        supply = c.import_cap + ren
+        c, t, col = self.c, self.t, self.col
+        B = self.B
+        # Options [K, I, B]: the step level raised to each site's quality floor.
+        s_fix = np.take_along_axis(self.fix_flat, d["s_idx"].repeat(self.I, axis=0),
+                                   axis=1).reshape(self.K, self.I, B)
+        opt = self.opt_site_base + s_fix * self.F + d["f_idx"][None]
+        flat = opt + self.k_off
+        g = self.tab["gpu_s"][flat]
+        e = self.tab["busy"][flat]
+        pending = self.q + self._at("arrivals", t)                        # [K, B]
+        want = (pending * d["serve"])[:, None, :] * d["shares"]           # [K, I, B]
+        pue, ren = self._at("pue", t), self._at("renewable", t)           # [I, B]
+        supply = col["import_cap"] + ren
         # What each site can take: interactive work first (it cannot wait), deferrable
         # work from what is left; each tier scaled down to the GPU capacity and to the
         # power cap (with one GPU of slack for rounding GPUs up).
-        gpu_left = c.gpus * self.cap_slot * np.ones((B, I))
-        head_kw = supply / pue - c.idle_kw
-        x = np.zeros_like(want)
-        used_g = np.zeros((B, I))
-        used_kw = np.zeros((B, I))
-        for tier in self.tiers:
-            w = want * tier[None, :, None]
-            need_g = (w * g).sum(axis=1)
-            need_kw = (w * e).sum(axis=1) / c.dt_h
+        gpu_left = np.broadcast_to(col["gpus"] * col["cap_slot"], (self.I, B))
+        head_kw = supply / pue - col["idle_kw"]
+        wg, we = want * g, want * e
+        used_g = np.zeros((self.I, B))
+        used_kw = np.zeros((self.I, B))
+        idle_per_gs = col["idle_kw"] / col["cap_slot"]
+        alphas = []
+        for rows in self.tier_rows:
+            need_g = wg[rows].sum(axis=0)
+            need_kw = we[rows].sum(axis=0) / c.dt_h
+            load = idle_per_gs * need_g + need_kw
             with np.errstate(divide="ignore", invalid="ignore"):
-                a_gpu = np.where(need_g > 0, gpu_left / need_g, 1.0)
-                a_pow = np.where(need_g > 0, head_kw / (c.idle_kw * need_g / self.cap_slot
-                                                        + need_kw), 1.0)
-            alpha = np.clip(np.minimum(a_gpu, a_pow), 0.0, 1.0)
-            x += w * alpha[:, None, :]
+                alpha = np.minimum(np.where(need_g > 0, gpu_left / need_g, 1.0),
+                                   np.where(load > 0, head_kw / load, 1.0))
+            np.clip(alpha, 0.0, 1.0, out=alpha)
+            alphas.append(alpha)
             gpu_left = gpu_left - alpha * need_g
-            head_kw = head_kw - alpha * (c.idle_kw * need_g / self.cap_slot + need_kw)
+            head_kw = head_kw - alpha * load
             used_g += alpha * need_g
             used_kw += alpha * need_kw
-        n = np.minimum(np.ceil(used_g / self.cap_slot - 1e-9), c.gpus)
-        p_fac = pue * (c.idle_kw * n + used_kw)
+        x = want * np.stack(alphas)[self.tier_of]
+        n = np.minimum(np.ceil(used_g / col["cap_slot"] - 1e-9), col["gpus"])
+        p_fac = pue * (col["idle_kw"] * n + used_kw)
         # Battery: charge from headroom and soc room; discharge down to the load (plus
         # what may be exported) and the soc floor. Never both in one slot.
         bat = d["battery"]
-        room = (c.soc_max - self.soc) / (c.dt_h * np.where(c.eta_c > 0, c.eta_c, 1.0))
-        avail = (self.soc - c.soc_min) * c.eta_d / c.dt_h
-        ch = np.clip(np.maximum(bat, 0.0) * c.ch_max, 0.0,
-                     np.maximum(np.minimum(room, supply - p_fac), 0.0))
-        dis = np.clip(np.maximum(-bat, 0.0) * c.dis_max, 0.0,
-                      np.maximum(np.minimum(avail, p_fac + c.export_cap), 0.0))
-        r = np.clip(p_fac + ch - dis + c.export_cap, 0.0, ren)
+        room = (col["soc_max"] - self.soc) / (c.dt_h * col["eta_c_safe"])
+        avail = (self.soc - col["soc_min"]) * col["eta_d"] / c.dt_h
+        ch = np.minimum(np.maximum(bat, 0.0) * col["ch_max"],
+                        np.maximum(np.minimum(room, supply - p_fac), 0.0))
+        dis = np.minimum(np.maximum(-bat, 0.0) * col["dis_max"],
+                         np.maximum(np.minimum(avail, p_fac + col["export_cap"]), 0.0))
+        r = np.clip(p_fac + ch - dis + col["export_cap"], 0.0, ren)
         net = p_fac + ch - dis - r
         imp, exp_ = np.maximum(net, 0.0), np.maximum(-net, 0.0)
-        soc = self.soc + c.dt_h * (c.eta_c * ch - dis / c.eta_d)
-        served = x.sum(axis=2)
-        left = np.maximum(pending - served, 0.0)
-        q = np.where(self.is_deferrable, np.minimum(left, self.bank.backlog_cap[b, :, t]), 0.0)
+        soc = self.soc + c.dt_h * (col["eta_c"] * ch - dis / col["eta_d"])
+        left = np.maximum(pending - _sum_sites(x), 0.0)
+        q = self.defer * np.minimum(left, self._at("backlog_cap", t))
         y = left - q
         # Utility terms of this slot (MODEL.md objective; peak and terminal as booked by
         # the evaluator: demand on the running peak's rise, terminal in the last slot).
-        kidx = np.broadcast_to(kk, opt.shape)
-        price = self.bank.price[b, :, t] / 1000.0
+        price = self._at("price", t) / 1000.0
         new_peak = np.maximum(self.peak, imp)
         last = t == self.T - 1
-        terminal = (np.maximum(c.soc0 - soc, 0.0) * self.bank.terminal_price[b]).sum(axis=1) \
-            if last else np.zeros(B)
+        terminal = (np.maximum(col["soc0"] - soc, 0.0) * np.take(
+            self.terminal_price, self.day, axis=1)).sum(axis=0) if last else np.zeros(B)
+        xs = x.reshape(-1, B)
+        per_job = [(self.tab[k][flat].reshape(-1, B) * xs).sum(axis=0)
+                   for k in ("revenue", "transfer", "late")]
         terms = np.stack([
-            (x * c.revenue[kidx, opt]).sum(axis=(1, 2)),
-            (x * c.transfer[kidx, opt]).sum(axis=(1, 2)),
-            (x * c.late_cost[kidx, opt]).sum(axis=(1, 2)),
-            y @ c.drop_penalty,
-            q @ c.wait_cost,
-            (c.dt_h * price * (imp - c.sell_factor * exp_)).sum(axis=1),
-            (new_peak - self.peak) @ c.demand_charge,
-            c.dt_h * (ch + dis) @ c.deg_cost,
-            c.carbon_price * c.dt_h * (self.bank.ci[b, :, t] * imp).sum(axis=1) / 1e6,
+            per_job[0], per_job[1], per_job[2],
+            (col["drop_penalty"] * y).sum(axis=0),
+            (col["wait_cost"] * q).sum(axis=0),
+            (c.dt_h * price * (imp - col["sell_factor"] * exp_)).sum(axis=0),
+            (col["demand_charge"] * (new_peak - self.peak)).sum(axis=0),
+            (c.dt_h * col["deg_cost"] * (ch + dis)).sum(axis=0),
+            (c.carbon_price * c.dt_h / 1e6) * (self._at("ci", t) * imp).sum(axis=0),
             terminal,
         ], axis=1)
         utility = terms[:, 0] - terms[:, 1:].sum(axis=1)
         if self.cfg.record:
             rec = self.rec
             bb = np.arange(B)[:, None, None]
-            rec["x"][bb, kidx, opt, t] = x
+            kk = np.arange(self.K)[None, :, None]
+            rec["x"][bb, kk, opt.transpose(2, 0, 1), t] = x.transpose(2, 0, 1)
             for name, val in (("y", y), ("q", q), ("n", n), ("ch", ch), ("dis", dis),
                               ("soc", soc), ("r", r), ("b", imp), ("z", exp_)):
-                rec[name][:, :, t] = val
+                rec[name][:, :, t] = val.T
         self.q, self.soc, self.peak = q, soc, new_peak
         self.episode_terms += terms
         self.t += 1

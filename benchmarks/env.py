@@ -1,0 +1,70 @@
+"""Environment benchmark: batched steps per second and single-env step latency.
+
+    python benchmarks/env.py [--seconds 3]
+
+Runs on one core (threads pinned to 1). Random actions on jemas-3 training days.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def steps_per_second(core, seconds: float) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (64, core.B, core.action_dim))
+    core.reset(seed=0)
+    n, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        if core.t >= core.T:
+            core.reset()
+        core.step(actions[n % 64])
+        n += 1
+    per_step = elapsed / n
+    return core.B / per_step, per_step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024, 8192])
+    args = ap.parse_args()
+    from rich.console import Console
+    from rich.table import Table
+
+    from optsched.env import BatchedCore, DayBank, EnvConfig
+    from optsched.env.gym import OptschedEnv
+    from optsched.scenario import jemas3
+
+    bank = DayBank.from_family(jemas3.train_days()[:16])
+    table = Table(title="environment speed (jemas-3, one core)")
+    for col in ("B", "env steps / s", "ms per batched step", "us per copy-step"):
+        table.add_column(col, justify="right")
+    for B in args.batches:
+        rate, per = steps_per_second(BatchedCore(bank, B, EnvConfig()), args.seconds)
+        table.add_row(f"{B:,}", f"{rate:,.0f}", f"{per * 1e3:.3f}", f"{per / B * 1e6:.3f}")
+    env = OptschedEnv(bank=bank)
+    env.reset(seed=0)
+    action = env.action_space.sample()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.seconds:
+        _, _, term, _, _ = env.step(action)
+        n += 1
+        if term:
+            env.reset()
+    single = (time.perf_counter() - start) / n
+    Console().print(table)
+    Console().print(f"single gymnasium env step: {single * 1e6:.1f} us")
+
+
+if __name__ == "__main__":
+    main()
