@@ -31,6 +31,10 @@ from optsched.schedule import Schedule
 F64 = NDArray[np.float64]
 REWARD_MODES = ("dense", "settlement", "episode")
 ROUTE_SCALE = 4.0          # logits in [-4, 4]: a share can go from ~0 to ~1
+# A plan within solver tolerance of a limit fits (HiGHS's primal tolerance is 1e-7), and
+# GPUs are rounded up only past a micro-GPU, so an optimal plan replays unchanged.
+FIT_RTOL = 1e-7
+ROUND_TOL = 1e-6
 MIN_SHARE = 0.01           # routing shares below 1% are zeroed and the rest renormalised
 
 
@@ -177,61 +181,103 @@ class BatchedCore:
                 "battery": a[j + 2 * K + I:]}
 
     def step(self, action: F64) -> tuple[F64, F64, bool, dict]:
+        """One slot for every copy from actions [B, action_dim] in [-1, 1]."""
         d = self.decode(action)
-        c, t, col = self.c, self.t, self.col
         B = self.B
         # Options [K, I, B]: the step level raised to each site's quality floor.
         s_fix = np.take_along_axis(self.fix_flat, d["s_idx"].repeat(self.I, axis=0),
                                    axis=1).reshape(self.K, self.I, B)
         opt = self.opt_site_base + s_fix * self.F + d["f_idx"][None]
-        flat = opt + self.k_off
+        pending = self.q + self._at("arrivals", self.t)
+        want = (pending * d["serve"])[:, None, :] * d["shares"]           # [K, I, B]
+        battery_kw = np.where(d["battery"] > 0, d["battery"] * self.col["ch_max"],
+                              d["battery"] * self.col["dis_max"])
+        return self._apply(want[:, :, None], opt[:, :, None], battery_kw)
+
+    def step_plan(self, x: F64, battery_kw: F64, drop: F64 | None = None
+                  ) -> tuple[F64, F64, bool, dict]:
+        """One slot from a detailed plan, through the same repair: jobs x[B, K, O] per
+        option, battery power [B, I] (kW, > 0 charge), planned drops [B, K]. A feasible
+        plan passes unchanged; this is how MPC and oracle replays act."""
+        c, B = self.c, self.B
+        P = self.S * self.F
+        want = np.ascontiguousarray(np.asarray(x, float).transpose(1, 2, 0)
+                                    ).reshape(self.K, self.I, P, B)
+        opt = np.arange(c.O).reshape(1, self.I, P, 1)
+        planned = None if drop is None else np.asarray(drop, float).T
+        return self._apply(np.maximum(want, 0.0), opt, np.asarray(battery_kw, float).T,
+                           planned)
+
+    def _apply(self, want: F64, opt: NDArray, battery_kw: F64, drop: F64 | None = None
+               ) -> tuple[F64, F64, bool, dict]:
+        """The repair and the slot's accounting. want[K, I, P, B] jobs asked of options
+        opt[K or 1, I, P, B or 1] (P options per site), battery power [I, B] in kW."""
+        c, t, col = self.c, self.t, self.col
+        B = self.B
+        flat = opt + self.k_off[..., None]
         g = self.tab["gpu_s"][flat]
         e = self.tab["busy"][flat]
         pending = self.q + self._at("arrivals", t)                        # [K, B]
-        want = (pending * d["serve"])[:, None, :] * d["shares"]           # [K, I, B]
         pue, ren = self._at("pue", t), self._at("renewable", t)           # [I, B]
+        # Power available to the load: the import cap, renewables, and what the battery
+        # is asked to discharge (within its limits).
+        avail = (self.soc - col["soc_min"]) * col["eta_d"] / c.dt_h
+        dis_asked = np.minimum(np.minimum(np.maximum(-battery_kw, 0.0), col["dis_max"]),
+                               np.maximum(avail, 0.0))
         supply = col["import_cap"] + ren
-        # What each site can take: interactive work first (it cannot wait), deferrable
-        # work from what is left; each tier scaled down to the GPU capacity and to the
-        # power cap (with one GPU of slack for rounding GPUs up).
-        gpu_left = np.broadcast_to(col["gpus"] * col["cap_slot"], (self.I, B))
-        head_kw = supply / pue - col["idle_kw"]
+        load_supply = supply + dis_asked
+        cap_g = col["gpus"] * col["cap_slot"]
+        # What each site can take. A plan that fits (GPUs, and power with GPUs rounded up)
+        # passes whole. Otherwise interactive work goes first (it cannot wait), deferrable
+        # work gets what is left; each tier is scaled down to the GPU capacity and to the
+        # power cap (with one GPU of slack for the rounding).
         wg, we = want * g, want * e
-        used_g = np.zeros((self.I, B))
-        used_kw = np.zeros((self.I, B))
+        needs = [(wg[rows].sum(axis=(0, 2)), we[rows].sum(axis=(0, 2)) / c.dt_h)
+                 for rows in self.tier_rows]
+        all_g = sum(ng for ng, _ in needs)
+        all_kw = sum(nk for _, nk in needs)
+        n_all = np.minimum(np.ceil(all_g / col["cap_slot"] - ROUND_TOL), col["gpus"])
+        fits = (all_g <= cap_g * (1 + FIT_RTOL)) & (
+            pue * (col["idle_kw"] * n_all + all_kw) <= load_supply * (1 + FIT_RTOL)
+            + FIT_RTOL)
+        gpu_left = np.broadcast_to(cap_g, (self.I, B))
+        head_kw = load_supply / pue - col["idle_kw"]
         idle_per_gs = col["idle_kw"] / col["cap_slot"]
         alphas = []
-        for rows in self.tier_rows:
-            need_g = wg[rows].sum(axis=0)
-            need_kw = we[rows].sum(axis=0) / c.dt_h
+        used_g = np.zeros((self.I, B))
+        used_kw = np.zeros((self.I, B))
+        for need_g, need_kw in needs:
             load = idle_per_gs * need_g + need_kw
             with np.errstate(divide="ignore", invalid="ignore"):
                 alpha = np.minimum(np.where(need_g > 0, gpu_left / need_g, 1.0),
                                    np.where(load > 0, head_kw / load, 1.0))
             np.clip(alpha, 0.0, 1.0, out=alpha)
+            alpha[fits] = 1.0
             alphas.append(alpha)
             gpu_left = gpu_left - alpha * need_g
             head_kw = head_kw - alpha * load
             used_g += alpha * need_g
             used_kw += alpha * need_kw
-        x = want * np.stack(alphas)[self.tier_of]
-        n = np.minimum(np.ceil(used_g / col["cap_slot"] - 1e-9), col["gpus"])
+        x = want * np.stack(alphas)[self.tier_of][:, :, None, :]
+        n = np.minimum(np.ceil(used_g / col["cap_slot"] - ROUND_TOL), col["gpus"])
         p_fac = pue * (col["idle_kw"] * n + used_kw)
         # Battery: charge from headroom and soc room; discharge down to the load (plus
         # what may be exported) and the soc floor. Never both in one slot.
-        bat = d["battery"]
         room = (col["soc_max"] - self.soc) / (c.dt_h * col["eta_c_safe"])
-        avail = (self.soc - col["soc_min"]) * col["eta_d"] / c.dt_h
-        ch = np.minimum(np.maximum(bat, 0.0) * col["ch_max"],
+        ch = np.minimum(np.minimum(np.maximum(battery_kw, 0.0), col["ch_max"]),
                         np.maximum(np.minimum(room, supply - p_fac), 0.0))
-        dis = np.minimum(np.maximum(-bat, 0.0) * col["dis_max"],
-                         np.maximum(np.minimum(avail, p_fac + col["export_cap"]), 0.0))
+        dis = np.minimum(dis_asked, np.maximum(p_fac + col["export_cap"], 0.0))
         r = np.clip(p_fac + ch - dis + col["export_cap"], 0.0, ren)
         net = p_fac + ch - dis - r
         imp, exp_ = np.maximum(net, 0.0), np.maximum(-net, 0.0)
         soc = self.soc + c.dt_h * (col["eta_c"] * ch - dis / col["eta_d"])
-        left = np.maximum(pending - _sum_sites(x), 0.0)
-        q = self.defer * np.minimum(left, self._at("backlog_cap", t))
+        served = _sum_sites(x[:, :, 0]) if x.shape[2] == 1 else x.sum(axis=(1, 2))
+        left = np.maximum(pending - served, 0.0)
+        if drop is not None:
+            left_after = left - np.clip(drop, 0.0, left)
+            q = self.defer * np.minimum(left_after, self._at("backlog_cap", t))
+        else:
+            q = self.defer * np.minimum(left, self._at("backlog_cap", t))
         y = left - q
         # Utility terms of this slot (MODEL.md objective; peak and terminal as booked by
         # the evaluator: demand on the running peak's rise, terminal in the last slot).
@@ -256,9 +302,11 @@ class BatchedCore:
         utility = terms[:, 0] - terms[:, 1:].sum(axis=1)
         if self.cfg.record:
             rec = self.rec
+            full = np.broadcast_to(opt, x.shape).reshape(self.K, -1, B)
             bb = np.arange(B)[:, None, None]
             kk = np.arange(self.K)[None, :, None]
-            rec["x"][bb, kk, opt.transpose(2, 0, 1), t] = x.transpose(2, 0, 1)
+            rec["x"][bb, kk, full.transpose(2, 0, 1), t] = x.reshape(self.K, -1, B
+                                                                     ).transpose(2, 0, 1)
             for name, val in (("y", y), ("q", q), ("n", n), ("ch", ch), ("dis", dis),
                               ("soc", soc), ("r", r), ("b", imp), ("z", exp_)):
                 rec[name][:, :, t] = val.T
