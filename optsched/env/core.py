@@ -203,10 +203,16 @@ class BatchedCore:
         P = self.S * self.F
         want = np.ascontiguousarray(np.asarray(x, float).transpose(1, 2, 0)
                                     ).reshape(self.K, self.I, P, B)
+        want = np.maximum(want, 0.0)
+        # A plan made on forecasts may ask for more jobs than are pending: scale down.
+        pending = self.q + self._at("arrivals", self.t)
+        asked = want.sum(axis=(1, 2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(asked > pending, pending / asked, 1.0)
+        want *= scale[:, None, None, :]
         opt = np.arange(c.O).reshape(1, self.I, P, 1)
         planned = None if drop is None else np.asarray(drop, float).T
-        return self._apply(np.maximum(want, 0.0), opt, np.asarray(battery_kw, float).T,
-                           planned)
+        return self._apply(want, opt, np.asarray(battery_kw, float).T, planned)
 
     def _apply(self, want: F64, opt: NDArray, battery_kw: F64, drop: F64 | None = None
                ) -> tuple[F64, F64, bool, dict]:

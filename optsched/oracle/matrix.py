@@ -55,8 +55,13 @@ class MatrixModel:
         return v[self.blocks[name]].reshape(self.shapes[name])
 
 
-def build_matrix(c: Compiled, relax: bool = True) -> MatrixModel:
+def build_matrix(c: Compiled, relax: bool = True, soc_ref: NDArray | None = None,
+                 peak_floor: NDArray | None = None) -> MatrixModel:
+    """The model of MODEL.md over c's horizon. For a rolling window (MPC), `soc_ref` is
+    the state of charge the terminal rule measures against (default c.soc0, where the
+    window starts) and `peak_floor` the import peak already reached [I]."""
     L = build_layout(c)
+    ref = c.soc0 if soc_ref is None else np.asarray(soc_ref, float)
     T, I, K = c.T, c.I, c.K
     Kd, Ib = len(L.deferrable), len(L.batt)
     shapes: dict[str, tuple[int, ...]] = {
@@ -118,7 +123,7 @@ def build_matrix(c: Compiled, relax: bool = True) -> MatrixModel:
         last = sp.csr_matrix(([1.0], ([0], [T - 1])), shape=(1, T))
         family("terminal soc", "site", np.asarray(c.sites)[L.batt], {
             "short": sp.eye(Ib), "soc": sp.kron(sp.eye(Ib), last, format="csr")},
-            c.soc0[L.batt], np.full(Ib, INF), per_slot=False)
+            ref[L.batt], np.full(Ib, INF), per_slot=False)
         if not relax:
             family("battery mode (charge)", "site", np.asarray(c.sites)[L.batt], {
                 "ch": sp.eye(Ib * T), "u": -sp.diags(np.repeat(c.ch_max[L.batt], T))},
@@ -163,7 +168,7 @@ def build_matrix(c: Compiled, relax: bool = True) -> MatrixModel:
     put("b", obj=-c.dt_h * price - c.carbon_price * c.dt_h * c.ci / 1e6,
         hi=c.import_cap[:, None])
     put("z", obj=c.dt_h * c.sell_factor[:, None] * price, hi=c.export_cap[:, None])
-    put("peak", obj=-c.demand_charge)
+    put("peak", obj=-c.demand_charge, lo=0.0 if peak_floor is None else peak_floor)
     put("short", obj=-L.terminal_price)
     if not relax:
         put("u", hi=1.0)

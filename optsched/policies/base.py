@@ -14,6 +14,9 @@ from optsched.schedule import Schedule
 
 
 class Policy(Protocol):
+    """Acts through the action space (`act`) or, for planners such as MPC, through a
+    detailed plan (`plan(core) -> (x [B, K, O], battery kW [B, I], drops [B, K])`)."""
+
     name: str
 
     def act(self, core: BatchedCore, obs: np.ndarray) -> np.ndarray:
@@ -30,8 +33,12 @@ def rollout(policy: Policy, days: list[Compiled] | DayBank, reward: str = "dense
     obs = core.reset(days=np.arange(len(bank)))
     total = np.zeros(len(bank))
     done = False
+    planner = getattr(policy, "plan", None)
     while not done:
-        obs, r, done, _ = core.step(policy.act(core, obs))
+        if planner is not None:
+            obs, r, done, _ = core.step_plan(*planner(core))
+        else:
+            obs, r, done, _ = core.step(policy.act(core, obs))
         total += r
     out = []
     for j in range(len(bank)):

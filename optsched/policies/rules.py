@@ -35,4 +35,25 @@ class LocalFixed:
         return np.broadcast_to(a, (core.B, core.action_dim))
 
 
-POLICIES = {"local-fixed": LocalFixed}
+def _mpc():
+    from optsched.policies.mpc import MPC
+    return MPC()
+
+
+def _mpc_noisy():
+    from optsched.policies.mpc import mpc_noisy
+    return mpc_noisy()
+
+
+def _myopic():
+    from optsched.policies.mpc import myopic_lp
+    return myopic_lp()
+
+
+def _greedy():
+    from optsched.policies.greedy import Greedy
+    return Greedy()
+
+
+POLICIES = {"local-fixed": LocalFixed, "greedy": _greedy, "myopic-lp": _myopic, "mpc": _mpc,
+            "mpc-noisy": _mpc_noisy}

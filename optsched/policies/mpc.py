@@ -1,0 +1,122 @@
+"""Model-predictive control: re-solve the oracle's model over a rolling window.
+
+At every re-planning slot the LP of MODEL.md is built for the next `horizon` slots from
+the current state (backlog, state of charge, import peak so far) and forecasts, solved by
+HiGHS, and its plan is executed through the environment's repair (`step_plan`) until the
+next re-plan. The current slot is known exactly; later slots come from forecasts, perfect
+or with a multiplicative lognormal error whose sd grows with the square root of the lead
+time (`error` at one hour ahead). The terminal state-of-charge rule applies at every
+window's end, so no window plans to empty the battery. `myopic-lp` is the one-slot
+window re-solved every slot: no look-ahead at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+
+from optsched.env.core import BatchedCore
+from optsched.oracle.highs_direct import new_highs, to_highs_lp
+from optsched.oracle.matrix import build_matrix
+from optsched.scenario.compile import Compiled
+
+FORECAST = ("arrivals", "price", "renewable")
+
+
+@dataclass
+class MPC:
+    horizon: int = 288               # slots in each window (24 h of 5-minute slots)
+    replan_every: int = 12           # re-solve every hour
+    error: float = 0.0               # forecast error sd at one hour ahead (0 = perfect)
+    seed: int = 0
+    name: str = "mpc"
+    solve_seconds: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._plans: dict[int, tuple[int, dict]] = {}
+        self._rng = np.random.default_rng(self.seed)
+
+    def plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x [B, K, O], battery kW [B, I], drops [B, K]) for the core's current slot."""
+        t, B = core.t, core.B
+        c0 = core.c
+        x = np.zeros((B, c0.K, c0.O))
+        bat = np.zeros((B, c0.I))
+        drop = np.zeros((B, c0.K))
+        for j in range(B):
+            start, plan = self._plans.get(j, (None, None))
+            if plan is None or t - start >= min(self.replan_every, plan["x"].shape[-1]) \
+                    or t == 0:
+                plan = self._solve(core, j)
+                start = t
+                self._plans[j] = (start, plan)
+            k = t - start
+            # Executed in shares of what is pending: forecasts miss the actual arrivals,
+            # so the plan's option mix and drop share scale to the jobs really waiting.
+            actual = core.q[:, j] + core.compiled(j).arrivals[:, t]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                factor = np.where(plan["pending"][:, k] > 0,
+                                  actual / plan["pending"][:, k], 0.0)
+            x[j] = plan["x"][:, :, k] * factor[:, None]
+            bat[j] = plan["ch"][:, k] - plan["dis"][:, k]
+            drop[j] = plan["y"][:, k] * factor
+        return x, bat, drop
+
+    def _forecast(self, c: Compiled, t: int, end: int) -> dict[str, np.ndarray]:
+        out = {}
+        lead_h = (np.arange(t, end) - t) * c.dt_h
+        for key in FORECAST:
+            series = getattr(c, key)[..., t:end].copy()
+            if self.error > 0:
+                sd = self.error * np.sqrt(lead_h)
+                series *= np.exp(self._rng.normal(0.0, 1.0, series.shape) * sd - sd**2 / 2)
+            out[key] = series
+        return out
+
+    def _solve(self, core: BatchedCore, j: int) -> dict:
+        import time
+
+        c = core.compiled(j)
+        t = core.t
+        end = min(t + self.horizon, c.T)
+        fc = self._forecast(c, t, end)
+        arrivals = fc["arrivals"]
+        arrivals[:, 0] += core.q[:, j]                # the backlog waits in the first slot
+        window = dataclasses.replace(
+            c, T=end - t, arrivals=arrivals, backlog_cap=c.backlog_cap[:, t:end],
+            price=fc["price"], renewable=fc["renewable"], pue=c.pue[:, t:end],
+            ci=c.ci[:, t:end], soc0=core.soc[:, j].copy(),
+            terminal_price=np.maximum(np.maximum(fc["price"].max(axis=1), 0.0),
+                                      0.0) / 1000.0 / c.eta_c)
+        m = build_matrix(window, relax=True, soc_ref=c.soc0, peak_floor=core.peak[:, j])
+        h = new_highs(None)
+        h.passModel(to_highs_lp(m))
+        t0 = time.perf_counter()
+        h.run()
+        self.solve_seconds.append(time.perf_counter() - t0)
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            raise RuntimeError(f"MPC window at slot {t} did not solve: {h.getModelStatus()}")
+        v = np.asarray(h.getSolution().col_value)
+        L = m.layout
+        x = np.zeros((c.K, c.O, end - t))
+        x[L.pair_k, L.pair_o] = np.maximum(m.block(v, "x"), 0.0)
+        ch = np.zeros((c.I, end - t))
+        dis = np.zeros((c.I, end - t))
+        ch[L.batt], dis[L.batt] = m.block(v, "ch"), m.block(v, "dis")
+        q = np.zeros((c.K, end - t))
+        q[L.deferrable] = m.block(v, "q")
+        pending = arrivals + np.concatenate([np.zeros((c.K, 1)), q[:, :-1]], axis=1)
+        return {"x": x, "ch": ch, "dis": dis, "y": np.maximum(m.block(v, "y"), 0.0),
+                "pending": pending}
+
+
+def myopic_lp() -> MPC:
+    return MPC(horizon=1, replan_every=1, name="myopic-lp")
+
+
+def mpc_noisy(error: float = 0.15, seed: int = 0) -> MPC:
+    """MPC with realistic day-ahead-style forecast error (15% sd at one hour ahead)."""
+    return MPC(error=error, seed=seed, name="mpc-noisy")
