@@ -203,6 +203,20 @@ def scenario_build(
     err.print(f"wrote {out}: {sc.name}")
 
 
+AblateOpt = Annotated[list[str] | None, typer.Option(
+    "--ablate", help="Remove a lever: no-transfer, fixed-steps, no-dvfs, no-renewables, "
+                     "no-battery (repeatable).")]
+
+
+def _check_ablations(names: list[str] | None) -> list[str]:
+    from optsched.scenario.ablations import ABLATIONS
+
+    for name in names or []:
+        if name not in ABLATIONS:
+            raise ScenarioError("--ablate", f"must be one of {', '.join(ABLATIONS)}", name)
+    return list(names or [])
+
+
 BackendOpt = Annotated[str, typer.Option("--backend",
                                          help="pyomo | cvxpy | highs | cvxpy-clarabel")]
 
@@ -216,6 +230,7 @@ def solve_cmd(
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
     mip_gap: Annotated[float, typer.Option("--mip-gap", help="Relative MIP gap.")] = 1e-3,
     out: Annotated[Path | None, typer.Option("--out", help="Folder: schedule + plots.")] = None,
+    ablations: AblateOpt = None,
     json_out: JsonOpt = False,
 ):
     """The offline oracle (perfect foresight): MODEL.md as a MILP or its LP relaxation."""
@@ -230,13 +245,16 @@ def solve_cmd(
     if backend == "cvxpy-clarabel" and not relax:
         raise ScenarioError("--backend", "cvxpy-clarabel solves the LP only: add --relax",
                             backend)
+    from optsched.scenario.ablations import ablate
+
+    ablations = _check_ablations(ablations)
     sc = get_scenario(scenario, day)
-    c = compile_scenario(sc)
+    c = ablate(compile_scenario(sc), ablations)
     with err.status(f"solving {sc.name} ({backend}, {'LP' if relax else 'MILP'})"):
         sol = solve(c, backend, relax, time_limit, mip_gap)
     if sol.schedule is None:
         raise InfeasibleError(f"oracle {sol.status}: {sol.diagnosis}")
-    result = {"scenario": sc.name, **sol.to_dict()}
+    result = {"scenario": sc.name, "ablations": ablations, **sol.to_dict()}
     if out is not None:
         _write_schedule(c, sol, out, sc.name)
         (out / "solution.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -271,20 +289,21 @@ def _write_schedule(c, sol, out: Path, title: str) -> None:
 
 
 
-def _evaluate_days(scenario: str, policy: str, days: list[int | None], oracle: str | None
-                   ) -> list[dict]:
+def _evaluate_days(scenario: str, policy: str, days: list[int | None], oracle: str | None,
+                   ablations: list[str] = ()) -> list[dict]:
     """Per day: the policy's evaluation (rolled through the environment, all days in one
     batch), and with `oracle` (a backend) the oracle's MILP utility, the gap to it and the
     share of the oracle's gain over local-fixed captured."""
     from optsched.policies import get_policy, rollout
     from optsched.scenario import compile_scenario, get_scenario
+    from optsched.scenario.ablations import ablate
 
     pol = get_policy(policy)
     days_c = [compile_scenario(get_scenario(scenario, day)) for day in days]
     with err.status(f"rolling {policy} over {len(days_c)} day(s)"):
-        rolled = rollout(pol, days_c)
-        baseline = rolled if policy == "local-fixed" else rollout(get_policy("local-fixed"),
-                                                                  days_c)
+        rolled = rollout(pol, [ablate(c, ablations) for c in days_c])
+        baseline = rolled if policy == "local-fixed" and not ablations else rollout(
+            get_policy("local-fixed"), days_c)
     results = []
     for day, c, (_, ev, _), (_, ev_lf, _) in zip(days, days_c, rolled, baseline,
                                                  strict=True):
@@ -314,6 +333,7 @@ def evaluate_cmd(
     oracle: Annotated[bool, typer.Option("--oracle/--no-oracle",
                                          help="Solve the oracle alongside.")] = True,
     oracle_backend: Annotated[str, typer.Option("--oracle-backend")] = "highs",
+    ablations: AblateOpt = None,
     json_out: JsonOpt = False,
 ):
     """Roll a policy over a scenario and score it with the evaluator (itemised), with the
@@ -329,12 +349,14 @@ def evaluate_cmd(
     if oracle_backend not in BACKENDS:
         raise ScenarioError("--oracle-backend", f"must be one of {', '.join(BACKENDS)}",
                             oracle_backend)
-    results = _evaluate_days(scenario, policy, day_list, oracle_backend if oracle else None)
+    ablations = _check_ablations(ablations)
+    results = _evaluate_days(scenario, policy, day_list, oracle_backend if oracle else None,
+                             ablations)
     per_day = [{"day": r["day"], **_eval_json(r["evaluation"]),
                 **{k: r[k] for k in ("oracle_utility", "gap", "captured")}} for r in results]
     evs = [r["evaluation"] for r in results]
     summary = {
-        "scenario": scenario, "policy": policy,
+        "scenario": scenario, "policy": policy, "ablations": ablations,
         "utility": float(np.mean([e.utility for e in evs])),
         "terms": {k: float(np.mean([e.terms[k] for e in evs])) for k in evs[0].terms},
         "jobs": {k: float(np.mean([e.jobs[k] for e in evs])) for k in evs[0].jobs},
@@ -417,7 +439,8 @@ def _print_evaluation(summary: dict, evs: list) -> None:
 def demo():
     """The main job on the embedded default: scenario summary and policy scores."""
     scenario_show("jemas-3", None, False)
-    evaluate_cmd("jemas-3", "local-fixed", None, None, None, True, "highs", False)
+    for policy in ("local-fixed", "greedy", "myopic-lp"):
+        evaluate_cmd("jemas-3", policy, None, None, None, True, "highs", None, False)
 
 
 def main() -> None:
