@@ -175,3 +175,20 @@ def test_oracle_replay_on_random_small_scenarios(seed):
     sched, total = replay(c, sol.schedule)
     assert evaluate(c, sched, milp=True).feasible
     assert total == pytest.approx(sol.objective, rel=1e-6, abs=1e-6)
+
+
+def test_forecasts_in_the_observation_are_exact_without_error(bank):
+    core = BatchedCore(bank, 2, EnvConfig(forecast_slots=(12, 36)))
+    obs = core.reset(days=[0, 1])
+    K, I = core.K, core.I
+    base = 2 * K + 4 * I + 2
+    assert obs.shape == (2, base + 2 * (K + I))
+    np.testing.assert_allclose(obs[:, base:base + K] * core.arr_scale,
+                               bank.arrivals[[0, 1], :, 12])
+    np.testing.assert_allclose(obs[:, base + K:base + K + I] * 100.0, bank.price[[0, 1], :, 12])
+    noisy = BatchedCore(bank, 2, EnvConfig(forecast_slots=(12,), forecast_error=0.2))
+    o2 = noisy.reset(days=[0, 1], seed=0)
+    assert not np.allclose(o2[:, base:base + K] * core.arr_scale, bank.arrivals[[0, 1], :, 12])
+    env = OptschedEnv(bank=bank, forecast_slots=(12,), forecast_error=0.1)
+    from gymnasium.utils.env_checker import check_env
+    check_env(env)

@@ -44,6 +44,8 @@ class EnvConfig:
     settlement_slots: int = 12          # the sparse reward: paid every hour of 5-min slots
     reward_scale: float = 1.0           # rewards are divided by this (utility in $ / scale)
     record: bool = False                # keep the repaired schedule for the evaluator
+    forecast_slots: tuple[int, ...] = ()  # leads (slots ahead) of price/arrival forecasts
+    forecast_error: float = 0.0         # lognormal sd at one hour ahead, grows as sqrt(lead)
 
 
 def _sum_sites(a: F64) -> F64:
@@ -79,7 +81,7 @@ class BatchedCore:
         self.opt_base = (np.arange(c.I) * S * Fq)[None, :]                # [1, I]
         self.is_deferrable = ~c.interactive
         self.action_dim = c.K * c.I + 2 * c.K + 2 * c.I
-        self.obs_dim = 2 * c.K + 4 * c.I + 2
+        self.obs_dim = 2 * c.K + 4 * c.I + 2 + len(config.forecast_slots) * (c.K + c.I)
         peak = bank.arrivals.max(axis=(0, 2))
         self.arr_scale = np.where(peak > 0, peak, 1.0)
         self.ren_scale = np.maximum(bank.renewable.max(axis=(0, 2)), 1e-9)
@@ -146,7 +148,9 @@ class BatchedCore:
 
     def observe(self) -> F64:
         """[B, obs_dim]: arrivals and backlog (per class, / peak), soc (/ max), price
-        ($/MWh / 100), renewables (/ max), PUE - 1 (per site), time of day (sin, cos)."""
+        ($/MWh / 100), renewables (/ max), PUE - 1 (per site), time of day (sin, cos),
+        then per forecast lead: arrivals (per class) and price (per site) that many slots
+        ahead, with the configured error."""
         t = min(self.t, self.T - 1)
         phase = 2 * np.pi * self.t / self.T
         obs = self._obs                  # reused buffer: callers copy what they keep
@@ -157,7 +161,19 @@ class BatchedCore:
         obs[2 * K + I:2 * K + 2 * I] = self._at("price", t) / 100.0
         obs[2 * K + 2 * I:2 * K + 3 * I] = self._at("renewable", t) / self.ren_scale[:, None]
         obs[2 * K + 3 * I:2 * K + 4 * I] = self._at("pue", t) - 1.0
-        obs[-2], obs[-1] = np.sin(phase), np.cos(phase)
+        j = 2 * K + 4 * I
+        obs[j], obs[j + 1] = np.sin(phase), np.cos(phase)
+        j += 2
+        for lead in self.cfg.forecast_slots:
+            ahead = min(t + lead, self.T - 1)
+            noise = 1.0
+            if self.cfg.forecast_error > 0:
+                sd = self.cfg.forecast_error * np.sqrt(lead * self.c.dt_h)
+                noise = np.exp(self.rng.normal(0.0, sd, (K + I, self.B)) - sd**2 / 2)
+            obs[j:j + K] = self._at("arrivals", ahead) / self.arr_scale[:, None]
+            obs[j + K:j + K + I] = self._at("price", ahead) / 100.0
+            obs[j:j + K + I] *= noise
+            j += K + I
         return obs.T
 
     # ------------------------------------------------------------------ step

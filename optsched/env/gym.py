@@ -44,17 +44,20 @@ class OptschedEnv(gym.Env):
 
     def __init__(self, bank: DayBank | None = None, reward: str = "dense",
                  settlement_slots: int = 12, reward_scale: float = 1.0,
-                 record: bool = False, days: list[int] | None = None):
+                 record: bool = False, days: list[int] | None = None,
+                 forecast_slots: tuple[int, ...] = (), forecast_error: float = 0.0):
         self.bank = bank if bank is not None else default_bank(days)
-        self.core = BatchedCore(self.bank, 1, EnvConfig(reward, settlement_slots,
-                                                         reward_scale, record))
+        self.core = BatchedCore(self.bank, 1, EnvConfig(
+            reward, settlement_slots, reward_scale, record, tuple(forecast_slots),
+            forecast_error))
         self.observation_space, self.action_space = _spaces(self.core)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         day = (options or {}).get("day")
         j = int(self.np_random.integers(len(self.bank))) if day is None else int(day)
-        obs = self.core.reset(days=[j])
+        # The core's own generator (forecast noise) follows the episode's seed.
+        obs = self.core.reset(days=[j], seed=int(self.np_random.integers(2**63)))
         return obs[0].astype(np.float32), {"day": self.bank.days[j], "bank_index": j}
 
     def step(self, action):
@@ -70,11 +73,13 @@ class OptschedVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int, bank: DayBank | None = None, reward: str = "dense",
                  settlement_slots: int = 12, reward_scale: float = 1.0,
-                 days: list[int] | None = None):
+                 days: list[int] | None = None, forecast_slots: tuple[int, ...] = (),
+                 forecast_error: float = 0.0):
         self.bank = bank if bank is not None else default_bank(days)
         self.num_envs = int(num_envs)
-        self.core = BatchedCore(self.bank, self.num_envs,
-                                EnvConfig(reward, settlement_slots, reward_scale))
+        self.core = BatchedCore(self.bank, self.num_envs, EnvConfig(
+            reward, settlement_slots, reward_scale, False, tuple(forecast_slots),
+            forecast_error))
         self.single_observation_space, self.single_action_space = _spaces(self.core)
         self.observation_space = gym.vector.utils.batch_space(
             self.single_observation_space, self.num_envs)
