@@ -436,11 +436,41 @@ def _print_evaluation(summary: dict, evs: list) -> None:
 
 
 @app.command("demo")
-def demo():
-    """The main job on the embedded default: scenario summary and policy scores."""
-    scenario_show("jemas-3", None, False)
-    for policy in ("local-fixed", "greedy", "myopic-lp"):
-        evaluate_cmd("jemas-3", policy, None, None, None, True, "highs", None, False)
+def demo(
+    policies: Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")] = None,
+    json_out: JsonOpt = False,
+):
+    """The main job on the embedded default: the scenario, then every baseline against the
+    oracle on its first held-out day (utility, gap, share of the oracle's gain captured)."""
+    from optsched.report.compare import compare
+    from optsched.scenario import compile_scenario, get_scenario
+
+    names = policies or ["local-fixed", "greedy", "myopic-lp", "mpc", "mpc-noisy"]
+    for name in names:
+        from optsched.policies import get_policy
+        get_policy(name)                                   # validates before any work
+    if not json_out:
+        scenario_show("jemas-3", None, False)
+    sc = get_scenario("jemas-3")
+    with err.status("oracle and policies on the default day"):
+        rows = compare(compile_scenario(sc), names)
+    if json_out:
+        _emit_json({"scenario": sc.name, "rows": rows})
+        return
+    table = Table(title=f"policies on {sc.name} (utility $ per day; gap to the oracle; "
+                        "share of the oracle's gain over local-fixed captured)",
+                  title_justify="left")
+    for col in ("policy", "utility $", "gap", "captured", "served", "dropped",
+                "transferred", "mean Q", "mean steps", "energy $", "demand $", "seconds"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for r in rows:
+        cap = "" if r["captured"] is None else f"{100 * r['captured']:.1f}%"
+        table.add_row(r["policy"], f"{r['utility']:,.2f}", f"{100 * r['gap']:.2f}%", cap,
+                      f"{r['served']:,.0f}", f"{r['dropped']:,.0f}",
+                      f"{r['transferred']:,.0f}", f"{r['mean_quality']:.3f}",
+                      f"{r['mean_steps']:.1f}", f"{r['energy_cost']:.2f}",
+                      f"{r['demand_cost']:.2f}", f"{r['seconds']:.1f}")
+    _out().print(table)
 
 
 def main() -> None:

@@ -6,11 +6,31 @@ scored; that score equals the solver's objective to 1e-6 relative or the call ra
 
 from __future__ import annotations
 
+import os
+
 from optsched.errors import InfeasibleError
 from optsched.oracle.solution import ObjectiveMismatch, Solution, attach_evaluation
 from optsched.scenario.compile import Compiled
 
 BACKENDS = ("pyomo", "cvxpy", "highs", "cvxpy-clarabel")
+
+
+def _silence_highs_banner() -> None:
+    """HiGHS prints a copyright banner on stdout when the process creates its first solver
+    (whichever backend does it). Create that first one with stdout pointed away."""
+    import highspy
+
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+_silence_highs_banner()
 
 
 def solve(c: Compiled, backend: str = "pyomo", relax: bool = False,
