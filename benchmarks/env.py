@@ -37,6 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024, 8192])
+    ap.add_argument("--mpc", action="store_true", help="also time MPC and myopic-lp")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -64,6 +65,19 @@ def main() -> None:
     single = (time.perf_counter() - start) / n
     Console().print(table)
     Console().print(f"single gymnasium env step: {single * 1e6:.1f} us")
+    if args.mpc:
+        from optsched.policies import rollout
+        from optsched.policies.mpc import MPC, myopic_lp
+
+        c = bank.day(0)
+        for policy in (MPC(), myopic_lp()):
+            start = time.perf_counter()
+            rollout(policy, [c])
+            total = time.perf_counter() - start
+            Console().print(
+                f"{policy.name}: {total / c.T:.3f} s per decision (slot) on one day, "
+                f"{np.mean(policy.solve_seconds):.3f} s per LP solve, "
+                f"{len(policy.solve_seconds)} solves")
 
 
 if __name__ == "__main__":
