@@ -118,3 +118,20 @@ def test_solve_cli_json_contract(tmp_path):
     assert data["evaluator_utility"] == pytest.approx(data["utility"], rel=1e-6)
     for name in ("jobs.parquet", "sites.csv", "dispatch.png", "decisions.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_cvxpy_resolves_another_day_by_updating_parameters():
+    """DPP: a second day with the same structure re-solves without re-canonicalising."""
+    from optsched.oracle.cvxpy_model import CvxpyOracle
+
+    c1, c2 = (compile_scenario(get_scenario("jemas-3", d)) for d in (4, 9))
+    oracle = CvxpyOracle(c1, relax=True)
+    assert oracle.problem.is_dpp()
+    first = oracle.solve(c1)
+    first_compile = oracle.problem.compilation_time
+    oracle.update(c2)
+    second = oracle.solve(c2)
+    assert oracle.problem.compilation_time < 0.25 * first_compile
+    assert second.objective == pytest.approx(solve(c2, "highs", relax=True).objective,
+                                             rel=1e-6)
+    assert first.objective != pytest.approx(second.objective, rel=1e-6)
