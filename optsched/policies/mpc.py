@@ -37,6 +37,7 @@ class MPC:
 
     def __post_init__(self):
         self._plans: dict[int, tuple[int, dict]] = {}
+        self._highs: dict[int, tuple] = {}
         self._rng = np.random.default_rng(self.seed)
 
     def plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,6 +47,9 @@ class MPC:
         x = np.zeros((B, c0.K, c0.O))
         bat = np.zeros((B, c0.I))
         drop = np.zeros((B, c0.K))
+        if t == 0:
+            self._plans.clear()
+            self._highs.clear()
         for j in range(B):
             start, plan = self._plans.get(j, (None, None))
             if plan is None or t - start >= min(self.replan_every, plan["x"].shape[-1]) \
@@ -77,23 +81,49 @@ class MPC:
         return out
 
     def _solve(self, core: BatchedCore, j: int) -> dict:
+        """Solve the window from the current slot. Every window has the same length and
+        structure (slots past the horizon's end are padding with every decision fixed at
+        0), so after the first solve only bounds, costs and right-hand sides change: the
+        persistent HiGHS object re-solves from its previous basis (warm start)."""
         import time
 
         c = core.compiled(j)
         t = core.t
-        end = min(t + self.horizon, c.T)
+        W = min(self.horizon, c.T)
+        end = min(t + W, c.T)
+        real = end - t
         fc = self._forecast(c, t, end)
-        arrivals = fc["arrivals"]
+
+        def padded(a: np.ndarray, fill: float = 0.0) -> np.ndarray:
+            out = np.full(a.shape[:-1] + (W,), fill)
+            out[..., :real] = a
+            return out
+
+        arrivals = padded(fc["arrivals"])
         arrivals[:, 0] += core.q[:, j]                # the backlog waits in the first slot
         window = dataclasses.replace(
-            c, T=end - t, arrivals=arrivals, backlog_cap=c.backlog_cap[:, t:end],
-            price=fc["price"], renewable=fc["renewable"], pue=c.pue[:, t:end],
-            ci=c.ci[:, t:end], soc0=core.soc[:, j].copy(),
-            terminal_price=np.maximum(np.maximum(fc["price"].max(axis=1), 0.0),
-                                      0.0) / 1000.0 / c.eta_c)
+            c, T=W, arrivals=arrivals, backlog_cap=padded(c.backlog_cap[:, t:end]),
+            price=padded(fc["price"]), renewable=padded(fc["renewable"]),
+            pue=padded(c.pue[:, t:end], 1.0), ci=padded(c.ci[:, t:end]),
+            soc0=core.soc[:, j].copy(),
+            terminal_price=np.maximum(fc["price"].max(axis=1), 0.0) / 1000.0 / c.eta_c)
+        if real < W:
+            # The padding repeats the last real PUE, so the matrix never changes.
+            window.pue[:, real:] = window.pue[:, real - 1:real]
         m = build_matrix(window, relax=True, soc_ref=c.soc0, peak_floor=core.peak[:, j])
-        h = new_highs(None)
-        h.passModel(to_highs_lp(m))
+        for name in ("x", "n", "ch", "dis", "r", "b", "z"):
+            m.col_hi[m.blocks[name]].reshape(m.shapes[name])[..., real:] = 0.0
+        h, A_prev = self._highs.get(j, (None, None))
+        if h is None or A_prev is None or A_prev.shape != m.A.shape or (A_prev != m.A).nnz:
+            h = new_highs(None)
+            h.passModel(to_highs_lp(m))
+        else:
+            cols, rows = np.arange(m.n_vars, dtype=np.int32), np.arange(m.n_cons,
+                                                                        dtype=np.int32)
+            h.changeColsCost(m.n_vars, cols, -m.cost)
+            h.changeColsBounds(m.n_vars, cols, m.col_lo, m.col_hi)
+            h.changeRowsBounds(m.n_cons, rows, m.row_lo, m.row_hi)
+        self._highs[j] = (h, m.A)
         t0 = time.perf_counter()
         h.run()
         self.solve_seconds.append(time.perf_counter() - t0)
@@ -101,16 +131,17 @@ class MPC:
             raise RuntimeError(f"MPC window at slot {t} did not solve: {h.getModelStatus()}")
         v = np.asarray(h.getSolution().col_value)
         L = m.layout
-        x = np.zeros((c.K, c.O, end - t))
+        x = np.zeros((c.K, c.O, W))
         x[L.pair_k, L.pair_o] = np.maximum(m.block(v, "x"), 0.0)
-        ch = np.zeros((c.I, end - t))
-        dis = np.zeros((c.I, end - t))
+        ch = np.zeros((c.I, W))
+        dis = np.zeros((c.I, W))
         ch[L.batt], dis[L.batt] = m.block(v, "ch"), m.block(v, "dis")
-        q = np.zeros((c.K, end - t))
+        q = np.zeros((c.K, W))
         q[L.deferrable] = m.block(v, "q")
         pending = arrivals + np.concatenate([np.zeros((c.K, 1)), q[:, :-1]], axis=1)
-        return {"x": x, "ch": ch, "dis": dis, "y": np.maximum(m.block(v, "y"), 0.0),
-                "pending": pending}
+        return {"x": x[..., :real], "ch": ch[:, :real], "dis": dis[:, :real],
+                "y": np.maximum(m.block(v, "y"), 0.0)[:, :real],
+                "pending": pending[:, :real]}
 
 
 def myopic_lp() -> MPC:
