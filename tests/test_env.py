@@ -196,6 +196,10 @@ def test_forecasts_in_the_observation_are_exact_without_error(bank):
     noisy = BatchedCore(bank, 2, EnvConfig(forecast_slots=(12,), forecast_error=0.2))
     o2 = noisy.reset(days=[0, 1], seed=0)
     assert not np.allclose(o2[:, base:base + K] * core.arr_scale, bank.arrivals[[0, 1], :, 12])
-    env = OptschedEnv(bank=bank, forecast_slots=(12,), forecast_error=0.1)
     from gymnasium.utils.env_checker import check_env
-    check_env(env)
+
+    env = gym.make(ENV_ID, bank=bank, forecast_slots=(12,), forecast_error=0.1).unwrapped
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env)
+    assert [str(w.message) for w in caught] == []
