@@ -435,6 +435,56 @@ def _print_evaluation(summary: dict, evs: list) -> None:
                   else "")
 
 
+@app.command("train")
+def train_cmd(
+    algo: Annotated[str, typer.Option("--algo", help="sac (td3, ppo: not yet)")] = "sac",
+    shaping: Annotated[str, typer.Option("--shaping",
+                                         help="none | mlp | diffusion | potential")] = "none",
+    reward: Annotated[str, typer.Option("--reward", help="settlement | dense | episode")
+                      ] = "settlement",
+    steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 200_000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    num_envs: Annotated[int, typer.Option("--num-envs")] = 16,
+    eta: Annotated[float, typer.Option("--eta", help="Shaping weight.")] = 0.4,
+    diffusion_steps: Annotated[int, typer.Option("--diffusion-steps")] = 5,
+    latent: Annotated[int, typer.Option("--latent")] = 128,
+    days: Annotated[str, typer.Option("--days", help="Training days (train, train:N, A..B)")
+                    ] = "train",
+    out: Annotated[Path, typer.Option("--out")] = Path("runs/sac"),
+    resume: Annotated[bool, typer.Option("--resume")] = False,
+):
+    """Train a learned scheduler on jemas-3 training days (checkpoints, metrics CSV)."""
+    from rich.progress import Progress
+
+    from optsched.env.core import REWARD_MODES
+    from optsched.learn.train import SHAPING, TrainConfig, train
+
+    if algo != "sac":
+        raise ScenarioError("--algo", "only sac is implemented so far", algo)
+    if shaping not in SHAPING:
+        raise ScenarioError("--shaping", f"must be one of {', '.join(SHAPING)}", shaping)
+    if reward not in REWARD_MODES:
+        raise ScenarioError("--reward", f"must be one of {', '.join(REWARD_MODES)}", reward)
+    for key, value in (("--steps", steps), ("--num-envs", num_envs),
+                       ("--diffusion-steps", diffusion_steps), ("--latent", latent)):
+        if value < 1:
+            raise ScenarioError(key, "must be >= 1", value)
+    from optsched.scenario import jemas3
+
+    day_list = parse_days(days, "jemas-3")
+    held_out = [d for d in day_list if jemas3.is_test_day(d)]
+    if held_out:
+        raise ScenarioError("--days", "held-out test days may not be trained on", held_out)
+    cfg = TrainConfig(algo=algo, shaping=shaping, reward=reward, steps=steps, seed=seed,
+                      num_envs=num_envs, eta=eta, diffusion_steps=diffusion_steps,
+                      latent=latent, out=str(out), days=tuple(day_list))
+    with Progress(console=err) as bar:
+        task = bar.add_task(f"training {algo}/{shaping}", total=steps)
+        trainer = train(cfg, resume=resume, progress=lambda s: bar.update(task, completed=s))
+    err.print(f"done: {trainer.steps:,} env steps in {trainer.wall:.0f} s; policy at "
+              f"{out / 'policy.pt'}, metrics at {out / 'metrics.csv'}")
+
+
 @app.command("demo")
 def demo(
     policies: Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")] = None,

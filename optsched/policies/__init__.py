@@ -11,8 +11,16 @@ from optsched.schedule import Schedule
 
 
 def get_policy(name: str) -> Policy:
+    """A baseline by name, or a trained checkpoint by path (`*.pt`)."""
+    from pathlib import Path
+
     from optsched.errors import ScenarioError
 
+    if name.endswith(".pt"):
+        if not Path(name).is_file():
+            raise ScenarioError("--policy", "checkpoint not found", name)
+        from optsched.learn.policy import LearnedPolicy
+        return LearnedPolicy(name)
     if name not in POLICIES:
         raise ScenarioError("--policy", f"unknown policy (known: {', '.join(POLICIES)})",
                             name)

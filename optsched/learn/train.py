@@ -1,0 +1,242 @@
+"""Training a learned scheduler on the batched environment (SAC, optional reward shaping).
+
+One run = one `TrainConfig`, saved beside its results. Every `checkpoint_every` env steps
+the whole state (networks, optimisers, replay buffer, normaliser, RNG states, counters)
+goes to `out/checkpoint.pt` atomically, so `resume=True` continues exactly where the last
+checkpoint left off. Metrics go to `out/metrics.csv` (steps, wall time, episode utility,
+shaped-reward stats, losses).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from optsched.env.bank import DayBank
+from optsched.env.core import BatchedCore, EnvConfig
+from optsched.learn.sac import SAC, Replay, RunningNorm, SACConfig
+from optsched.learn.shaping import AdditiveShaper, PotentialShaper
+
+SHAPING = ("none", "mlp", "diffusion", "potential")
+
+
+@dataclass
+class TrainConfig:
+    algo: str = "sac"
+    shaping: str = "none"
+    reward: str = "settlement"
+    steps: int = 200_000              # environment steps (copies x slots)
+    seed: int = 0
+    num_envs: int = 16
+    batch_size: int = 256
+    learning_starts: int = 5_000
+    updates_per_step: int = 1         # gradient updates per batched env step
+    buffer: int = 200_000
+    gamma: float = 0.99
+    lr: float = 3e-4
+    hidden: int = 256
+    reward_scale: float = 100.0       # $ per unit of reward
+    eta: float = 0.4                  # shaping weight (paper's best)
+    shaping_warmup: int = 5_000
+    shaping_anneal: int = 0
+    diffusion_steps: int = 5
+    latent: int = 128
+    checkpoint_every: int = 20_000
+    out: str = "runs/sac"
+    days: tuple[int, ...] = ()        # training days (bank); empty = jemas-3 training days
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, bank: DayBank):
+        if cfg.algo != "sac":
+            raise ValueError(f"algo {cfg.algo!r} is not implemented yet (sac only)")
+        if cfg.shaping not in SHAPING:
+            raise ValueError(f"shaping must be one of {SHAPING}, got {cfg.shaping!r}")
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.core = BatchedCore(bank, cfg.num_envs, EnvConfig(
+            reward=cfg.reward, reward_scale=cfg.reward_scale))
+        od, ad = self.core.obs_dim, self.core.action_dim
+        self.agent = SAC(od, ad, SACConfig(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden,
+                                           batch_size=cfg.batch_size))
+        self.shaper = None
+        if cfg.shaping in ("mlp", "diffusion"):
+            self.shaper = AdditiveShaper(od, ad, kind=cfg.shaping, eta=cfg.eta,
+                                         warmup_steps=cfg.shaping_warmup,
+                                         anneal_steps=cfg.shaping_anneal, gamma=cfg.gamma,
+                                         lr=cfg.lr, latent=cfg.latent,
+                                         steps=cfg.diffusion_steps, hidden=cfg.hidden)
+        elif cfg.shaping == "potential":
+            self.shaper = PotentialShaper(od, eta=1.0, warmup_steps=cfg.shaping_warmup,
+                                          gamma=cfg.gamma, lr=cfg.lr, latent=cfg.latent,
+                                          steps=cfg.diffusion_steps, hidden=cfg.hidden)
+        self.norm = RunningNorm(od)
+        self.buffer = Replay(cfg.buffer, od, ad)
+        self.steps = 0
+        self.wall = 0.0
+        self.obs = self.core.reset(seed=cfg.seed).copy()
+
+    # ------------------------------------------------------------------ loop
+    def run(self, until: int | None = None, out: Path | None = None, progress=None) -> None:
+        cfg = self.cfg
+        until = cfg.steps if until is None else until
+        next_ckpt = (self.steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+        start = time.perf_counter()
+        while self.steps < until:
+            row = self.step()
+            if out is not None and row is not None:
+                self._log(out, row | {"wall_s": self.wall + time.perf_counter() - start})
+            if out is not None and self.steps >= next_ckpt:
+                self.wall += time.perf_counter() - start
+                start = time.perf_counter()
+                self.save(out / "checkpoint.pt")
+                next_ckpt += cfg.checkpoint_every
+            if progress is not None:
+                progress(self.steps)
+        self.wall += time.perf_counter() - start
+
+    def step(self) -> dict | None:
+        """One batched env step (num_envs transitions) and its gradient updates; returns a
+        metrics row when episodes end."""
+        cfg, core = self.cfg, self.core
+        self.norm.update(self.obs)
+        o = self.norm(self.obs).astype(np.float32)
+        if self.steps < cfg.learning_starts:
+            act = self.rng.uniform(-1, 1, (core.B, core.action_dim)).astype(np.float32)
+        else:
+            act = self.agent.act(o)
+        next_obs, rew, done, info = core.step(act)
+        next_obs = next_obs.copy()
+        o2 = self.norm(next_obs).astype(np.float32)
+        emitted = np.zeros(core.B, np.float32)
+        if self.shaper is not None:
+            emitted = self.shaper.emit(torch.as_tensor(o), torch.as_tensor(act)).numpy()
+        self.buffer.add(obs=o, act=act, rew=rew.astype(np.float32), next_obs=o2,
+                        done=np.full(core.B, float(done), np.float32), r_emitted=emitted)
+        self.steps += core.B
+        losses: dict[str, float] = {}
+        if self.steps >= cfg.learning_starts:
+            for _ in range(cfg.updates_per_step):
+                losses = self.update()
+        row = None
+        if done:
+            util = core.episode_terms[:, 0] - core.episode_terms[:, 1:].sum(axis=1)
+            row = {"steps": self.steps, "episode_utility": float(util.mean()), **losses}
+            next_obs = core.reset().copy()
+        self.obs = next_obs
+        return row
+
+    def update(self) -> dict[str, float]:
+        b = {k: torch.as_tensor(v) for k, v in
+             self.buffer.sample(self.rng, self.cfg.batch_size).items()}
+        rew = b["rew"]
+        out: dict[str, float] = {}
+        if self.shaper is not None:
+            with torch.no_grad():
+                next_act, _ = self.agent.actor(b["next_obs"])
+            out |= self.shaper.update(b["obs"], b["act"], b["rew"], b["next_obs"], next_act,
+                                      b["done"], b["r_emitted"])
+            extra = self.shaper.shaped(b["obs"], b["act"], b["next_obs"], next_act, b["done"],
+                                       self.steps)
+            rew = rew + extra
+            out["shaped_abs_mean"] = float(extra.abs().mean())
+        out |= self.agent.update(b["obs"], b["act"], rew, b["next_obs"], b["done"])
+        return out
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict:
+        return {
+            "agent": self.agent.state_dict(),
+            "opt": [o.state_dict() for o in (self.agent.opt_q, self.agent.opt_pi,
+                                             self.agent.opt_alpha)],
+            "shaper": None if self.shaper is None else self.shaper.state_dict(),
+            "shaper_opt": None if self.shaper is None else [
+                o.state_dict() for o in _shaper_opts(self.shaper)],
+            "norm": self.norm.state(), "buffer": self.buffer.data,
+            "buffer_pos": (self.buffer.n, self.buffer.i), "steps": self.steps,
+            "wall": self.wall, "obs": self.obs, "rng": self.rng.bit_generator.state,
+            "core_rng": self.core.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "core": {"t": self.core.t, "day": self.core.day, "q": self.core.q,
+                     "soc": self.core.soc, "peak": self.core.peak,
+                     "unpaid": self.core.unpaid, "terms": self.core.episode_terms},
+            "config": dataclasses.asdict(self.cfg),
+        }
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state(), tmp)
+        tmp.replace(path)
+
+    def load(self, path: Path) -> None:
+        s = torch.load(path, weights_only=False)
+        self.agent.load_state_dict(s["agent"])
+        for o, st in zip((self.agent.opt_q, self.agent.opt_pi, self.agent.opt_alpha),
+                         s["opt"], strict=True):
+            o.load_state_dict(st)
+        if self.shaper is not None:
+            self.shaper.load_state_dict(s["shaper"])
+            for o, st in zip(_shaper_opts(self.shaper), s["shaper_opt"], strict=True):
+                o.load_state_dict(st)
+        self.norm.load(s["norm"])
+        self.buffer.data = s["buffer"]
+        self.buffer.n, self.buffer.i = s["buffer_pos"]
+        self.steps, self.wall, self.obs = s["steps"], s["wall"], s["obs"]
+        self.rng.bit_generator.state = s["rng"]
+        self.core.rng.bit_generator.state = s["core_rng"]
+        torch.set_rng_state(s["torch_rng"])
+        c = s["core"]
+        core = self.core
+        core.t, core.day, core.q, core.soc, core.peak = c["t"], c["day"], c["q"], c["soc"], \
+            c["peak"]
+        core.unpaid, core.episode_terms = c["unpaid"], c["terms"]
+
+    def _log(self, out: Path, row: dict) -> None:
+        path = out / "metrics.csv"
+        fields = ["steps", "wall_s", "episode_utility", "q_loss", "pi_loss", "alpha",
+                  "shaped_abs_mean", "shaper_q_loss", "shaper_gen_loss", "shaped_mean",
+                  "shaper_td_loss"]
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+
+def _shaper_opts(shaper) -> list:
+    if isinstance(shaper, AdditiveShaper):
+        return [shaper.opt_q, shaper.opt_g, shaper.opt_a]
+    return [shaper.opt]
+
+
+def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
+          progress=None) -> Trainer:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if bank is None:
+        from optsched.scenario import jemas3
+        bank = DayBank.from_family(list(cfg.days) or jemas3.train_days())
+    trainer = Trainer(cfg, bank)
+    ckpt = out / "checkpoint.pt"
+    if resume and ckpt.exists():
+        trainer.load(ckpt)
+    elif (out / "metrics.csv").exists():
+        (out / "metrics.csv").unlink()
+    cfg.save(out / "config.json")
+    trainer.run(out=out, progress=progress)
+    trainer.save(ckpt)
+    torch.save({"actor": trainer.agent.actor.state_dict(), "norm": trainer.norm.state(),
+                "obs_dim": trainer.core.obs_dim, "act_dim": trainer.core.action_dim,
+                "hidden": cfg.hidden, "config": dataclasses.asdict(cfg)}, out / "policy.pt")
+    return trainer
