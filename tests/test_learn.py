@@ -95,3 +95,30 @@ def test_train_and_evaluate_a_checkpoint_from_the_cli(tmp_path):
     bad = subprocess.run([*run, "train", "--days", "4", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "held-out" in bad.stderr
+
+
+def test_projection_of_local_fixed_recovers_its_action():
+    """Projecting local-fixed's own schedule onto the action space gives back its routing,
+    step levels, clocks and idle battery."""
+    from optsched.env import BatchedCore, EnvConfig
+    from optsched.learn.demos import project
+    from optsched.policies import LocalFixed, rollout
+
+    c = small_scenario(4)
+    sched, _, _ = rollout(LocalFixed(), [c])[0]
+    core = BatchedCore(DayBank.from_compiled([c]), 1, EnvConfig())
+    core.reset(days=[0])
+    want = LocalFixed().act(core, None)[0]
+    K, I = c.K, c.I
+    for t in range(c.T):
+        if sched.x[:, :, t].sum() == 0:
+            continue
+        a = project(core, sched.x[:, :, t], sched.ch[:, t], sched.dis[:, t],
+                    c.arrivals[:, t] + (sched.q[:, t - 1] if t else 0.0))
+        served = sched.x[:, :, t].sum(axis=1) > 0
+        np.testing.assert_allclose(a[:K * I].reshape(K, I)[served], want[:K * I].reshape(
+            K, I)[served])
+        home = (np.arange(I)[None, :] == c.home[:, None]) & served[:, None]
+        np.testing.assert_allclose(a[K * I:2 * K * I].reshape(K, I)[home],
+                                   want[K * I:2 * K * I].reshape(K, I)[home], atol=1e-9)
+        np.testing.assert_allclose(a[-I:], 0.0)

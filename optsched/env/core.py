@@ -3,8 +3,8 @@
 Action per copy (all in [-1, 1]), for K classes and I sites:
   route[K, I]   logits of each class's routing distribution over sites (masked where the
                 class has no eligible option),
-  steps[K]      step level (lowest .. highest step count; raised to the class's quality
-                floor at each site),
+  steps[K, I]   step level of each class at each site (lowest .. highest step count;
+                raised to the class's quality floor there),
   serve[K]      share of pending jobs to serve now (deferrable classes; interactive
                 classes always ask for everything),
   clock[I]      GPU clock level per site,
@@ -80,7 +80,7 @@ class BatchedCore:
         self.fix_step = np.maximum(fix, 0)
         self.opt_base = (np.arange(c.I) * S * Fq)[None, :]                # [1, I]
         self.is_deferrable = ~c.interactive
-        self.action_dim = c.K * c.I + 2 * c.K + 2 * c.I
+        self.action_dim = 2 * c.K * c.I + c.K + 2 * c.I
         self.obs_dim = 2 * c.K + 4 * c.I + 2 + len(config.forecast_slots) * (c.K + c.I)
         peak = bank.arrivals.max(axis=(0, 2))
         self.arr_scale = np.where(peak > 0, peak, 1.0)
@@ -178,8 +178,8 @@ class BatchedCore:
 
     # ------------------------------------------------------------------ step
     def decode(self, action: F64) -> dict[str, NDArray]:
-        """Action [B, action_dim] in [-1, 1] -> shares [K, I, B], step/clock indices,
-        serve shares [K, B], battery [I, B]."""
+        """Action [B, action_dim] in [-1, 1] -> shares [K, I, B], step indices [K*I, B],
+        serve shares [K, B], clock indices [I, B], battery [I, B]."""
         K, I = self.K, self.I
         a = np.clip(np.asarray(action, dtype=float).T, -1.0, 1.0)       # [A, B]
         j = K * I
@@ -189,20 +189,20 @@ class BatchedCore:
         shares = w / _sum_sites(w)[:, None, :]
         shares[shares < MIN_SHARE] = 0.0                       # no slivers of a class
         shares /= _sum_sites(shares)[:, None, :]
-        s_idx = np.rint((a[j:j + K] + 1.0) * (0.5 * (self.S - 1))).astype(np.int64)
-        serve = 1.0 + self.defer * ((a[j + K:j + 2 * K] + 1.0) * 0.5 - 1.0)
-        f_idx = np.rint((a[j + 2 * K:j + 2 * K + I] + 1.0) * (0.5 * (self.F - 1))
-                        ).astype(np.int64)
+        s_idx = np.rint((a[j:2 * j] + 1.0) * (0.5 * (self.S - 1))).astype(np.int64)
+        j *= 2
+        serve = 1.0 + self.defer * ((a[j:j + K] + 1.0) * 0.5 - 1.0)
+        f_idx = np.rint((a[j + K:j + K + I] + 1.0) * (0.5 * (self.F - 1))).astype(np.int64)
         return {"shares": shares, "s_idx": s_idx, "serve": serve, "f_idx": f_idx,
-                "battery": a[j + 2 * K + I:]}
+                "battery": a[j + K + I:]}
 
     def step(self, action: F64) -> tuple[F64, F64, bool, dict]:
         """One slot for every copy from actions [B, action_dim] in [-1, 1]."""
         d = self.decode(action)
         B = self.B
         # Options [K, I, B]: the step level raised to each site's quality floor.
-        s_fix = np.take_along_axis(self.fix_flat, d["s_idx"].repeat(self.I, axis=0),
-                                   axis=1).reshape(self.K, self.I, B)
+        s_fix = np.take_along_axis(self.fix_flat, d["s_idx"], axis=1).reshape(self.K,
+                                                                             self.I, B)
         opt = self.opt_site_base + s_fix * self.F + d["f_idx"][None]
         pending = self.q + self._at("arrivals", self.t)
         want = (pending * d["serve"])[:, None, :] * d["shares"]           # [K, I, B]

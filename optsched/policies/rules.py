@@ -29,7 +29,7 @@ class LocalFixed:
     def act(self, core: BatchedCore, obs: np.ndarray) -> np.ndarray:
         c = core.c
         route = np.where(np.arange(c.I)[None, :] == c.home[:, None], 1.0, -1.0)
-        a = np.concatenate([route.ravel(), np.full(c.K, level(c.steps, self.steps)),
+        a = np.concatenate([route.ravel(), np.full(c.K * c.I, level(c.steps, self.steps)),
                             np.ones(c.K), np.full(c.I, level(c.clocks, self.clock)),
                             np.zeros(c.I)])
         return np.broadcast_to(a, (core.B, core.action_dim))
