@@ -459,8 +459,8 @@ def train_cmd(
     from optsched.env.core import REWARD_MODES
     from optsched.learn.train import SHAPING, TrainConfig, train
 
-    if algo != "sac":
-        raise ScenarioError("--algo", "only sac is implemented so far", algo)
+    if algo not in ("sac", "bc"):
+        raise ScenarioError("--algo", "must be sac or bc (td3, ppo: not yet)", algo)
     if shaping not in SHAPING:
         raise ScenarioError("--shaping", f"must be one of {', '.join(SHAPING)}", shaping)
     if reward not in REWARD_MODES:
@@ -475,6 +475,9 @@ def train_cmd(
     held_out = [d for d in day_list if jemas3.is_test_day(d)]
     if held_out:
         raise ScenarioError("--days", "held-out test days may not be trained on", held_out)
+    if algo == "bc":
+        _train_bc(day_list, out, seed)
+        return
     cfg = TrainConfig(algo=algo, shaping=shaping, reward=reward, steps=steps, seed=seed,
                       num_envs=num_envs, eta=eta, diffusion_steps=diffusion_steps,
                       latent=latent, out=str(out), days=tuple(day_list))
@@ -483,6 +486,28 @@ def train_cmd(
         trainer = train(cfg, resume=resume, progress=lambda s: bar.update(task, completed=s))
     err.print(f"done: {trainer.steps:,} env steps in {trainer.wall:.0f} s; policy at "
               f"{out / 'policy.pt'}, metrics at {out / 'metrics.csv'}")
+
+
+def _train_bc(days: list[int], out: Path, seed: int) -> None:
+    """Behaviour cloning of the oracle on the given training days -> out/policy.pt."""
+    import torch
+
+    from optsched.learn.bc import behaviour_clone
+    from optsched.learn.demos import oracle_demonstrations
+    from optsched.scenario import compile_scenario, get_scenario
+
+    with err.status(f"oracle demonstrations on {len(days)} training days"):
+        obs, act = oracle_demonstrations([compile_scenario(get_scenario("jemas-3", d))
+                                          for d in days])
+    with err.status("behaviour cloning"):
+        actor, norm, losses = behaviour_clone(obs, act, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({"actor": actor.state_dict(), "norm": norm.state(), "obs_dim": obs.shape[1],
+                "act_dim": act.shape[1], "hidden": 256,
+                "config": {"algo": "bc", "days": days, "seed": seed,
+                           "final_loss": losses[-1]}}, out / "policy.pt")
+    err.print(f"done: {len(obs):,} demonstrated slots, final loss {losses[-1]:.4f}; policy "
+              f"at {out / 'policy.pt'}")
 
 
 @app.command("demo")

@@ -122,3 +122,13 @@ def test_projection_of_local_fixed_recovers_its_action():
         np.testing.assert_allclose(a[K * I:2 * K * I].reshape(K, I)[home],
                                    want[K * I:2 * K * I].reshape(K, I)[home], atol=1e-9)
         np.testing.assert_allclose(a[-I:], 0.0)
+
+
+def test_behaviour_cloning_fits_oracle_demonstrations():
+    from optsched.learn.bc import behaviour_clone
+    from optsched.learn.demos import oracle_demonstrations
+
+    obs, act = oracle_demonstrations([small_scenario(6), small_scenario(7)])
+    assert obs.shape[0] == act.shape[0] == 12 and np.abs(act).max() <= 1.0
+    _, _, losses = behaviour_clone(obs, act, hidden=32, updates=300, batch=12)
+    assert np.mean(losses[-20:]) < 0.2 * np.mean(losses[:20])
