@@ -437,7 +437,8 @@ def _print_evaluation(summary: dict, evs: list) -> None:
 
 @app.command("train")
 def train_cmd(
-    algo: Annotated[str, typer.Option("--algo", help="sac (td3, ppo: not yet)")] = "sac",
+    algo: Annotated[str, typer.Option("--algo", help="sac | td3 | bc (ppo: not yet)")
+                    ] = "sac",
     shaping: Annotated[str, typer.Option("--shaping",
                                          help="none | mlp | diffusion | potential")] = "none",
     reward: Annotated[str, typer.Option("--reward", help="settlement | dense | episode")
@@ -459,8 +460,8 @@ def train_cmd(
     from optsched.env.core import REWARD_MODES
     from optsched.learn.train import SHAPING, TrainConfig, train
 
-    if algo not in ("sac", "bc"):
-        raise ScenarioError("--algo", "must be sac or bc (td3, ppo: not yet)", algo)
+    if algo not in ("sac", "td3", "bc"):
+        raise ScenarioError("--algo", "must be sac, td3 or bc (ppo: not yet)", algo)
     if shaping not in SHAPING:
         raise ScenarioError("--shaping", f"must be one of {', '.join(SHAPING)}", shaping)
     if reward not in REWARD_MODES:

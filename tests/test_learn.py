@@ -23,9 +23,10 @@ def small_cfg(tmp_path, **kw) -> TrainConfig:
     return TrainConfig(**(base | kw))
 
 
-@pytest.mark.parametrize("shaping", ["none", "diffusion", "potential"])
-def test_checkpoint_resume_gives_identical_next_updates(tmp_path, bank, shaping):
-    cfg = small_cfg(tmp_path, shaping=shaping, seed=5)
+@pytest.mark.parametrize(("algo", "shaping"), [("sac", "none"), ("sac", "diffusion"),
+                                               ("sac", "potential"), ("td3", "diffusion")])
+def test_checkpoint_resume_gives_identical_next_updates(tmp_path, bank, algo, shaping):
+    cfg = small_cfg(tmp_path, algo=algo, shaping=shaping, seed=5)
     a = Trainer(cfg, bank)
     a.run(until=96)
     a.save(tmp_path / "ck.pt")

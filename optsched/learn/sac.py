@@ -107,6 +107,15 @@ class SAC(nn.Module):
         self.opt_pi = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
         self.opt_alpha = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
 
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.opt_q, self.opt_pi, self.opt_alpha]
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         a, _ = self.actor(torch.as_tensor(obs, dtype=torch.float32), deterministic)

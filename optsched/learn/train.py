@@ -23,6 +23,7 @@ from optsched.env.bank import DayBank
 from optsched.env.core import BatchedCore, EnvConfig
 from optsched.learn.sac import SAC, Replay, RunningNorm, SACConfig
 from optsched.learn.shaping import AdditiveShaper, PotentialShaper
+from optsched.learn.td3 import TD3, TD3Config
 
 SHAPING = ("none", "mlp", "diffusion", "potential")
 
@@ -58,8 +59,8 @@ class TrainConfig:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, bank: DayBank):
-        if cfg.algo != "sac":
-            raise ValueError(f"algo {cfg.algo!r} is not implemented yet (sac only)")
+        if cfg.algo not in ("sac", "td3"):
+            raise ValueError(f"algo {cfg.algo!r} is not implemented (sac, td3)")
         if cfg.shaping not in SHAPING:
             raise ValueError(f"shaping must be one of {SHAPING}, got {cfg.shaping!r}")
         self.cfg = cfg
@@ -68,8 +69,12 @@ class Trainer:
         self.core = BatchedCore(bank, cfg.num_envs, EnvConfig(
             reward=cfg.reward, reward_scale=cfg.reward_scale))
         od, ad = self.core.obs_dim, self.core.action_dim
-        self.agent = SAC(od, ad, SACConfig(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden,
-                                           batch_size=cfg.batch_size))
+        if cfg.algo == "sac":
+            self.agent = SAC(od, ad, SACConfig(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden,
+                                               batch_size=cfg.batch_size))
+        else:
+            self.agent = TD3(od, ad, TD3Config(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden,
+                                               batch_size=cfg.batch_size))
         self.shaper = None
         if cfg.shaping in ("mlp", "diffusion"):
             self.shaper = AdditiveShaper(od, ad, kind=cfg.shaping, eta=cfg.eta,
@@ -158,8 +163,8 @@ class Trainer:
     def state(self) -> dict:
         return {
             "agent": self.agent.state_dict(),
-            "opt": [o.state_dict() for o in (self.agent.opt_q, self.agent.opt_pi,
-                                             self.agent.opt_alpha)],
+            "opt": [o.state_dict() for o in self.agent.optimizers()],
+            "agent_extra": self.agent.extra_state(),
             "shaper": None if self.shaper is None else self.shaper.state_dict(),
             "shaper_opt": None if self.shaper is None else [
                 o.state_dict() for o in _shaper_opts(self.shaper)],
@@ -181,9 +186,9 @@ class Trainer:
     def load(self, path: Path) -> None:
         s = torch.load(path, weights_only=False)
         self.agent.load_state_dict(s["agent"])
-        for o, st in zip((self.agent.opt_q, self.agent.opt_pi, self.agent.opt_alpha),
-                         s["opt"], strict=True):
+        for o, st in zip(self.agent.optimizers(), s["opt"], strict=True):
             o.load_state_dict(st)
+        self.agent.load_extra_state(s["agent_extra"])
         if self.shaper is not None:
             self.shaper.load_state_dict(s["shaper"])
             for o, st in zip(_shaper_opts(self.shaper), s["shaper_opt"], strict=True):
@@ -236,7 +241,8 @@ def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
     cfg.save(out / "config.json")
     trainer.run(out=out, progress=progress)
     trainer.save(ckpt)
-    torch.save({"actor": trainer.agent.actor.state_dict(), "norm": trainer.norm.state(),
+    actor = trainer.agent.actor if cfg.algo == "sac" else trainer.agent.net
+    torch.save({"actor": actor.state_dict(), "norm": trainer.norm.state(),
                 "obs_dim": trainer.core.obs_dim, "act_dim": trainer.core.action_dim,
                 "hidden": cfg.hidden, "config": dataclasses.asdict(cfg)}, out / "policy.pt")
     return trainer
