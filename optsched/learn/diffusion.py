@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from optsched.learn.nets import mlp, tanh_gaussian
+
 
 def vp_betas(steps: int, beta_min: float = 0.1, beta_max: float = 10.0) -> torch.Tensor:
     i = torch.arange(1, steps + 1, dtype=torch.float64)
@@ -34,14 +36,6 @@ class SinusoidalEmbedding(nn.Module):
         freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / (half - 1))
         arg = t.float()[:, None] * freq[None, :]
         return torch.cat([arg.sin(), arg.cos()], dim=-1)
-
-
-def mlp(sizes: list[int], act: type[nn.Module] = nn.Mish) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
-        layers += [nn.Linear(a, b), act()]
-    layers.append(nn.Linear(sizes[-2], sizes[-1]))
-    return nn.Sequential(*layers)
 
 
 class DiffusionGenerator(nn.Module):
@@ -82,14 +76,8 @@ class DiffusionGenerator(nn.Module):
     def forward(self, cond: torch.Tensor, deterministic: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.reverse(cond, deterministic)
-        mean = self.mean(z).squeeze(-1)
         log_std = self.log_std(z).squeeze(-1).clamp(-5.0, 2.0)
-        std = log_std.exp()
-        u = mean if deterministic else mean + std * torch.randn_like(mean)
-        out = torch.tanh(u)
-        logp = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
-                - torch.log(1.0 - out.pow(2) + 1e-6))
-        return out, logp
+        return tanh_gaussian(self.mean(z).squeeze(-1), log_std, deterministic)
 
 
 class MLPGenerator(nn.Module):
@@ -102,10 +90,4 @@ class MLPGenerator(nn.Module):
     def forward(self, cond: torch.Tensor, deterministic: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.body(cond).unbind(-1)
-        log_std = log_std.clamp(-5.0, 2.0)
-        std = log_std.exp()
-        u = mean if deterministic else mean + std * torch.randn_like(mean)
-        out = torch.tanh(u)
-        logp = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
-                - torch.log(1.0 - out.pow(2) + 1e-6))
-        return out, logp
+        return tanh_gaussian(mean, log_std.clamp(-5.0, 2.0), deterministic)

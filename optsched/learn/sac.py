@@ -3,7 +3,6 @@ twin Q critics with Polyak targets, automatic entropy tuning, a numpy replay buf
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
-from optsched.learn.diffusion import mlp
+from optsched.learn.nets import mlp, soft_update, tanh_gaussian
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -25,12 +24,8 @@ class Actor(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.body(obs).chunk(2, dim=-1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
-        std = log_std.exp()
-        u = mean if deterministic else mean + std * torch.randn_like(mean)
-        a = torch.tanh(u)
-        logp = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
-                - torch.log(1 - a.pow(2) + 1e-6)).sum(-1)
-        return a, logp
+        a, logp = tanh_gaussian(mean, log_std, deterministic)
+        return a, logp.sum(-1)
 
 
 class RunningNorm:
@@ -145,9 +140,7 @@ class SAC(nn.Module):
         self.opt_alpha.zero_grad()
         alpha_loss.backward()
         self.opt_alpha.step()
-        with torch.no_grad():
-            for src, dst in ((self.q1, self.q1_t), (self.q2, self.q2_t)):
-                for p, q in zip(src.parameters(), dst.parameters(), strict=True):
-                    q.mul_(1 - cfg.tau).add_(cfg.tau * p)
+        soft_update(self.q1, self.q1_t, cfg.tau)
+        soft_update(self.q2, self.q2_t, cfg.tau)
         return {"q_loss": q_loss.item(), "pi_loss": pi_loss.item(),
                 "alpha": self.log_alpha.exp().item()}

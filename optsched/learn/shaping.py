@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
-from optsched.learn.diffusion import DiffusionGenerator, MLPGenerator, mlp
+from optsched.learn.diffusion import DiffusionGenerator, MLPGenerator
+from optsched.learn.nets import mlp, soft_update
 
 
 def potential_shaping(phi: torch.Tensor, phi_next: torch.Tensor, done: torch.Tensor,
@@ -98,8 +99,8 @@ class AdditiveShaper(nn.Module):
         self.opt_a.zero_grad()
         a_loss.backward()
         self.opt_a.step()
-        _soft_update(self.q1, self.q1_t, self.tau)
-        _soft_update(self.q2, self.q2_t, self.tau)
+        soft_update(self.q1, self.q1_t, self.tau)
+        soft_update(self.q2, self.q2_t, self.tau)
         return {"shaper_q_loss": q_loss.item(), "shaper_gen_loss": g_loss.item(),
                 "shaped_mean": r.mean().item()}
 
@@ -141,15 +142,9 @@ class PotentialShaper(nn.Module):
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        _soft_update(self.gen, self.gen_t, self.tau)
+        soft_update(self.gen, self.gen_t, self.tau)
         return {"shaper_td_loss": loss.item()}
 
     @torch.no_grad()
     def emit(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return torch.zeros(obs.shape[0])
-
-
-def _soft_update(src: nn.Module, dst: nn.Module, tau: float) -> None:
-    with torch.no_grad():
-        for p, q in zip(src.parameters(), dst.parameters(), strict=True):
-            q.mul_(1.0 - tau).add_(tau * p)

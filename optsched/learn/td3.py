@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
-from optsched.learn.diffusion import mlp
+from optsched.learn.nets import mlp, soft_update
 from optsched.learn.sac import Actor
 
 
@@ -97,10 +97,8 @@ class TD3(nn.Module):
             self.opt_pi.zero_grad()
             pi_loss.backward()
             self.opt_pi.step()
-            with torch.no_grad():
-                for src, dst in ((self.q1, self.q1_t), (self.q2, self.q2_t),
-                                 (self.actor, self.actor_t)):
-                    for p, q in zip(src.parameters(), dst.parameters(), strict=True):
-                        q.mul_(1 - cfg.tau).add_(cfg.tau * p)
+            for src, dst in ((self.q1, self.q1_t), (self.q2, self.q2_t),
+                             (self.actor, self.actor_t)):
+                soft_update(src, dst, cfg.tau)
             out["pi_loss"] = pi_loss.item()
         return out

@@ -1,0 +1,35 @@
+"""Small building blocks shared by the agents and the reward models."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def mlp(sizes: list[int], act: type[nn.Module] = nn.Mish) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
+        layers += [nn.Linear(a, b), act()]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
+def tanh_gaussian(mean: torch.Tensor, log_std: torch.Tensor, deterministic: bool = False
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A sample squashed to (-1, 1) and its log-density, elementwise (sum it over action
+    dimensions where there are several)."""
+    std = log_std.exp()
+    u = mean if deterministic else mean + std * torch.randn_like(mean)
+    out = torch.tanh(u)
+    logp = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+            - torch.log(1.0 - out.pow(2) + 1e-6))
+    return out, logp
+
+
+@torch.no_grad()
+def soft_update(src: nn.Module, dst: nn.Module, tau: float) -> None:
+    """Polyak averaging of target parameters: dst <- (1 - tau) dst + tau src."""
+    for p, q in zip(src.parameters(), dst.parameters(), strict=True):
+        q.mul_(1.0 - tau).add_(tau * p)
