@@ -511,6 +511,33 @@ def _train_bc(days: list[int], out: Path, seed: int) -> None:
               f"at {out / 'policy.pt'}")
 
 
+@app.command("report")
+def report_cmd(
+    scenario: ScenarioArg,
+    days: Annotated[str, typer.Option("--days", help="test:N, A..B, A,B")] = "test:7",
+    policies: Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")
+                        ] = None,
+    out: Annotated[Path, typer.Option("--out")] = Path("runs/report"),
+    cache: Annotated[Path, typer.Option("--cache", help="Oracle cache folder.")] = Path(
+        ".optsched-cache"),
+):
+    """Every policy against the oracle on held-out days: gap table, terms, plots (Markdown,
+    self-contained HTML, CSV/Parquet)."""
+    from optsched.policies import get_policy
+    from optsched.report.report import build_report
+
+    names = policies or ["greedy", "myopic-lp", "mpc", "mpc-noisy"]
+    for name in names:
+        get_policy(name)
+    day_list = parse_days(days, scenario)
+    with err.status("report") as status:
+        frame = build_report(scenario, day_list, names, out, cache,
+                             progress=lambda msg: status.update(f"report: {msg}"))
+    err.print(f"wrote {out / 'report.md'}, {out / 'report.html'}, {out / 'results.csv'} "
+              f"({len(frame)} rows)")
+    _out().print((out / "report.md").read_text())
+
+
 @app.command("demo")
 def demo(
     policies: Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")] = None,

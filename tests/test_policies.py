@@ -45,3 +45,13 @@ def test_noisy_mpc_is_feasible_and_below_perfect(default_day):
     c, oracle = default_day
     _, ev, _ = rollout(MPC(error=0.3, seed=1, horizon=96, replan_every=24), [c])[0]
     assert ev.feasible and ev.utility < oracle
+
+
+def test_planners_roll_several_days_in_one_batch():
+    """Plans (greedy, MPC) act through step_plan on every copy of a batch at once."""
+    days = [small_scenario(11), small_scenario(11)]
+    for name in ("greedy", "myopic-lp"):
+        results = rollout(get_policy(name), days)
+        assert len(results) == 2
+        for _, ev, total in results:
+            assert ev.feasible and total == pytest.approx(ev.utility, rel=1e-9, abs=1e-9)

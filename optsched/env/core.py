@@ -309,7 +309,8 @@ class BatchedCore:
         terminal = (np.maximum(col["soc0"] - soc, 0.0) * np.take(
             self.terminal_price, self.day, axis=1)).sum(axis=0) if last else np.zeros(B)
         xs = x.reshape(-1, B)
-        per_job = [(self.tab[k][flat].reshape(-1, B) * xs).sum(axis=0)
+        per_job = [(np.broadcast_to(self.tab[k][flat], x.shape).reshape(-1, B) * xs
+                    ).sum(axis=0)
                    for k in ("revenue", "transfer", "late")]
         terms = np.stack([
             per_job[0], per_job[1], per_job[2],

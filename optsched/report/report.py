@@ -1,0 +1,203 @@
+"""The optimality-gap report: every policy against the oracle on the same days.
+
+For each day the oracle is solved (or read from a cache keyed on the compiled scenario's
+contents, so any change to the scenario invalidates it) and every policy is rolled through
+the environment and scored by the evaluator. Written: `results.csv`/`.parquet` (one row
+per policy and day, every utility term), `report.md` and a self-contained `report.html`
+(figures embedded as data URIs, no network).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from optsched.evaluate import TERMS, Evaluation
+from optsched.scenario.compile import Compiled
+from optsched.schedule import Schedule
+
+
+def scenario_key(c: Compiled, backend: str) -> str:
+    """A digest of everything the oracle reads: arrays, scalars and names."""
+    h = hashlib.sha256(backend.encode())
+    for name, value in sorted(c.arrays().items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(value).tobytes() if isinstance(value, np.ndarray)
+                 else repr(value).encode())
+    return h.hexdigest()[:24]
+
+
+def cached_oracle(c: Compiled, cache: Path | None, backend: str = "highs"
+                  ) -> tuple[Schedule, float, float]:
+    """(schedule, objective, solve seconds), from the cache when the scenario matches."""
+    from optsched.oracle import solve
+
+    path = None if cache is None else cache / f"oracle-{scenario_key(c, backend)}"
+    if path is not None and path.with_suffix(".json").exists():
+        meta = json.loads(path.with_suffix(".json").read_text())
+        return Schedule.load(path.with_suffix(".npz")), meta["objective"], meta["seconds"]
+    t0 = time.perf_counter()
+    sol = solve(c, backend, relax=False)
+    seconds = time.perf_counter() - t0
+    if path is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        sol.schedule.save(path.with_suffix(".npz"))
+        path.with_suffix(".json").write_text(json.dumps({"objective": sol.objective,
+                                                         "seconds": seconds}))
+    return sol.schedule, sol.objective, seconds
+
+
+def _row(policy: str, day, ev: Evaluation, oracle_u: float, base_u: float, seconds: float,
+         T: int) -> dict:
+    gain = oracle_u - base_u
+    return {
+        "policy": policy, "day": day, "utility": ev.utility, "oracle_utility": oracle_u,
+        "gap": (oracle_u - ev.utility) / abs(oracle_u),
+        "captured": (ev.utility - base_u) / gain if gain > 0 else np.nan,
+        **{f"term_{k}": ev.terms[k] for k in TERMS},
+        **{f"jobs_{k}": v for k, v in ev.jobs.items()},
+        "violations": sum(ev.violation_counts.values()),
+        "mean_quality": ev.mean_quality, "mean_steps": ev.mean_steps,
+        "grid_kwh": sum(s["grid_import_kwh"] for s in ev.sites.values()),
+        "emissions_kg": sum(s["emissions_kg"] for s in ev.sites.values()),
+        "decision_s_per_slot": seconds / T,
+    }
+
+
+def build_report(scenario: str, days: list, policies: list[str], out: Path,
+                 cache: Path | None = None, progress=None) -> pd.DataFrame:
+    from optsched.evaluate import evaluate
+    from optsched.policies import get_policy, rollout
+    from optsched.scenario import compile_scenario, get_scenario
+
+    out.mkdir(parents=True, exist_ok=True)
+    days_c = [compile_scenario(get_scenario(scenario, d)) for d in days]
+    oracle = []
+    for d, c in zip(days, days_c, strict=True):
+        if progress:
+            progress(f"oracle, day {d}")
+        oracle.append(cached_oracle(c, cache))
+    rolled = {}
+    for name in dict.fromkeys(["local-fixed", *policies]):
+        if progress:
+            progress(f"policy {name}")
+        t0 = time.perf_counter()
+        rolled[name] = (rollout(get_policy(name), days_c), time.perf_counter() - t0)
+    rows = []
+    for j, (d, c) in enumerate(zip(days, days_c, strict=True)):
+        sched_o, u_o, secs_o = oracle[j]
+        base = rolled["local-fixed"][0][j][1].utility
+        rows.append(_row("oracle", d, evaluate(c, sched_o), u_o, base, secs_o, c.T))
+        for name, (results, secs) in rolled.items():
+            rows.append(_row(name, d, results[j][1], u_o, base, secs / len(days), c.T))
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / "results.csv", index=False)
+    frame.to_parquet(out / "results.parquet", index=False)
+    figures = _figures(frame, days_c[0], oracle[0][0])
+    summary = summarize(frame)
+    (out / "report.md").write_text(_markdown(scenario, days, summary))
+    (out / "report.html").write_text(_html(scenario, days, summary, figures))
+    return frame
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per policy: medians over days (gap also with its interquartile range)."""
+    g = frame.groupby("policy", sort=False)
+    out = pd.DataFrame({
+        "utility": g["utility"].median(),
+        "gap": g["gap"].median(),
+        "gap_q25": g["gap"].quantile(0.25), "gap_q75": g["gap"].quantile(0.75),
+        "captured": g["captured"].median(),
+        **{k: g[f"term_{k}"].median() for k in TERMS},
+        "served": g["jobs_served"].median(), "dropped": g["jobs_dropped"].median(),
+        "late": g["jobs_late"].median(), "violations": g["violations"].sum(),
+        "mean_quality": g["mean_quality"].median(), "mean_steps": g["mean_steps"].median(),
+        "grid_kwh": g["grid_kwh"].median(), "emissions_kg": g["emissions_kg"].median(),
+        "decision_s_per_slot": g["decision_s_per_slot"].median(),
+    })
+    return out.sort_values("gap")
+
+
+def _figures(frame: pd.DataFrame, c: Compiled, oracle_schedule: Schedule) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from optsched.evaluate import evaluate
+    from optsched.report.plots import decisions_figure, dispatch_figure
+
+    figs = {}
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    names = [p for p in dict.fromkeys(frame["policy"]) if p != "oracle"]
+    ax.boxplot([100 * frame.loc[frame.policy == p, "gap"] for p in names])
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=20)
+    ax.set_ylabel("gap to the oracle (%)")
+    fig.tight_layout()
+    figs["gap distribution per policy"] = _png(fig)
+    figs["oracle dispatch, first day"] = _png(dispatch_figure(c, evaluate(c, oracle_schedule)))
+    figs["oracle steps, clock and routing, first day"] = _png(decisions_figure(
+        c, oracle_schedule))
+    plt.close("all")
+    return figs
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+COLUMNS = ["utility", "gap", "captured", "served", "dropped", "late", "mean_quality",
+           "mean_steps", "energy", "demand", "grid_kwh", "emissions_kg",
+           "decision_s_per_slot"]
+
+
+def _fmt(col: str, v: float) -> str:
+    if pd.isna(v):
+        return "-"
+    if abs(v) < 1e-6:
+        return "0"
+    if col in ("gap", "captured"):
+        return f"{100 * v:.2f}%"
+    return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+
+
+def _markdown(scenario: str, days: list, s: pd.DataFrame) -> str:
+    lines = [f"# Optimality gaps on {scenario}", "",
+             f"Days: {', '.join(map(str, days))}. Medians over days; gap IQR in brackets. "
+             "`captured` is the share of the oracle's gain over local-fixed.", "",
+             "| policy | " + " | ".join(COLUMNS) + " |",
+             "|---|" + "---|" * len(COLUMNS)]
+    for p, r in s.iterrows():
+        cells = [_fmt(c, r[c]) for c in COLUMNS]
+        cells[1] += f" [{100 * r.gap_q25:.2f}, {100 * r.gap_q75:.2f}]"
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    lines += ["", "Utility terms (median $ per day):", "",
+              "| policy | " + " | ".join(TERMS) + " |", "|---|" + "---|" * len(TERMS)]
+    for p, r in s.iterrows():
+        lines.append(f"| {p} | " + " | ".join(f"{r[t]:,.2f}" for t in TERMS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _html(scenario: str, days: list, s: pd.DataFrame, figures: dict[str, str]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in ["policy", *COLUMNS])
+    body = ""
+    for p, r in s.iterrows():
+        body += f"<tr><td>{p}</td>" + "".join(f"<td>{_fmt(c, r[c])}</td>" for c in COLUMNS) \
+            + "</tr>"
+    imgs = "".join(f"<h2>{t}</h2><img alt=\"{t}\" src=\"data:image/png;base64,{b}\">"
+                   for t, b in figures.items())
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>optsched report"
+            f"</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:"
+            f"collapse}}td,th{{border:1px solid #bbb;padding:3px 6px;text-align:right}}"
+            f"img{{max-width:100%}}</style></head><body><h1>Optimality gaps on {scenario}</h1>"
+            f"<p>Days: {', '.join(map(str, days))}. Medians over days.</p><table><tr>{head}"
+            f"</tr>{body}</table>{imgs}</body></html>\n")

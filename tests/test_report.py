@@ -1,0 +1,57 @@
+"""The gap report: its numbers are the evaluator's; the oracle cache follows the scenario;
+the HTML needs no network."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from optsched.policies import get_policy, rollout
+from optsched.report.report import build_report, cached_oracle, scenario_key
+from optsched.scenario import compile_scenario, get_scenario
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    frame = build_report("jemas-3", [4], ["greedy"], out, cache=out / "cache")
+    return out, frame
+
+
+def test_report_numbers_equal_the_evaluator(report):
+    out, frame = report
+    c = compile_scenario(get_scenario("jemas-3", 4))
+    _, ev, _ = rollout(get_policy("greedy"), [c])[0]
+    row = frame[(frame.policy == "greedy") & (frame.day == 4)].iloc[0]
+    assert row.utility == pytest.approx(ev.utility, rel=1e-12)
+    for k, v in ev.terms.items():
+        assert row[f"term_{k}"] == pytest.approx(v, rel=1e-12, abs=1e-12)
+    oracle = frame[frame.policy == "oracle"].iloc[0]
+    assert oracle.gap == pytest.approx(0.0, abs=1e-6)
+    assert row.gap == pytest.approx((oracle.utility - ev.utility) / oracle.utility)
+
+
+def test_html_is_self_contained(report):
+    out, _ = report
+    html = (out / "report.html").read_text()
+    assert "<table>" in html and html.count("data:image/png;base64,") == 3
+    assert not re.search(r"(src|href)=\"(?!data:)", html)
+    assert "http://" not in html and "https://" not in html
+    assert (out / "report.md").read_text().startswith("# Optimality gaps")
+
+
+def test_oracle_cache_is_keyed_on_the_scenario_contents(tmp_path):
+    c = compile_scenario(get_scenario("jemas-3", 4))
+    changed = dataclasses.replace(c, price=c.price + np.eye(c.I, c.T))
+    assert scenario_key(c, "highs") != scenario_key(changed, "highs")
+    assert scenario_key(c, "highs") == scenario_key(
+        compile_scenario(get_scenario("jemas-3", 4)), "highs")
+    _, u1, _ = cached_oracle(c, tmp_path)
+    assert len(list(tmp_path.glob("oracle-*.json"))) == 1
+    _, u1_again, _ = cached_oracle(c, tmp_path)          # a hit: no new file
+    assert u1_again == u1 and len(list(tmp_path.glob("oracle-*.json"))) == 1
+    _, u2, _ = cached_oracle(changed, tmp_path)           # a miss: solved again
+    assert len(list(tmp_path.glob("oracle-*.json"))) == 2 and u2 != u1
