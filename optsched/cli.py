@@ -446,6 +446,8 @@ def train_cmd(
     steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 200_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     num_envs: Annotated[int, typer.Option("--num-envs")] = 16,
+    updates_per_step: Annotated[int, typer.Option(
+        "--updates-per-step", help="Gradient updates per batched env step.")] = 4,
     eta: Annotated[float, typer.Option("--eta", help="Shaping weight.")] = 0.4,
     diffusion_steps: Annotated[int, typer.Option("--diffusion-steps")] = 5,
     latent: Annotated[int, typer.Option("--latent")] = 128,
@@ -467,6 +469,7 @@ def train_cmd(
     if reward not in REWARD_MODES:
         raise ScenarioError("--reward", f"must be one of {', '.join(REWARD_MODES)}", reward)
     for key, value in (("--steps", steps), ("--num-envs", num_envs),
+                       ("--updates-per-step", updates_per_step),
                        ("--diffusion-steps", diffusion_steps), ("--latent", latent)):
         if value < 1:
             raise ScenarioError(key, "must be >= 1", value)
@@ -480,8 +483,9 @@ def train_cmd(
         _train_bc(day_list, out, seed)
         return
     cfg = TrainConfig(algo=algo, shaping=shaping, reward=reward, steps=steps, seed=seed,
-                      num_envs=num_envs, eta=eta, diffusion_steps=diffusion_steps,
-                      latent=latent, out=str(out), days=tuple(day_list))
+                      num_envs=num_envs, updates_per_step=updates_per_step, eta=eta,
+                      diffusion_steps=diffusion_steps, latent=latent, out=str(out),
+                      days=tuple(day_list))
     with Progress(console=err) as bar:
         task = bar.add_task(f"training {algo}/{shaping}", total=steps)
         trainer = train(cfg, resume=resume, progress=lambda s: bar.update(task, completed=s))
