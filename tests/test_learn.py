@@ -18,6 +18,7 @@ def bank():
 
 def small_cfg(tmp_path, **kw) -> TrainConfig:
     base = dict(num_envs=4, batch_size=32, learning_starts=48, buffer=2000, hidden=32,
+                updates_per_step=1,
                 latent=16, shaping_warmup=0, checkpoint_every=10**9, reward="dense",
                 out=str(tmp_path))
     return TrainConfig(**(base | kw))
@@ -73,7 +74,7 @@ def test_sac_learns_a_tiny_scenario(tmp_path):
     oracle = solve(c, "highs").objective
     cfg = TrainConfig(num_envs=16, batch_size=64, learning_starts=480, buffer=20_000,
                       hidden=64, reward="dense", gamma=0.9, steps=6000, seed=0,
-                      out=str(tmp_path), checkpoint_every=10**9)
+                      updates_per_step=1, out=str(tmp_path), checkpoint_every=10**9)
     trainer = Trainer(cfg, bank)
     trainer.run()
     assert utility(trainer) > random + 0.5 * (oracle - random)

@@ -38,7 +38,7 @@ class TrainConfig:
     num_envs: int = 16
     batch_size: int = 256
     learning_starts: int = 5_000
-    updates_per_step: int = 1         # gradient updates per batched env step
+    updates_per_step: int = 4         # gradient updates per batched env step
     buffer: int = 200_000
     gamma: float = 0.99
     lr: float = 3e-4
