@@ -135,3 +135,10 @@ def test_cvxpy_resolves_another_day_by_updating_parameters():
     assert second.objective == pytest.approx(solve(c2, "highs", relax=True).objective,
                                              rel=1e-6)
     assert first.objective != pytest.approx(second.objective, rel=1e-6)
+
+
+def test_time_limit_without_a_schedule_is_reported_not_diagnosed():
+    c = compile_scenario(get_scenario("jemas-3"))
+    sol = solve(c, "highs", relax=True, time_limit=0.01)
+    assert sol.schedule is None and sol.status == "time_limit"
+    assert "time limit of 0.01 s" in sol.diagnosis

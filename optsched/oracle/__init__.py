@@ -51,9 +51,13 @@ def solve(c: Compiled, backend: str = "pyomo", relax: bool = False,
     else:
         raise ValueError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
     if sol.schedule is None:
-        from optsched.oracle.diagnose import diagnose
-        from optsched.oracle.matrix import build_matrix
-        sol.diagnosis = diagnose(build_matrix(c, relax))
+        if sol.status == "time_limit":
+            sol.diagnosis = (f"no feasible schedule found within the time limit of "
+                             f"{time_limit:g} s; allow more time")
+        else:
+            from optsched.oracle.diagnose import diagnose
+            from optsched.oracle.matrix import build_matrix
+            sol.diagnosis = diagnose(build_matrix(c, relax))
         if raise_infeasible:
             raise InfeasibleError(f"oracle {sol.status}: {sol.diagnosis}")
         return sol
