@@ -14,16 +14,11 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from optsched.learn.nets import mlp, soft_update
-from optsched.learn.sac import Actor
+from optsched.learn.sac import Actor, SACConfig
 
 
 @dataclass(frozen=True)
-class TD3Config:
-    gamma: float = 0.99
-    tau: float = 0.005
-    lr: float = 3e-4
-    hidden: int = 256
-    batch_size: int = 256
+class TD3Config(SACConfig):
     explore_noise: float = 0.1
     policy_noise: float = 0.2
     noise_clip: float = 0.5
