@@ -33,3 +33,15 @@ def soft_update(src: nn.Module, dst: nn.Module, tau: float) -> None:
     """Polyak averaging of target parameters: dst <- (1 - tau) dst + tau src."""
     for p, q in zip(src.parameters(), dst.parameters(), strict=True):
         q.mul_(1.0 - tau).add_(tau * p)
+
+
+def fit_twin_critics(q1: nn.Module, q2: nn.Module, opt: torch.optim.Optimizer,
+                     x: torch.Tensor, target: torch.Tensor) -> float:
+    """One step of both critics towards the same target; returns the summed MSE."""
+    import torch.nn.functional as nnf
+
+    loss = nnf.mse_loss(q1(x).squeeze(-1), target) + nnf.mse_loss(q2(x).squeeze(-1), target)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
 from torch import nn
 
-from optsched.learn.nets import mlp, soft_update, tanh_gaussian
+from optsched.learn.nets import fit_twin_critics, mlp, soft_update, tanh_gaussian
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -124,12 +123,7 @@ class SAC(nn.Module):
             x2 = torch.cat([next_obs, a2], -1)
             q_t = torch.min(self.q1_t(x2), self.q2_t(x2)).squeeze(-1) - alpha * logp2
             target = rew + cfg.gamma * (1.0 - done) * q_t
-        x = torch.cat([obs, act], -1)
-        q_loss = nnf.mse_loss(self.q1(x).squeeze(-1), target) + \
-            nnf.mse_loss(self.q2(x).squeeze(-1), target)
-        self.opt_q.zero_grad()
-        q_loss.backward()
-        self.opt_q.step()
+        q_loss = fit_twin_critics(self.q1, self.q2, self.opt_q, torch.cat([obs, act], -1), target)
         a, logp = self.actor(obs)
         xa = torch.cat([obs, a], -1)
         pi_loss = (alpha * logp - torch.min(self.q1(xa), self.q2(xa)).squeeze(-1)).mean()
@@ -142,5 +136,5 @@ class SAC(nn.Module):
         self.opt_alpha.step()
         soft_update(self.q1, self.q1_t, cfg.tau)
         soft_update(self.q2, self.q2_t, cfg.tau)
-        return {"q_loss": q_loss.item(), "pi_loss": pi_loss.item(),
+        return {"q_loss": q_loss, "pi_loss": pi_loss.item(),
                 "alpha": self.log_alpha.exp().item()}

@@ -21,7 +21,7 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from optsched.learn.diffusion import DiffusionGenerator, MLPGenerator
-from optsched.learn.nets import mlp, soft_update
+from optsched.learn.nets import fit_twin_critics, mlp, soft_update
 
 
 def potential_shaping(phi: torch.Tensor, phi_next: torch.Tensor, done: torch.Tensor,
@@ -83,12 +83,8 @@ class AdditiveShaper(nn.Module):
             x2 = torch.cat([sa2, r2[:, None]], -1)
             q_t = torch.min(self.q1_t(x2), self.q2_t(x2)).squeeze(-1) - alpha * logp2
             target = rew + self.gamma * (1.0 - done) * q_t
-        x = torch.cat([sa, r_emitted[:, None]], -1)
-        q_loss = nnf.mse_loss(self.q1(x).squeeze(-1), target) + \
-            nnf.mse_loss(self.q2(x).squeeze(-1), target)
-        self.opt_q.zero_grad()
-        q_loss.backward()
-        self.opt_q.step()
+        q_loss = fit_twin_critics(self.q1, self.q2, self.opt_q,
+                                  torch.cat([sa, r_emitted[:, None]], -1), target)
         r, logp = self.gen(sa)
         xr = torch.cat([sa, r[:, None]], -1)
         g_loss = (alpha * logp - torch.min(self.q1(xr), self.q2(xr)).squeeze(-1)).mean()
@@ -101,7 +97,7 @@ class AdditiveShaper(nn.Module):
         self.opt_a.step()
         soft_update(self.q1, self.q1_t, self.tau)
         soft_update(self.q2, self.q2_t, self.tau)
-        return {"shaper_q_loss": q_loss.item(), "shaper_gen_loss": g_loss.item(),
+        return {"shaper_q_loss": q_loss, "shaper_gen_loss": g_loss.item(),
                 "shaped_mean": r.mean().item()}
 
     @torch.no_grad()

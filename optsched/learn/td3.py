@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
 from torch import nn
 
-from optsched.learn.nets import mlp, soft_update
+from optsched.learn.nets import fit_twin_critics, mlp, soft_update
 from optsched.learn.sac import Actor, SACConfig
 
 
@@ -78,14 +77,9 @@ class TD3(nn.Module):
             x2 = torch.cat([next_obs, a2], -1)
             target = rew + cfg.gamma * (1.0 - done) * torch.min(self.q1_t(x2),
                                                                  self.q2_t(x2)).squeeze(-1)
-        x = torch.cat([obs, act], -1)
-        q_loss = nnf.mse_loss(self.q1(x).squeeze(-1), target) + \
-            nnf.mse_loss(self.q2(x).squeeze(-1), target)
-        self.opt_q.zero_grad()
-        q_loss.backward()
-        self.opt_q.step()
+        q_loss = fit_twin_critics(self.q1, self.q2, self.opt_q, torch.cat([obs, act], -1), target)
         self.updates += 1
-        out = {"q_loss": q_loss.item()}
+        out = {"q_loss": q_loss}
         if self.updates % cfg.policy_delay == 0:
             a, _ = self.actor(obs)
             pi_loss = -self.q1(torch.cat([obs, a], -1)).mean()
