@@ -294,6 +294,7 @@ def _evaluate_days(scenario: str, policy: str, days: list[int | None], oracle: s
     """Per day: the policy's evaluation (rolled through the environment, all days in one
     batch), and with `oracle` (a backend) the oracle's MILP utility, the gap to it and the
     share of the oracle's gain over local-fixed captured."""
+    from optsched.evaluate import captured, gap
     from optsched.policies import get_policy, rollout
     from optsched.scenario import compile_scenario, get_scenario
     from optsched.scenario.ablations import ablate
@@ -316,9 +317,8 @@ def _evaluate_days(scenario: str, policy: str, days: list[int | None], oracle: s
                 sol = solve(c, oracle, relax=False)
             if sol.schedule is not None:
                 u_o, u_lf = sol.objective, ev_lf.utility
-                row.update(oracle_utility=u_o, gap=(u_o - ev.utility) / abs(u_o),
-                           captured=(ev.utility - u_lf) / (u_o - u_lf) if u_o > u_lf
-                           else None)
+                row.update(oracle_utility=u_o, gap=gap(ev.utility, u_o),
+                           captured=captured(ev.utility, u_o, u_lf))
         results.append(row)
     return results
 

@@ -89,6 +89,18 @@ class Evaluation:
         return json.dumps(self.to_dict(), **kwargs)
 
 
+def gap(u_policy: float, u_oracle: float) -> float:
+    """MODEL.md's optimality gap: (U_oracle - U_policy) / |U_oracle|."""
+    return (u_oracle - u_policy) / abs(u_oracle)
+
+
+def captured(u_policy: float, u_oracle: float, u_baseline: float) -> float | None:
+    """Share of the oracle's gain over a baseline that a policy captures (None when the
+    oracle gains nothing over the baseline)."""
+    gain = u_oracle - u_baseline
+    return (u_policy - u_baseline) / gain if gain > 0 else None
+
+
 class _Checker:
     """Collects violations: excess > tol * max(1, scale), elementwise."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from optsched.evaluate import captured, gap
 from optsched.oracle import solve
 from optsched.policies import get_policy, rollout
 from optsched.scenario.compile import Compiled
@@ -22,13 +23,12 @@ def compare(c: Compiled, policies: list[str], oracle_backend: str = "highs") -> 
         rows.append(_row(name, ev, time.perf_counter() - t0, sol.objective))
     base = next((r["utility"] for r in rows if r["policy"] == "local-fixed"), None)
     for r in rows:
-        r["captured"] = None if base is None or sol.objective <= base else \
-            (r["utility"] - base) / (sol.objective - base)
+        r["captured"] = None if base is None else captured(r["utility"], sol.objective, base)
     return rows
 
 
 def _row(name: str, ev, seconds: float, oracle: float) -> dict:
-    return {"policy": name, "utility": ev.utility, "gap": (oracle - ev.utility) / abs(oracle),
+    return {"policy": name, "utility": ev.utility, "gap": gap(ev.utility, oracle),
             "served": ev.jobs["served"], "dropped": ev.jobs["dropped"],
             "transferred": ev.jobs["transferred"], "mean_quality": ev.mean_quality,
             "mean_steps": ev.mean_steps, "energy_cost": ev.terms["energy"],

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optsched.evaluate import TERMS, Evaluation
+from optsched.evaluate import TERMS, Evaluation, captured, gap
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
@@ -56,11 +56,10 @@ def cached_oracle(c: Compiled, cache: Path | None, backend: str = "highs"
 
 def _row(policy: str, day, ev: Evaluation, oracle_u: float, base_u: float, seconds: float,
          T: int) -> dict:
-    gain = oracle_u - base_u
+    share = captured(ev.utility, oracle_u, base_u)
     return {
         "policy": policy, "day": day, "utility": ev.utility, "oracle_utility": oracle_u,
-        "gap": (oracle_u - ev.utility) / abs(oracle_u),
-        "captured": (ev.utility - base_u) / gain if gain > 0 else np.nan,
+        "gap": gap(ev.utility, oracle_u), "captured": np.nan if share is None else share,
         **{f"term_{k}": ev.terms[k] for k in TERMS},
         **{f"jobs_{k}": v for k, v in ev.jobs.items()},
         "violations": sum(ev.violation_counts.values()),
