@@ -270,7 +270,7 @@ class BatchedCore:
         used_kw = np.zeros((self.I, B))
         for need_g, need_kw in needs:
             load = idle_per_gs * need_g + need_kw
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 alpha = np.minimum(np.where(need_g > 0, gpu_left / need_g, 1.0),
                                    np.where(load > 0, head_kw / load, 1.0))
             np.clip(alpha, 0.0, 1.0, out=alpha)

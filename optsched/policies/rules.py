@@ -55,5 +55,10 @@ def _greedy():
     return Greedy()
 
 
-POLICIES = {"local-fixed": LocalFixed, "greedy": _greedy, "myopic-lp": _myopic, "mpc": _mpc,
-            "mpc-noisy": _mpc_noisy}
+def _dispatch():
+    from optsched.policies.dispatch import Dispatch
+    return Dispatch()
+
+
+POLICIES = {"local-fixed": LocalFixed, "greedy": _greedy, "myopic-lp": _myopic,
+            "dispatch": _dispatch, "mpc": _mpc, "mpc-noisy": _mpc_noisy}
