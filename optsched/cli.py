@@ -443,6 +443,9 @@ def train_cmd(
                                          help="none | mlp | diffusion | potential")] = "none",
     reward: Annotated[str, typer.Option("--reward", help="settlement | dense | episode")
                       ] = "settlement",
+    action: Annotated[str, typer.Option(
+        "--action", help="dispatch (look-ahead and battery over the per-slot dispatch) | "
+        "direct (every routing, step, clock and battery choice)")] = "dispatch",
     steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 200_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     num_envs: Annotated[int, typer.Option("--num-envs")] = 16,
@@ -460,7 +463,7 @@ def train_cmd(
     from rich.progress import Progress
 
     from optsched.env.core import REWARD_MODES
-    from optsched.learn.train import SHAPING, TrainConfig, train
+    from optsched.learn.train import ACTIONS, SHAPING, TrainConfig, train
 
     if algo not in ("sac", "td3", "bc"):
         raise ScenarioError("--algo", "must be sac, td3 or bc (ppo: not yet)", algo)
@@ -468,6 +471,8 @@ def train_cmd(
         raise ScenarioError("--shaping", f"must be one of {', '.join(SHAPING)}", shaping)
     if reward not in REWARD_MODES:
         raise ScenarioError("--reward", f"must be one of {', '.join(REWARD_MODES)}", reward)
+    if action not in ACTIONS:
+        raise ScenarioError("--action", f"must be one of {', '.join(ACTIONS)}", action)
     for key, value in (("--steps", steps), ("--num-envs", num_envs),
                        ("--updates-per-step", updates_per_step),
                        ("--diffusion-steps", diffusion_steps), ("--latent", latent)):
@@ -482,7 +487,8 @@ def train_cmd(
     if algo == "bc":
         _train_bc(day_list, out, seed)
         return
-    cfg = TrainConfig(algo=algo, shaping=shaping, reward=reward, steps=steps, seed=seed,
+    cfg = TrainConfig(algo=algo, action=action, shaping=shaping, reward=reward, steps=steps,
+                      seed=seed,
                       num_envs=num_envs, updates_per_step=updates_per_step, eta=eta,
                       diffusion_steps=diffusion_steps, latent=latent, out=str(out),
                       days=tuple(day_list))

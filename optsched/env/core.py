@@ -32,7 +32,9 @@ F64 = NDArray[np.float64]
 REWARD_MODES = ("dense", "settlement", "episode")
 ROUTE_SCALE = 4.0          # logits in [-4, 4]: a share can go from ~0 to ~1
 # A plan within solver tolerance of a limit fits (HiGHS's primal tolerance is 1e-7), and
-# GPUs are rounded up only past a micro-GPU, so an optimal plan replays unchanged.
+# GPUs are rounded up only past a micro-GPU, so an optimal plan replays unchanged; any
+# a round-down never leaves more work than the evaluator's tolerance (1e-6 of the
+# capacity, at least 1e-6 GPU-s: no sliver of work on zero GPUs).
 FIT_RTOL = 1e-7
 ROUND_TOL = 1e-6
 MIN_SHARE = 0.01           # routing shares below 1% are zeroed and the rest renormalised
@@ -281,7 +283,9 @@ class BatchedCore:
             used_g += alpha * need_g
             used_kw += alpha * need_kw
         x = want * np.stack(alphas)[self.tier_of][:, :, None, :]
-        n = np.minimum(np.ceil(used_g / col["cap_slot"] - ROUND_TOL), col["gpus"])
+        n = np.ceil(used_g / col["cap_slot"] - ROUND_TOL)
+        over = used_g - n * col["cap_slot"] > 0.5e-6 * np.maximum(1.0, n * col["cap_slot"])
+        n = np.minimum(n + over, col["gpus"])
         p_fac = pue * (col["idle_kw"] * n + used_kw)
         # Battery: charge from headroom and soc room; discharge down to the load (plus
         # what may be exported) and the soc floor. Never both in one slot.

@@ -25,6 +25,7 @@ from optsched.env.core import BatchedCore, EnvConfig
 
 NEWTON_STEPS = 60
 LINE_SEARCH = 40
+SLIVER = 1e-3              # jobs; smaller shares of an option are left unserved
 CAP_RTOL = 1e-4            # a priced site is full to this share of its capacity
 TAU = 1e-3                 # choice temperature, a share of each class's revenue per job
 
@@ -62,7 +63,9 @@ class Dispatcher:
                         ) / self.tau[None]                                 # [2, K, B]
         amount = np.stack([must, may_wait])                                # [2, K, B]
         mu = self._prices(net, stay, amount)
-        return np.ascontiguousarray(self._dual(mu, net, stay, amount)[3].transpose(2, 0, 1))
+        x = self._dual(mu, net, stay, amount, second=False)[3]
+        x[x < SLIVER] = 0.0                         # no GPU powered for a thousandth of a job
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
 
     def _dual(self, mu: np.ndarray, net: np.ndarray, stay: np.ndarray, amount: np.ndarray,
               second: bool = True):

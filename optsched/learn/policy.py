@@ -8,10 +8,14 @@ import numpy as np
 import torch
 
 from optsched.env.core import BatchedCore
+from optsched.env.dispatch import DispatchCore
 from optsched.learn.sac import Actor, RunningNorm
 
 
 class LearnedPolicy:
+    """Acts through the direct action space, or (action "dispatch") plans through the
+    per-slot dispatch with its learned look-ahead and battery."""
+
     def __init__(self, path: str | Path):
         blob = torch.load(path, weights_only=False)
         self.actor = Actor(blob["obs_dim"], blob["act_dim"], blob["hidden"])
@@ -21,6 +25,10 @@ class LearnedPolicy:
         self.norm.load(blob["norm"])
         self.name = Path(path).name
         self.obs_dim = blob["obs_dim"]
+        self.action = blob.get("action", "direct")
+        if self.action == "dispatch":
+            self.plan = self._plan
+        self._dispatch: tuple | None = None
 
     @torch.no_grad()
     def act(self, core: BatchedCore, obs: np.ndarray) -> np.ndarray:
@@ -29,3 +37,9 @@ class LearnedPolicy:
                              f"environment gives {obs.shape[1]}")
         x = torch.as_tensor(self.norm(obs), dtype=torch.float32)
         return self.actor(x, deterministic=True)[0].numpy()
+
+    def _plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._dispatch is None or self._dispatch[0] is not core.c:
+            self._dispatch = (core.c, DispatchCore(core.bank, 1))
+        a = self.act(core, core.observe())
+        return self._dispatch[1].plan_from_action(core, a)

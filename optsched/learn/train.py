@@ -21,16 +21,20 @@ import torch
 
 from optsched.env.bank import DayBank
 from optsched.env.core import BatchedCore, EnvConfig
+from optsched.env.dispatch import DispatchCore
 from optsched.learn.sac import SAC, Replay, RunningNorm, SACConfig
 from optsched.learn.shaping import AdditiveShaper, PotentialShaper
 from optsched.learn.td3 import TD3, TD3Config
 
 SHAPING = ("none", "mlp", "diffusion", "potential")
+ACTIONS = {"dispatch": DispatchCore, "direct": BatchedCore}
 
 
 @dataclass
 class TrainConfig:
     algo: str = "sac"
+    action: str = "dispatch"          # dispatch: look-ahead + battery over the per-slot
+                                      # dispatch; direct: every routing/step/clock choice
     shaping: str = "none"
     reward: str = "settlement"
     steps: int = 200_000              # environment steps (copies x slots)
@@ -61,12 +65,14 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, bank: DayBank):
         if cfg.algo not in ("sac", "td3"):
             raise ValueError(f"algo {cfg.algo!r} is not implemented (sac, td3)")
+        if cfg.action not in ACTIONS:
+            raise ValueError(f"action must be one of {tuple(ACTIONS)}, got {cfg.action!r}")
         if cfg.shaping not in SHAPING:
             raise ValueError(f"shaping must be one of {SHAPING}, got {cfg.shaping!r}")
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.core = BatchedCore(bank, cfg.num_envs, EnvConfig(
+        self.core = ACTIONS[cfg.action](bank, cfg.num_envs, EnvConfig(
             reward=cfg.reward, reward_scale=cfg.reward_scale))
         od, ad = self.core.obs_dim, self.core.action_dim
         if cfg.algo == "sac":
@@ -244,5 +250,6 @@ def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
     actor = trainer.agent.actor if cfg.algo == "sac" else trainer.agent.net
     torch.save({"actor": actor.state_dict(), "norm": trainer.norm.state(),
                 "obs_dim": trainer.core.obs_dim, "act_dim": trainer.core.action_dim,
+                "action": cfg.action,
                 "hidden": cfg.hidden, "config": dataclasses.asdict(cfg)}, out / "policy.pt")
     return trainer
