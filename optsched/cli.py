@@ -437,7 +437,7 @@ def _print_evaluation(summary: dict, evs: list) -> None:
 
 @app.command("train")
 def train_cmd(
-    algo: Annotated[str, typer.Option("--algo", help="sac | td3 | bc (ppo: not yet)")
+    algo: Annotated[str, typer.Option("--algo", help="sac | td3 | ppo | bc")
                     ] = "sac",
     shaping: Annotated[str, typer.Option("--shaping",
                                          help="none | mlp | diffusion | potential")] = "none",
@@ -465,8 +465,11 @@ def train_cmd(
     from optsched.env.core import REWARD_MODES
     from optsched.learn.train import ACTIONS, SHAPING, TrainConfig, train
 
-    if algo not in ("sac", "td3", "bc"):
-        raise ScenarioError("--algo", "must be sac, td3 or bc (ppo: not yet)", algo)
+    if algo not in ("sac", "td3", "ppo", "bc"):
+        raise ScenarioError("--algo", "must be sac, td3, ppo or bc", algo)
+    if algo == "ppo" and shaping != "none":
+        raise ScenarioError("--shaping", "PPO trains on the environment's reward only "
+                            "(none)", shaping)
     if shaping not in SHAPING:
         raise ScenarioError("--shaping", f"must be one of {', '.join(SHAPING)}", shaping)
     if reward not in REWARD_MODES:

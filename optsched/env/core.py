@@ -355,6 +355,18 @@ class BatchedCore:
         paid, self.unpaid = self.unpaid, np.zeros(self.B)
         return paid
 
+    def snapshot(self) -> dict:
+        """The episode state (for exact checkpoint resume)."""
+        return {"t": self.t, "day": self.day, "q": self.q, "soc": self.soc,
+                "peak": self.peak, "unpaid": self.unpaid, "terms": self.episode_terms,
+                "rng": self.rng.bit_generator.state}
+
+    def restore(self, s: dict) -> None:
+        self.t, self.day, self.q, self.soc, self.peak = s["t"], s["day"], s["q"], s["soc"], \
+            s["peak"]
+        self.unpaid, self.episode_terms = s["unpaid"], s["terms"]
+        self.rng.bit_generator.state = s["rng"]
+
     # ------------------------------------------------------------------ results
     def schedule(self, copy: int) -> Schedule:
         """The repaired schedule of one copy's episode (needs record=True)."""

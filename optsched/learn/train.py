@@ -56,6 +56,7 @@ class TrainConfig:
     checkpoint_every: int = 20_000
     out: str = "runs/sac"
     days: tuple[int, ...] = ()        # training days (bank); empty = jemas-3 training days
+    ppo_rollout: int = 96             # PPO: slots per rollout from every copy
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
@@ -64,7 +65,7 @@ class TrainConfig:
 class Trainer:
     def __init__(self, cfg: TrainConfig, bank: DayBank):
         if cfg.algo not in ("sac", "td3"):
-            raise ValueError(f"algo {cfg.algo!r} is not implemented (sac, td3)")
+            raise ValueError(f"algo {cfg.algo!r} is not an off-policy agent (sac, td3)")
         if cfg.action not in ACTIONS:
             raise ValueError(f"action must be one of {tuple(ACTIONS)}, got {cfg.action!r}")
         if cfg.shaping not in SHAPING:
@@ -99,15 +100,16 @@ class Trainer:
         self.obs = self.core.reset(seed=cfg.seed).copy()
 
     # ------------------------------------------------------------------ loop
-    def run(self, until: int | None = None, out: Path | None = None, progress=None) -> None:
+    def run(self, until: int | None = None, out: Path | None = None, progress=None,
+            log=None) -> None:
         cfg = self.cfg
         until = cfg.steps if until is None else until
         next_ckpt = (self.steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
         start = time.perf_counter()
         while self.steps < until:
             row = self.step()
-            if out is not None and row is not None:
-                self._log(out, row | {"wall_s": self.wall + time.perf_counter() - start})
+            if log is not None and row is not None:
+                log(row | {"wall_s": self.wall + time.perf_counter() - start})
             if out is not None and self.steps >= next_ckpt:
                 self.wall += time.perf_counter() - start
                 start = time.perf_counter()
@@ -177,10 +179,7 @@ class Trainer:
             "norm": self.norm.state(), "buffer": self.buffer.data,
             "buffer_pos": (self.buffer.n, self.buffer.i), "steps": self.steps,
             "wall": self.wall, "obs": self.obs, "rng": self.rng.bit_generator.state,
-            "core_rng": self.core.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-            "core": {"t": self.core.t, "day": self.core.day, "q": self.core.q,
-                     "soc": self.core.soc, "peak": self.core.peak,
-                     "unpaid": self.core.unpaid, "terms": self.core.episode_terms},
+            "torch_rng": torch.get_rng_state(), "core": self.core.snapshot(),
             "config": dataclasses.asdict(self.cfg),
         }
 
@@ -204,31 +203,38 @@ class Trainer:
         self.buffer.n, self.buffer.i = s["buffer_pos"]
         self.steps, self.wall, self.obs = s["steps"], s["wall"], s["obs"]
         self.rng.bit_generator.state = s["rng"]
-        self.core.rng.bit_generator.state = s["core_rng"]
         torch.set_rng_state(s["torch_rng"])
-        c = s["core"]
-        core = self.core
-        core.t, core.day, core.q, core.soc, core.peak = c["t"], c["day"], c["q"], c["soc"], \
-            c["peak"]
-        core.unpaid, core.episode_terms = c["unpaid"], c["terms"]
-
-    def _log(self, out: Path, row: dict) -> None:
-        path = out / "metrics.csv"
-        fields = ["steps", "wall_s", "episode_utility", "q_loss", "pi_loss", "alpha",
-                  "shaped_abs_mean", "shaper_q_loss", "shaper_gen_loss", "shaped_mean",
-                  "shaper_td_loss"]
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
-
+        self.core.restore(s["core"])
 
 def _shaper_opts(shaper) -> list:
     if isinstance(shaper, AdditiveShaper):
         return [shaper.opt_q, shaper.opt_g, shaper.opt_a]
     return [shaper.opt]
+
+
+def log_metrics(out: Path, row: dict) -> None:
+    path = out / "metrics.csv"
+    fields = ["steps", "wall_s", "episode_utility", "q_loss", "pi_loss", "alpha",
+              "clip_frac", "shaped_abs_mean", "shaper_q_loss", "shaper_gen_loss",
+              "shaped_mean", "shaper_td_loss"]
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def make_trainer(cfg: TrainConfig, bank: DayBank):
+    if cfg.algo == "ppo":
+        from optsched.learn.ppo import PPOTrainer
+
+        if cfg.action not in ACTIONS:
+            raise ValueError(f"action must be one of {tuple(ACTIONS)}, got {cfg.action!r}")
+        core = ACTIONS[cfg.action](bank, cfg.num_envs, EnvConfig(
+            reward=cfg.reward, reward_scale=cfg.reward_scale))
+        return PPOTrainer(cfg, core)
+    return Trainer(cfg, bank)
 
 
 def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
@@ -238,16 +244,16 @@ def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
     if bank is None:
         from optsched.scenario import jemas3
         bank = DayBank.from_family(list(cfg.days) or jemas3.train_days())
-    trainer = Trainer(cfg, bank)
+    trainer = make_trainer(cfg, bank)
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.exists():
         trainer.load(ckpt)
     elif (out / "metrics.csv").exists():
         (out / "metrics.csv").unlink()
     cfg.save(out / "config.json")
-    trainer.run(out=out, progress=progress)
+    trainer.run(out=out, progress=progress, log=lambda row: log_metrics(out, row))
     trainer.save(ckpt)
-    actor = trainer.agent.actor if cfg.algo == "sac" else trainer.agent.net
+    actor = trainer.agent.net if cfg.algo == "td3" else trainer.agent.actor
     torch.save({"actor": actor.state_dict(), "norm": trainer.norm.state(),
                 "obs_dim": trainer.core.obs_dim, "act_dim": trainer.core.action_dim,
                 "action": cfg.action,
