@@ -1,7 +1,8 @@
 """Learning benchmark: shaping variants x seeds at one environment-step budget.
 
-    python benchmarks/learning.py                 # full: 5 variants x 3 seeds, 25k steps
+    python benchmarks/learning.py                 # full: 6 variants x 3 seeds
     python benchmarks/learning.py --steps 9216 --seeds 0 --test-days 1 --train-days 2
+    python benchmarks/learning.py --action direct  # every decision in the action
 
 Each run is `optsched train` in its own process (two at a time on the two cores), on the
 settlement reward. Reported per variant (median and interquartile range over seeds):
@@ -29,6 +30,7 @@ VARIANTS = {
     "sac+diffusion": ("sac", "diffusion"),
     "sac+potential": ("sac", "potential"),
     "td3+diffusion": ("td3", "diffusion"),
+    "ppo": ("ppo", "none"),
 }
 
 
@@ -47,7 +49,8 @@ def steps_to_90(frame: pd.DataFrame) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=25_000)   # ~5 min for the slowest variant
+    ap.add_argument("--steps", type=int, default=46_080)   # 10 episodes of 16 copies
+    ap.add_argument("--action", default="dispatch", choices=["dispatch", "direct"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--train-days", type=int, default=64)
@@ -62,7 +65,8 @@ def main() -> None:
         for seed in args.seeds:
             out = args.out / f"{name}-s{seed}"
             jobs.append((name, seed, out, [*cli, "train", "--algo", algo, "--shaping",
-                                           shaping, "--reward", "settlement", "--steps",
+                                           shaping, "--action", args.action,
+                                           "--reward", "settlement", "--steps",
                                            str(args.steps), "--seed", str(seed), "--days",
                                            f"train:{args.train_days}", "--out", str(out)]))
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -561,7 +561,8 @@ def demo(
     from optsched.report.compare import compare
     from optsched.scenario import compile_scenario, get_scenario
 
-    names = policies or ["local-fixed", "greedy", "myopic-lp", "mpc", "mpc-noisy"]
+    names = policies or ["local-fixed", "greedy", "myopic-lp", "dispatch", "learned", "mpc",
+                         "mpc-noisy"]
     for name in names:
         from optsched.policies import get_policy
         get_policy(name)                                   # validates before any work

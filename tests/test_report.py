@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -55,3 +57,30 @@ def test_oracle_cache_is_keyed_on_the_scenario_contents(tmp_path):
     assert u1_again == u1 and len(list(tmp_path.glob("oracle-*.json"))) == 1
     _, u2, _ = cached_oracle(changed, tmp_path)           # a miss: solved again
     assert len(list(tmp_path.glob("oracle-*.json"))) == 2 and u2 != u1
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                    "(.ci/run installs it)")
+def test_html_renders_every_figure_in_headless_chromium(report, tmp_path):
+    """Chromium with its network switched off loads the report; a probe appended to a
+    copy counts the images that decoded (complete, with a width)."""
+    out, _ = report
+    html = (out / "report.html").read_text()
+    probe = ("<script>window.addEventListener('load', () => {const im = [...document.images];"
+             "document.body.setAttribute('data-loaded', im.filter(i => i.complete && "
+             "i.naturalWidth > 0).length + '/' + im.length);});</script>")
+    page = tmp_path / "probe.html"
+    page.write_text(html.replace("</body>", probe + "</body>"))
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--proxy-server=127.0.0.1:9", "--virtual-time-budget=5000", "--dump-dom",
+         page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    loaded = re.search(r'data-loaded="(\d+)/(\d+)"', dom)
+    assert loaded, dom[-500:]
+    n_ok, n_all = map(int, loaded.groups())
+    assert n_all == html.count("data:image/png;base64,") and n_ok == n_all

@@ -16,14 +16,14 @@ class LearnedPolicy:
     """Acts through the direct action space, or (action "dispatch") plans through the
     per-slot dispatch with its learned look-ahead and battery."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, name: str | None = None):
         blob = torch.load(path, weights_only=False)
         self.actor = Actor(blob["obs_dim"], blob["act_dim"], blob["hidden"])
         self.actor.load_state_dict(blob["actor"])
         self.actor.eval()
         self.norm = RunningNorm(blob["obs_dim"])
         self.norm.load(blob["norm"])
-        self.name = Path(path).name
+        self.name = name or Path(path).name
         self.obs_dim = blob["obs_dim"]
         self.action = blob.get("action", "direct")
         if self.action == "dispatch":

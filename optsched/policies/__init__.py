@@ -3,19 +3,28 @@ acting on the batched environment and scored only by the evaluator."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from optsched.evaluate import Evaluation
 from optsched.policies.base import Policy, rollout
 from optsched.policies.rules import POLICIES, LocalFixed
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
+# The shipped learned scheduler for jemas-3 (models/README.md: its card).
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "jemas3-sac-dispatch.pt"
+
 
 def get_policy(name: str) -> Policy:
-    """A baseline by name, or a trained checkpoint by path (`*.pt`)."""
-    from pathlib import Path
-
+    """A baseline by name, `learned` (the shipped model), or a checkpoint path (`*.pt`)."""
     from optsched.errors import ScenarioError
 
+    if name == "learned":
+        if not SHIPPED_MODEL.is_file():
+            raise ScenarioError("--policy", "the shipped model is missing (models/ is part "
+                                "of the repository checkout)", str(SHIPPED_MODEL))
+        from optsched.learn.policy import LearnedPolicy
+        return LearnedPolicy(SHIPPED_MODEL, name="learned")
     if name.endswith(".pt"):
         if not Path(name).is_file():
             raise ScenarioError("--policy", "checkpoint not found", name)
