@@ -539,7 +539,7 @@ def report_cmd(
     from optsched.policies import get_policy
     from optsched.report.report import build_report
 
-    names = policies or ["greedy", "myopic-lp", "mpc", "mpc-noisy"]
+    names = policies or ["greedy", "myopic-lp", "dispatch", "learned", "mpc", "mpc-noisy"]
     for name in names:
         get_policy(name)
     day_list = parse_days(days, scenario)
@@ -549,6 +549,54 @@ def report_cmd(
     err.print(f"wrote {out / 'report.md'}, {out / 'report.html'}, {out / 'results.csv'} "
               f"({len(frame)} rows)")
     _out().print((out / "report.md").read_text())
+
+
+@app.command("sweep")
+def sweep_cmd(
+    scenario: ScenarioArg,
+    param: Annotated[str, typer.Option("--param", help="price-level | price-volatility | "
+                                       "load | battery | renewable | carbon-price | "
+                                       "model-mix")],
+    values: Annotated[str, typer.Option("--values", help="Comma-separated (model-mix: "
+                                        "';' between mixes, ',' between sites).")],
+    days: Annotated[str, typer.Option("--days", help="test:N, A..B, A,B")] = "test:1",
+    policies: Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")
+                        ] = None,
+    out: Annotated[Path, typer.Option("--out")] = Path("runs/sweep"),
+    cache: Annotated[Path, typer.Option("--cache", help="Oracle cache folder.")] = Path(
+        ".optsched-cache"),
+    json_out: JsonOpt = False,
+):
+    """A sensitivity study: the oracle and every policy as one parameter varies (table,
+    sweep.csv, sweep.png)."""
+    from optsched.report.sweep import sweep
+    from optsched.scenario.sensitivity import PARAMS
+
+    if param not in PARAMS:
+        raise ScenarioError("--param", f"must be one of {', '.join(PARAMS)}", param)
+    sep = ";" if param == "model-mix" else ","
+    vals = [v.strip() for v in values.split(sep) if v.strip()]
+    if not vals:
+        raise ScenarioError("--values", "give at least one value", values)
+    names = policies or ["greedy", "myopic-lp", "dispatch"]
+    day_list = parse_days(days, scenario)
+    with err.status("sweep") as status:
+        frame = sweep(scenario, day_list, param, vals, names, out, cache,
+                      progress=lambda msg: status.update(f"sweep: {msg}"))
+    med = frame.groupby(["value", "policy"], sort=False)[["utility", "gap", "captured"]
+                                                          ].median().reset_index()
+    if json_out:
+        _emit_json({"param": param, "days": day_list, "rows": med.to_dict("records")})
+        return
+    table = Table(title=f"{param} sweep on {scenario} (median over {len(day_list)} day(s))",
+                  title_justify="left")
+    for col in ("value", "policy", "utility $", "gap", "captured"):
+        table.add_column(col, justify="left" if col in ("value", "policy") else "right")
+    for r in med.itertuples():
+        table.add_row(str(r.value), r.policy, f"{r.utility:,.2f}", f"{100 * r.gap:.2f}%",
+                      "" if r.captured != r.captured else f"{100 * r.captured:.1f}%")
+    _out().print(table)
+    err.print(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
 
 
 @app.command("demo")
