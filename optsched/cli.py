@@ -533,6 +533,9 @@ def report_cmd(
     out: Annotated[Path, typer.Option("--out")] = Path("runs/report"),
     cache: Annotated[Path, typer.Option("--cache", help="Oracle cache folder.")] = Path(
         ".optsched-cache"),
+    metrics: Annotated[list[Path] | None, typer.Option(
+        "--metrics", help="A training metrics.csv for the learning curves; repeatable.")
+                       ] = None,
 ):
     """Every policy against the oracle on held-out days: gap table, terms, plots (Markdown,
     self-contained HTML, CSV/Parquet)."""
@@ -542,10 +545,14 @@ def report_cmd(
     names = policies or ["greedy", "myopic-lp", "dispatch", "learned", "mpc", "mpc-noisy"]
     for name in names:
         get_policy(name)
+    for path in metrics or []:
+        if not path.is_file():
+            raise ScenarioError("--metrics", "file not found", str(path))
     day_list = parse_days(days, scenario)
     with err.status("report") as status:
         frame = build_report(scenario, day_list, names, out, cache,
-                             progress=lambda msg: status.update(f"report: {msg}"))
+                             progress=lambda msg: status.update(f"report: {msg}"),
+                             metrics=metrics or [])
     err.print(f"wrote {out / 'report.md'}, {out / 'report.html'}, {out / 'results.csv'} "
               f"({len(frame)} rows)")
     _out().print((out / "report.md").read_text())

@@ -39,7 +39,7 @@ def test_report_numbers_equal_the_evaluator(report):
 def test_html_is_self_contained(report):
     out, _ = report
     html = (out / "report.html").read_text()
-    assert "<table>" in html and html.count("data:image/png;base64,") == 3
+    assert "<table>" in html and html.count("data:image/png;base64,") == 4
     assert not re.search(r"(src|href)=\"(?!data:)", html)
     assert "http://" not in html and "https://" not in html
     assert (out / "report.md").read_text().startswith("# Optimality gaps")

@@ -82,3 +82,34 @@ def save_schedule_plots(c: Compiled, s: Schedule, ev: Evaluation, out: Path,
         plt.close(fig)
         paths.append(out / name)
     return paths
+
+
+def soc_figure(c: Compiled, schedules: dict[str, Schedule]) -> plt.Figure:
+    """State of charge per site (kWh) of each policy's schedule."""
+    h = _hours(c)
+    fig, axes = plt.subplots(1, c.I, figsize=(12, 3.2), sharey=False, squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        for name, s in schedules.items():
+            ax.plot(h, s.soc[i], lw=1.0, label=name)
+        ax.set_title(c.sites[i])
+        ax.set_xlabel("hour")
+    axes[0, 0].set_ylabel("state of charge (kWh)")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def learning_figure(paths: list[Path]) -> plt.Figure:
+    """Training episode utility against environment steps, one line per metrics.csv."""
+    import pandas as pd
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for path in paths:
+        m = pd.read_csv(path)
+        ax.plot(m["steps"], m["episode_utility"], lw=1.0, label=Path(path).parent.name)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode utility $ (training days)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -71,7 +71,9 @@ def _row(policy: str, day, ev: Evaluation, oracle_u: float, base_u: float, secon
 
 
 def build_report(scenario: str, days: list, policies: list[str], out: Path,
-                 cache: Path | None = None, progress=None) -> pd.DataFrame:
+                 cache: Path | None = None, progress=None,
+                 metrics: list[Path] | tuple = ()) -> pd.DataFrame:
+    """`metrics`: training metrics.csv files whose learning curves join the report."""
     from optsched.evaluate import evaluate
     from optsched.policies import get_policy, rollout
     from optsched.scenario import compile_scenario, get_scenario
@@ -99,7 +101,8 @@ def build_report(scenario: str, days: list, policies: list[str], out: Path,
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "results.csv", index=False)
     frame.to_parquet(out / "results.parquet", index=False)
-    figures = _figures(frame, days_c[0], oracle[0][0])
+    first = {name: results[0][0] for name, (results, _) in rolled.items()}
+    figures = _figures(frame, days_c[0], oracle[0][0], first, list(metrics))
     summary = summarize(frame)
     (out / "report.md").write_text(_markdown(scenario, days, summary))
     (out / "report.html").write_text(_html(scenario, days, summary, figures))
@@ -124,14 +127,15 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("gap")
 
 
-def _figures(frame: pd.DataFrame, c: Compiled, oracle_schedule: Schedule) -> dict[str, str]:
+def _figures(frame: pd.DataFrame, c: Compiled, oracle_schedule: Schedule,
+             schedules: dict[str, Schedule], metrics: list[Path]) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from optsched.evaluate import evaluate
-    from optsched.report.plots import decisions_figure, dispatch_figure
+    from optsched.report import plots
 
     figs = {}
     fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -141,9 +145,20 @@ def _figures(frame: pd.DataFrame, c: Compiled, oracle_schedule: Schedule) -> dic
     ax.set_ylabel("gap to the oracle (%)")
     fig.tight_layout()
     figs["gap distribution per policy"] = _png(fig)
-    figs["oracle dispatch, first day"] = _png(dispatch_figure(c, evaluate(c, oracle_schedule)))
-    figs["oracle steps, clock and routing, first day"] = _png(decisions_figure(
+    figs["oracle dispatch, first day"] = _png(plots.dispatch_figure(
+        c, evaluate(c, oracle_schedule)))
+    figs["oracle steps, clock and routing, first day"] = _png(plots.decisions_figure(
         c, oracle_schedule))
+    if "learned" in schedules:
+        sched = schedules["learned"]
+        figs["learned policy dispatch, first day"] = _png(plots.dispatch_figure(
+            c, evaluate(c, sched)))
+        figs["learned policy steps, clock and routing, first day"] = _png(
+            plots.decisions_figure(c, sched))
+    figs["state of charge per site, first day"] = _png(plots.soc_figure(
+        c, {"oracle": oracle_schedule, **schedules}))
+    if metrics:
+        figs["learning curves (training episodes)"] = _png(plots.learning_figure(metrics))
     plt.close("all")
     return figs
 
