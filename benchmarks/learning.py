@@ -3,6 +3,8 @@
     python benchmarks/learning.py                 # full: 6 variants x 3 seeds
     python benchmarks/learning.py --steps 9216 --seeds 0 --test-days 1 --train-days 2
     python benchmarks/learning.py --action direct  # every decision in the action
+    python benchmarks/learning.py --variants sac+diffusion --grid eta=0.2,0.4,0.8
+                                                   # the paper's shaping-weight study
 
 Each run is `optsched train` in its own process (two at a time on the two cores), on the
 settlement reward. Reported per variant (median and interquartile range over seeds):
@@ -57,18 +59,27 @@ def main() -> None:
     ap.add_argument("--test-days", type=int, default=7)
     ap.add_argument("--out", type=Path, default=Path("runs/learning"))
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                    help="vary a train option (eta, diffusion-steps, latent) per variant")
     args = ap.parse_args()
+    grid = [{}]
+    for spec in args.grid:
+        key, _, vals = spec.partition("=")
+        grid = [g | {key: v} for g in grid for v in vals.split(",")]
     cli = [sys.executable, "-m", "optsched.cli"]
     jobs = []
-    for name in args.variants:
-        algo, shaping = VARIANTS[name]
-        for seed in args.seeds:
-            out = args.out / f"{name}-s{seed}"
-            jobs.append((name, seed, out, [*cli, "train", "--algo", algo, "--shaping",
-                                           shaping, "--action", args.action,
-                                           "--reward", "settlement", "--steps",
-                                           str(args.steps), "--seed", str(seed), "--days",
-                                           f"train:{args.train_days}", "--out", str(out)]))
+    for base in args.variants:
+        algo, shaping = VARIANTS[base]
+        for extra in grid:
+            name = base + "".join(f" {k}={v}" for k, v in extra.items())
+            flags = [x for k, v in extra.items() for x in (f"--{k}", v)]
+            for seed in args.seeds:
+                out = args.out / (name.replace(" ", "_").replace("=", "") + f"-s{seed}")
+                jobs.append((name, seed, out, [
+                    *cli, "train", "--algo", algo, "--shaping", shaping, "--action",
+                    args.action, "--reward", "settlement", "--steps", str(args.steps),
+                    "--seed", str(seed), "--days", f"train:{args.train_days}", "--out",
+                    str(out), *flags]))
     with ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(lambda j: run(j[3]), jobs))
     rows = []

@@ -20,6 +20,9 @@ from rich.table import Table
 
 from optsched.errors import OptschedError, ScenarioError
 
+# Oracle solutions by scenario contents, shared by evaluate, report and sweep.
+ORACLE_CACHE = Path(".optsched-cache")
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Energy-aware scheduling of diffusion-model jobs across data centres.")
 scenario_app = typer.Typer(no_args_is_help=True, help="Show, validate, build scenarios.")
@@ -311,14 +314,13 @@ def _evaluate_days(scenario: str, policy: str, days: list[int | None], oracle: s
         row: dict = {"day": day, "evaluation": ev, "oracle_utility": None, "gap": None,
                      "captured": None}
         if oracle is not None:
-            from optsched.oracle import solve
+            from optsched.report.report import cached_oracle
 
             with err.status(f"oracle for day {day}"):
-                sol = solve(c, oracle, relax=False)
-            if sol.schedule is not None:
-                u_o, u_lf = sol.objective, ev_lf.utility
-                row.update(oracle_utility=u_o, gap=gap(ev.utility, u_o),
-                           captured=captured(ev.utility, u_o, u_lf))
+                u_o = cached_oracle(c, ORACLE_CACHE, oracle)[1]
+            u_lf = ev_lf.utility
+            row.update(oracle_utility=u_o, gap=gap(ev.utility, u_o),
+                       captured=captured(ev.utility, u_o, u_lf))
         results.append(row)
     return results
 
@@ -531,8 +533,8 @@ def report_cmd(
     policies: Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")
                         ] = None,
     out: Annotated[Path, typer.Option("--out")] = Path("runs/report"),
-    cache: Annotated[Path, typer.Option("--cache", help="Oracle cache folder.")] = Path(
-        ".optsched-cache"),
+    cache: Annotated[Path, typer.Option("--cache", help="Oracle cache folder.")
+                     ] = ORACLE_CACHE,
     metrics: Annotated[list[Path] | None, typer.Option(
         "--metrics", help="A training metrics.csv for the learning curves; repeatable.")
                        ] = None,
@@ -570,8 +572,8 @@ def sweep_cmd(
     policies: Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")
                         ] = None,
     out: Annotated[Path, typer.Option("--out")] = Path("runs/sweep"),
-    cache: Annotated[Path, typer.Option("--cache", help="Oracle cache folder.")] = Path(
-        ".optsched-cache"),
+    cache: Annotated[Path, typer.Option("--cache", help="Oracle cache folder.")
+                     ] = ORACLE_CACHE,
     json_out: JsonOpt = False,
 ):
     """A sensitivity study: the oracle and every policy as one parameter varies (table,
