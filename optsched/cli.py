@@ -446,8 +446,9 @@ def train_cmd(
     reward: Annotated[str, typer.Option("--reward", help="settlement | dense | episode")
                       ] = "settlement",
     action: Annotated[str, typer.Option(
-        "--action", help="dispatch (look-ahead and battery over the per-slot dispatch) | "
-        "direct (every routing, step, clock and battery choice)")] = "dispatch",
+        "--action", help="dispatch (waiting values and battery over the per-slot "
+        "dispatch) | dispatch-battery (battery only) | direct (every routing, step, clock "
+        "and battery choice)")] = "dispatch",
     steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 200_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     num_envs: Annotated[int, typer.Option("--num-envs")] = 16,

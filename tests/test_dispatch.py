@@ -117,3 +117,17 @@ def test_dispatcher_accepts_plain_cores():
     core.reset(days=[0, 0])
     x = Dispatcher(core)(core, np.zeros((c.K, 2)))
     assert x.shape == (2, c.K, c.O) and np.all(x >= 0)
+
+
+@pytest.mark.parametrize("waiting", [True, False])
+def test_zero_action_is_the_dispatch_baseline(waiting):
+    c = small_scenario(5)
+    bank = DayBank.from_compiled([c])
+    core = DispatchCore(bank, 1, waiting=waiting)
+    assert core.action_dim == (int((~c.interactive).sum()) if waiting else 0) + c.I
+    core.reset(days=[0])
+    total, done = 0.0, False
+    while not done:
+        _, r, done, _ = core.step(np.zeros((1, core.action_dim)))
+        total += r[0]
+    assert total == pytest.approx(rollout(get_policy("dispatch"), [c])[0][2], rel=1e-12)

@@ -149,13 +149,16 @@ def continuation(c, a: np.ndarray) -> np.ndarray:
 
 class DispatchCore(BatchedCore):
     """Action per copy in [-1, 1]: for each deferrable class the continuation value of
-    its waiting jobs (see `continuation`), then per site the battery power (> 0 charge, a
-    share of ch_max; < 0 discharge, a share of dis_max). The zero action is the
-    `dispatch` baseline with the battery idle."""
+    its waiting jobs (see `continuation`; left out with `waiting=False`, which fixes it
+    at 0), then per site the battery power (> 0 charge, a share of ch_max; < 0
+    discharge, a share of dis_max). The zero action is the `dispatch` baseline with the
+    battery idle."""
 
-    def __init__(self, bank, batch: int, config: EnvConfig | None = None):
+    def __init__(self, bank, batch: int, config: EnvConfig | None = None,
+                 waiting: bool = True):
         super().__init__(bank, batch, config or EnvConfig())
-        self.deferrable_rows = np.flatnonzero(self.is_deferrable)
+        self.deferrable_rows = np.flatnonzero(self.is_deferrable) if waiting else \
+            np.zeros(0, dtype=np.int64)
         self.action_dim = len(self.deferrable_rows) + self.I
         self.dispatcher = Dispatcher(self)
 

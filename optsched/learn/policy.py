@@ -26,7 +26,7 @@ class LearnedPolicy:
         self.name = name or Path(path).name
         self.obs_dim = blob["obs_dim"]
         self.action = blob.get("action", "direct")
-        if self.action == "dispatch":
+        if self.action.startswith("dispatch"):
             self.plan = self._plan
         self._dispatch: tuple | None = None
 
@@ -40,6 +40,7 @@ class LearnedPolicy:
 
     def _plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._dispatch is None or self._dispatch[0] is not core.c:
-            self._dispatch = (core.c, DispatchCore(core.bank, 1))
+            self._dispatch = (core.c, DispatchCore(core.bank, 1,
+                                                   waiting=self.action == "dispatch"))
         a = self.act(core, core.observe())
         return self._dispatch[1].plan_from_action(core, a)

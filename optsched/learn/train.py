@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -27,14 +28,17 @@ from optsched.learn.shaping import AdditiveShaper, PotentialShaper
 from optsched.learn.td3 import TD3, TD3Config
 
 SHAPING = ("none", "mlp", "diffusion", "potential")
-ACTIONS = {"dispatch": DispatchCore, "direct": BatchedCore}
+ACTIONS = {"dispatch": DispatchCore,
+           "dispatch-battery": functools.partial(DispatchCore, waiting=False),
+           "direct": BatchedCore}
 
 
 @dataclass
 class TrainConfig:
     algo: str = "sac"
-    action: str = "dispatch"          # dispatch: look-ahead + battery over the per-slot
-                                      # dispatch; direct: every routing/step/clock choice
+    action: str = "dispatch"          # dispatch: waiting values + battery over the per-slot
+                                      # dispatch; dispatch-battery: battery only;
+                                      # direct: every routing/step/clock/battery choice
     shaping: str = "none"
     reward: str = "settlement"
     steps: int = 200_000              # environment steps (copies x slots)
