@@ -38,6 +38,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024, 8192])
     ap.add_argument("--mpc", action="store_true", help="also time MPC and myopic-lp")
+    ap.add_argument("--dispatch", type=int, nargs="*", default=[1, 64, 1024],
+                    help="batch sizes for the dispatch action space (its Newton solve "
+                         "per slot makes it far slower than the direct one)")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -53,6 +56,12 @@ def main() -> None:
     for B in args.batches:
         rate, per = steps_per_second(BatchedCore(bank, B, EnvConfig()), args.seconds)
         table.add_row(f"{B:,}", f"{rate:,.0f}", f"{per * 1e3:.3f}", f"{per / B * 1e6:.3f}")
+    from optsched.env.dispatch import DispatchCore
+
+    for B in args.dispatch:
+        rate, per = steps_per_second(DispatchCore(bank, B), args.seconds)
+        table.add_row(f"{B:,} (dispatch)", f"{rate:,.0f}", f"{per * 1e3:.3f}",
+                      f"{per / B * 1e6:.3f}")
     env = OptschedEnv(bank=bank)
     env.reset(seed=0)
     action = env.action_space.sample()

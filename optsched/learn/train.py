@@ -61,6 +61,8 @@ class TrainConfig:
     out: str = "runs/sac"
     days: tuple[int, ...] = ()        # training days (bank); empty = jemas-3 training days
     ppo_rollout: int = 96             # PPO: slots per rollout from every copy
+    threads: int = 1                  # torch threads: small MLPs gain nothing from more,
+                                      # and runs side by side would oversubscribe the cores
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
@@ -230,6 +232,7 @@ def log_metrics(out: Path, row: dict) -> None:
 
 
 def make_trainer(cfg: TrainConfig, bank: DayBank):
+    torch.set_num_threads(cfg.threads)
     if cfg.algo == "ppo":
         from optsched.learn.ppo import PPOTrainer
 
