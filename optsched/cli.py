@@ -448,7 +448,7 @@ def train_cmd(
     action: Annotated[str, typer.Option(
         "--action", help="dispatch (waiting values and battery over the per-slot "
         "dispatch) | dispatch-battery (battery only) | direct (every routing, step, clock "
-        "and battery choice)")] = "dispatch",
+        "and battery choice)")] = "dispatch-battery",
     steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 200_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     num_envs: Annotated[int, typer.Option("--num-envs")] = 16,

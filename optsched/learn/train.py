@@ -36,7 +36,7 @@ ACTIONS = {"dispatch": DispatchCore,
 @dataclass
 class TrainConfig:
     algo: str = "sac"
-    action: str = "dispatch"          # dispatch: waiting values + battery over the per-slot
+    action: str = "dispatch-battery"  # dispatch: waiting values + battery over the per-slot
                                       # dispatch; dispatch-battery: battery only;
                                       # direct: every routing/step/clock/battery choice
     shaping: str = "none"

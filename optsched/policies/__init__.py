@@ -11,8 +11,8 @@ from optsched.policies.rules import POLICIES, LocalFixed
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
-# The shipped learned scheduler for jemas-3 (models/README.md: its card).
-SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "jemas3-sac-dispatch.pt"
+# The shipped learned scheduler for jemas-3 (its card: models/jemas3-scheduler.md).
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "jemas3-scheduler.pt"
 
 
 def get_policy(name: str) -> Policy:
