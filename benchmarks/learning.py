@@ -52,7 +52,8 @@ def steps_to_90(frame: pd.DataFrame) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=46_080)   # 10 episodes of 16 copies
-    ap.add_argument("--action", default="dispatch", choices=["dispatch", "direct"])
+    ap.add_argument("--action", default="dispatch-battery",
+                    choices=["dispatch-battery", "dispatch", "direct"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--train-days", type=int, default=64)
