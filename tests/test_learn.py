@@ -46,7 +46,7 @@ def test_checkpoint_resume_gives_identical_next_updates(tmp_path, bank, algo, sh
 def test_train_writes_metrics_checkpoint_and_policy(tmp_path, bank):
     cfg = small_cfg(tmp_path, shaping="mlp", steps=96, checkpoint_every=48)
     train(cfg, bank)
-    for name in ("metrics.csv", "checkpoint.pt", "policy.pt", "config.json"):
+    for name in ("metrics.csv", "checkpoint.pt", "policy.pt", "config.json", "curves.png"):
         assert (tmp_path / name).stat().st_size > 0
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("steps,wall_s,episode_utility") and len(rows) >= 2

@@ -265,4 +265,12 @@ def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
                 "obs_dim": trainer.core.obs_dim, "act_dim": trainer.core.action_dim,
                 "action": cfg.action,
                 "hidden": cfg.hidden, "config": dataclasses.asdict(cfg)}, out / "policy.pt")
+    if (out / "metrics.csv").exists():
+        import matplotlib.pyplot as plt
+
+        from optsched.report.plots import learning_figure
+
+        fig = learning_figure([out / "metrics.csv"])
+        fig.savefig(out / "curves.png", dpi=100)
+        plt.close(fig)
     return trainer
