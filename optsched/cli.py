@@ -539,6 +539,9 @@ def report_cmd(
     metrics: Annotated[list[Path] | None, typer.Option(
         "--metrics", help="A training metrics.csv for the learning curves; repeatable.")
                        ] = None,
+    ablated: Annotated[str, typer.Option(
+        "--ablate-policy", help="The policy whose ablations (the paper's levers removed "
+        "one at a time) join the report; 'none' for no ablation rows.")] = "learned",
 ):
     """Every policy against the oracle on held-out days: gap table, terms, plots (Markdown,
     self-contained HTML, CSV/Parquet)."""
@@ -551,11 +554,15 @@ def report_cmd(
     for path in metrics or []:
         if not path.is_file():
             raise ScenarioError("--metrics", "file not found", str(path))
+    if ablated != "none":
+        get_policy(ablated)
+    from optsched.scenario.ablations import ABLATIONS
     day_list = parse_days(days, scenario)
     with err.status("report") as status:
         frame = build_report(scenario, day_list, names, out, cache,
                              progress=lambda msg: status.update(f"report: {msg}"),
-                             metrics=metrics or [])
+                             metrics=metrics or [], ablations=ABLATIONS,
+                             ablated=None if ablated == "none" else ablated)
     err.print(f"wrote {out / 'report.md'}, {out / 'report.html'}, {out / 'results.csv'} "
               f"({len(frame)} rows)")
     _out().print((out / "report.md").read_text())

@@ -19,7 +19,8 @@ from optsched.scenario import compile_scenario, get_scenario
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    frame = build_report("jemas-3", [4], ["greedy"], out, cache=out / "cache")
+    frame = build_report("jemas-3", [4], ["greedy"], out, cache=out / "cache",
+                         ablations=("no-transfer",), ablated="greedy")
     return out, frame
 
 
@@ -34,6 +35,19 @@ def test_report_numbers_equal_the_evaluator(report):
     oracle = frame[frame.policy == "oracle"].iloc[0]
     assert oracle.gap == pytest.approx(0.0, abs=1e-6)
     assert row.gap == pytest.approx((oracle.utility - ev.utility) / oracle.utility)
+
+
+def test_ablation_rows_are_the_policy_on_the_ablated_scenario(report):
+    from optsched.scenario.ablations import ablate
+
+    _, frame = report
+    c = compile_scenario(get_scenario("jemas-3", 4))
+    _, ev, _ = rollout(get_policy("greedy"), [ablate(c, ["no-transfer"])])[0]
+    row = frame[frame.policy == "greedy [no-transfer]"].iloc[0]
+    assert row.utility == pytest.approx(ev.utility, rel=1e-12)
+    assert row.jobs_transferred == 0
+    full = frame[frame.policy == "oracle"].iloc[0].utility
+    assert row.gap == pytest.approx((full - ev.utility) / full)
 
 
 def test_html_is_self_contained(report):

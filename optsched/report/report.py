@@ -72,8 +72,11 @@ def _row(policy: str, day, ev: Evaluation, oracle_u: float, base_u: float, secon
 
 def build_report(scenario: str, days: list, policies: list[str], out: Path,
                  cache: Path | None = None, progress=None,
-                 metrics: list[Path] | tuple = ()) -> pd.DataFrame:
-    """`metrics`: training metrics.csv files whose learning curves join the report."""
+                 metrics: list[Path] | tuple = (), ablations: tuple[str, ...] = (),
+                 ablated: str | None = None) -> pd.DataFrame:
+    """`metrics`: training metrics.csv files whose learning curves join the report.
+    `ablations`: the paper's levers removed, one at a time, from policy `ablated` (rows
+    `name [lever]`, scored on the ablated scenario against the full oracle)."""
     from optsched.evaluate import evaluate
     from optsched.policies import get_policy, rollout
     from optsched.scenario import compile_scenario, get_scenario
@@ -91,6 +94,15 @@ def build_report(scenario: str, days: list, policies: list[str], out: Path,
             progress(f"policy {name}")
         t0 = time.perf_counter()
         rolled[name] = (rollout(get_policy(name), days_c), time.perf_counter() - t0)
+    if ablated is not None:
+        from optsched.scenario.ablations import ablate
+
+        for lever in ablations:
+            if progress:
+                progress(f"policy {ablated} without {lever}")
+            t0 = time.perf_counter()
+            rolled[f"{ablated} [{lever}]"] = (rollout(get_policy(ablated), [
+                ablate(c, [lever]) for c in days_c]), time.perf_counter() - t0)
     rows = []
     for j, (d, c) in enumerate(zip(days, days_c, strict=True)):
         sched_o, u_o, secs_o = oracle[j]
