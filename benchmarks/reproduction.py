@@ -1,8 +1,8 @@
 """Reproduction table: the paper's reported claims (NOTES.md section 1) beside ours.
 
     python benchmarks/reproduction.py --days test:3
-    python benchmarks/reproduction.py --days test:3 --learning runs/learning/results.json \
-        --shaping runs/shaping/results.json
+    python benchmarks/reproduction.py --days test:7 --learning runs/learning/results.json \
+        --shaping runs/shaping-*/results.json
 
 Computed here, on held-out jemas-3 days, all scored by the evaluator: the shipped learned
 scheduler's utility gain over the paper's ablation baselines (no transfer, fixed 30
@@ -61,11 +61,18 @@ def measure(days: list[int], policy: str) -> dict:
     return out
 
 
+DEFAULTS = {"eta": "0.4", "diffusion-steps": "5", "latent": "128"}   # TrainConfig's
+
+
 def best_of(rows: list[dict], key: str) -> str:
-    """The grid value with the best median held-out utility, with every value's median."""
+    """The grid value with the best median held-out utility, with every value's median.
+    Plain `sac+diffusion` runs count at the default value of every key."""
     vals: dict[str, list[float]] = {}
     for r in rows:
-        tag = dict(p.split("=") for p in r["variant"].split()[1:]).get(key)
+        if not r["variant"].startswith("sac+diffusion"):
+            continue
+        tags = dict(p.split("=") for p in r["variant"].split()[1:])
+        tag = tags.get(key, DEFAULTS[key] if not tags else None)
         if tag is not None and r.get("heldout_utility") is not None:
             vals.setdefault(tag, []).append(r["heldout_utility"])
     if not vals:
@@ -80,7 +87,8 @@ def main() -> None:
     ap.add_argument("--days", default="test:3")
     ap.add_argument("--policy", default="learned")
     ap.add_argument("--learning", type=Path, help="benchmarks/learning.py results.json")
-    ap.add_argument("--shaping", type=Path, help="results.json of a shaping grid")
+    ap.add_argument("--shaping", type=Path, nargs="*", default=[],
+                    help="results.json files of shaping grids")
     ap.add_argument("--out", type=Path, default=Path("runs/reproduction.json"))
     args = ap.parse_args()
     from optsched.cli import parse_days
@@ -88,7 +96,7 @@ def main() -> None:
     days = parse_days(args.days, "jemas-3")
     m = measure(days, args.policy)
     learning = json.loads(args.learning.read_text()) if args.learning else []
-    shaping = json.loads(args.shaping.read_text()) if args.shaping else []
+    shaping = learning + [r for p in args.shaping for r in json.loads(p.read_text())]
 
     def variant(name: str, key: str) -> float | None:
         vals = [r[key] for r in learning if r["variant"] == name and r.get(key) is not None]
