@@ -616,6 +616,29 @@ def sweep_cmd(
     err.print(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
 
 
+BENCHMARKS = ("oracle", "env", "levers", "learning", "reproduction")
+
+
+@app.command("bench", context_settings={"allow_extra_args": True,
+                                        "ignore_unknown_options": True})
+def bench_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help=" | ".join(BENCHMARKS))],
+):
+    """Run a benchmark of the repository's benchmarks/ folder; further arguments go to it
+    (e.g. `optsched bench learning --seeds 0 --steps 9216`)."""
+    import runpy
+
+    if name not in BENCHMARKS:
+        raise ScenarioError("bench", f"must be one of {', '.join(BENCHMARKS)}", name)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    if not path.is_file():
+        raise ScenarioError("bench", "benchmarks/ is part of the repository checkout, not "
+                            "of an installed package", str(path))
+    sys.argv = [str(path), *ctx.args]
+    runpy.run_path(str(path), run_name="__main__")
+
+
 @app.command("demo")
 def demo(
     policies: Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")] = None,

@@ -50,6 +50,10 @@ def test_evaluate_over_days_and_writes_csv(tmp_path):
     ("evaluate", "jemas-3", "--days", "x..y"),
     ("evaluate", "jemas-3", "--unknown-flag"),
     ("scenario", "build", "--day", "2023-13-45", "--out", "x.toml"),
+    ("bench", "nope"),
+    ("sweep", "jemas-3", "--param", "gpus", "--values", "1"),
+    ("report", "jemas-3", "--metrics", "missing.csv"),
+    ("train", "--action", "sideways"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args):
     out = run(*args)
