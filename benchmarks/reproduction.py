@@ -66,20 +66,26 @@ DEFAULTS = {"eta": "0.4", "diffusion-steps": "5", "latent": "128"}   # TrainConf
 
 def best_of(rows: list[dict], key: str) -> str:
     """The grid value with the best median held-out utility, with every value's median.
-    Plain `sac+diffusion` runs count at the default value of every key."""
-    vals: dict[str, list[float]] = {}
-    for r in rows:
-        if not r["variant"].startswith("sac+diffusion"):
-            continue
-        tags = dict(p.split("=") for p in r["variant"].split()[1:])
-        tag = tags.get(key, DEFAULTS[key] if not tags else None)
-        if tag is not None and r.get("heldout_utility") is not None:
-            vals.setdefault(tag, []).append(r["heldout_utility"])
-    if not vals:
+    Plain `sac+diffusion` runs count at the default value of every key, for the seeds the
+    grid ran (a grid of one seed compares with the default's same seed)."""
+    diff = [r for r in rows if r["variant"].startswith("sac+diffusion")
+            and r.get("heldout_utility") is not None]
+    tagged = [r for r in diff if key in r["variant"]]
+    if not tagged:
         return "not run"
+    seeds = {r["seed"] for r in tagged}
+    vals: dict[str, list[float]] = {}
+    for r in tagged:
+        vals.setdefault(dict(p.split("=") for p in r["variant"].split()[1:])[key],
+                        []).append(r["heldout_utility"])
+    for r in diff:
+        if r["variant"] == "sac+diffusion" and r["seed"] in seeds:
+            vals.setdefault(DEFAULTS[key], []).append(r["heldout_utility"])
     med = {k: float(np.median(v)) for k, v in vals.items()}
     best = max(med, key=med.get)
-    return f"{best} best (" + ", ".join(f"{k}: ${v:,.0f}" for k, v in sorted(med.items())) + ")"
+    return f"{best} best (" + ", ".join(f"{k}: ${v:,.2f}" for k, v in
+                                        sorted(med.items(), key=lambda kv: float(kv[0])))\
+        + f"; mean held-out utility, seed(s) {sorted(seeds)})"
 
 
 def main() -> None:
