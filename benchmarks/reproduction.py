@@ -122,7 +122,9 @@ def main() -> None:
          "late = served past the class deadline (interactive) / served; the repair never "
          "lets a deferrable job wait past its limit"),
         ("shaping weight eta", PAPER["eta"], best_of(shaping, "eta"),
-         "sac+diffusion, settlement reward, held-out utility"),
+         "sac+diffusion, settlement reward, dispatch-battery action, learning-benchmark "
+         "budget; one seed per value, so read it against the seed-to-seed spread of one "
+         "setting in the learning benchmark"),
         ("reward-model denoising steps", PAPER["diffusion-steps"],
          best_of(shaping, "diffusion-steps"), "as above"),
         ("reward-model latent size", PAPER["latent"], best_of(shaping, "latent"), "as above"),

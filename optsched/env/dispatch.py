@@ -52,6 +52,7 @@ class Dispatcher:
         self.g_tau = c.gpu_s[None, :, None] / self.tau[..., None]        # [K, O, 1]
         self.G = c.site_of * c.gpu_s[None]                               # [I, O]
         self.G2 = self.G * c.gpu_s[None]
+        self.curv_floor = 1e-9 * self.cap / self.mu_max                  # [I, 1]
 
     def __call__(self, core: BatchedCore, cont: np.ndarray) -> np.ndarray:
         """Jobs x[B, K, O] for the core's current slot. cont[K, B]: the value of leaving
@@ -118,8 +119,13 @@ class Dispatcher:
             free = (priced | (grad < 0)).T                                 # [B, I]
             pair = free[:, :, None] & free[:, None, :]
             h = np.where(pair, hess, 0.0)
-            scale = np.maximum(np.abs(np.diagonal(h, axis1=1, axis2=2)).max(axis=1), 1e-300)
-            h = h + eye * (1e-12 * scale)[:, None, None] + eye * (~free)[:, :, None]
+            # A site whose jobs all sit firmly in one option has no curvature: a floor on
+            # the diagonal turns its Newton step into a (clipped, line-searched) gradient
+            # step, and keeps every copy's system solvable, converged copies included.
+            diag = np.diagonal(h, axis1=1, axis2=2)
+            floor = np.maximum(diag, self.curv_floor.T) - diag
+            ridge = 1e-12 * np.abs(diag).max(axis=1)          # substitute sites: rank-deficient
+            h = h + eye * (floor + ridge[:, None])[:, :, None] + eye * (~free)[:, :, None]
             step = -np.linalg.solve(h, np.where(free, grad.T, 0.0)[..., None])[..., 0].T
             # No step longer than the price range: the dual is nearly piecewise linear.
             big = np.abs(step / self.mu_max).max(axis=0)
