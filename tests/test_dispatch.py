@@ -131,3 +131,24 @@ def test_zero_action_is_the_dispatch_baseline(waiting):
         _, r, done, _ = core.step(np.zeros((1, core.action_dim)))
         total += r[0]
     assert total == pytest.approx(rollout(get_policy("dispatch"), [c])[0][2], rel=1e-12)
+
+
+def test_one_option_per_class_dispatches_feasibly_in_a_mixed_batch():
+    """With one option per class (no transfer, fixed steps, no DVFS) a site's curvature
+    vanishes wherever its jobs are all certainly served; light, normal and overloaded
+    copies in one batch still get feasible plans."""
+    import dataclasses
+
+    from optsched.scenario.ablations import ablate
+
+    for seed in (0, 1, 2):
+        c = ablate(small_scenario(seed), ["no-transfer", "fixed-steps", "no-dvfs"])
+        days = [dataclasses.replace(c, arrivals=c.arrivals * f, backlog_cap=c.backlog_cap * f)
+                for f in (0.3, 1.0, 3.0)]                     # light, as is, overloaded
+        core = DispatchCore(DayBank.from_compiled(days), 3, EnvConfig(record=True))
+        core.reset(days=np.arange(3))
+        done = False
+        while not done:
+            _, _, done, _ = core.step(np.zeros((3, core.action_dim)))
+        for j in range(3):
+            assert evaluate(days[j], core.schedule(j), milp=True).feasible
