@@ -36,6 +36,9 @@ def _out() -> Console:
 ScenarioArg = Annotated[str, typer.Argument(help="TOML file or embedded name (jemas-3).")]
 DayOpt = Annotated[int | None, typer.Option("--day", help="Day of an embedded family.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+DaysOpt = Annotated[str, typer.Option("--days", help="test:N, A..B, A,B")]
+PoliciesOpt = Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")]
+CacheOpt = Annotated[Path, typer.Option("--cache", help="Oracle cache folder.")]
 
 
 _JSON_FD: int | None = None      # the real stdout while --json routes everything else away
@@ -530,12 +533,10 @@ def _train_bc(days: list[int], out: Path, seed: int) -> None:
 @app.command("report")
 def report_cmd(
     scenario: ScenarioArg,
-    days: Annotated[str, typer.Option("--days", help="test:N, A..B, A,B")] = "test:7",
-    policies: Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")
-                        ] = None,
+    days: DaysOpt = "test:7",
+    policies: PoliciesOpt = None,
     out: Annotated[Path, typer.Option("--out")] = Path("runs/report"),
-    cache: Annotated[Path, typer.Option("--cache", help="Oracle cache folder.")
-                     ] = ORACLE_CACHE,
+    cache: CacheOpt = ORACLE_CACHE,
     metrics: Annotated[list[Path] | None, typer.Option(
         "--metrics", help="A training metrics.csv for the learning curves; repeatable.")
                        ] = None,
@@ -576,12 +577,10 @@ def sweep_cmd(
                                        "model-mix")],
     values: Annotated[str, typer.Option("--values", help="Comma-separated (model-mix: "
                                         "';' between mixes, ',' between sites).")],
-    days: Annotated[str, typer.Option("--days", help="test:N, A..B, A,B")] = "test:1",
-    policies: Annotated[list[str] | None, typer.Option("--policy", help="Repeatable.")
-                        ] = None,
+    days: DaysOpt = "test:1",
+    policies: PoliciesOpt = None,
     out: Annotated[Path, typer.Option("--out")] = Path("runs/sweep"),
-    cache: Annotated[Path, typer.Option("--cache", help="Oracle cache folder.")
-                     ] = ORACLE_CACHE,
+    cache: CacheOpt = ORACLE_CACHE,
     json_out: JsonOpt = False,
 ):
     """A sensitivity study: the oracle and every policy as one parameter varies (table,

@@ -6,15 +6,15 @@ sample. Checkpoints fall on rollout boundaries, so a resumed run continues exact
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from optsched.learn.loop import run_loop
 from optsched.learn.nets import mlp
-from optsched.learn.sac import LOG_STD_MAX, LOG_STD_MIN, Actor
+from optsched.learn.sac import Actor
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,7 @@ class PPOConfig:
 
 def log_prob(actor: Actor, obs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """log pi(tanh(u) | obs) for stored pre-tanh samples u, summed over dimensions."""
-    mean, log_std = actor.body(obs).chunk(2, dim=-1)
-    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+    mean, log_std = actor.gaussian(obs)
     dist = torch.distributions.Normal(mean, log_std.exp())
     return (dist.log_prob(u) - torch.log(1.0 - torch.tanh(u).pow(2) + 1e-6)).sum(-1)
 
@@ -53,8 +52,7 @@ class PPO(nn.Module):
     def sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(action, pre-tanh sample, log-density, value) for observations [B, obs_dim]."""
         o = torch.as_tensor(obs, dtype=torch.float32)
-        mean, log_std = self.actor.body(o).chunk(2, dim=-1)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        mean, log_std = self.actor.gaussian(o)
         u = mean + log_std.exp() * torch.randn_like(mean)
         return (torch.tanh(u).numpy(), u.numpy(), log_prob(self.actor, o, u).numpy(),
                 self.critic(o).squeeze(-1).numpy())
@@ -126,23 +124,11 @@ class PPOTrainer:
         self.obs = core.reset(seed=cfg.seed).copy()
 
     def run(self, until: int | None = None, out=None, progress=None, log=None) -> None:
-        cfg = self.cfg
-        until = cfg.steps if until is None else until
-        next_ckpt = (self.steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-        start = time.perf_counter()
-        while self.steps < until:
+        def advance() -> list[dict]:
             rows, losses = self.rollout()
-            for row in rows:
-                if log is not None:
-                    log(row | losses | {"wall_s": self.wall + time.perf_counter() - start})
-            if out is not None and self.steps >= next_ckpt:
-                self.wall += time.perf_counter() - start
-                start = time.perf_counter()
-                self.save(out / "checkpoint.pt")
-                next_ckpt += cfg.checkpoint_every
-            if progress is not None:
-                progress(self.steps)
-        self.wall += time.perf_counter() - start
+            return [row | losses for row in rows]
+
+        run_loop(self, advance, until, out, progress, log)
 
     def rollout(self) -> tuple[list[dict], dict[str, float]]:
         cfg, core = self.cfg, self.core

@@ -19,10 +19,14 @@ class Actor(nn.Module):
         super().__init__()
         self.body = mlp([obs_dim, hidden, hidden, 2 * act_dim], act=nn.ReLU)
 
+    def gaussian(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-std of the pre-tanh Gaussian (log-std squashed into its range)."""
+        mean, log_std = self.body(obs).chunk(2, dim=-1)
+        return mean, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+
     def forward(self, obs: torch.Tensor, deterministic: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.body(obs).chunk(2, dim=-1)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        mean, log_std = self.gaussian(obs)
         a, logp = tanh_gaussian(mean, log_std, deterministic)
         return a, logp.sum(-1)
 

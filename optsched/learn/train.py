@@ -13,7 +13,6 @@ import csv
 import dataclasses
 import functools
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from optsched.env.bank import DayBank
 from optsched.env.core import BatchedCore, EnvConfig
 from optsched.env.dispatch import DispatchCore
+from optsched.learn.loop import run_loop
 from optsched.learn.sac import SAC, Replay, RunningNorm, SACConfig
 from optsched.learn.shaping import AdditiveShaper, PotentialShaper
 from optsched.learn.td3 import TD3, TD3Config
@@ -108,22 +108,11 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def run(self, until: int | None = None, out: Path | None = None, progress=None,
             log=None) -> None:
-        cfg = self.cfg
-        until = cfg.steps if until is None else until
-        next_ckpt = (self.steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-        start = time.perf_counter()
-        while self.steps < until:
+        def advance() -> list[dict]:
             row = self.step()
-            if log is not None and row is not None:
-                log(row | {"wall_s": self.wall + time.perf_counter() - start})
-            if out is not None and self.steps >= next_ckpt:
-                self.wall += time.perf_counter() - start
-                start = time.perf_counter()
-                self.save(out / "checkpoint.pt")
-                next_ckpt += cfg.checkpoint_every
-            if progress is not None:
-                progress(self.steps)
-        self.wall += time.perf_counter() - start
+            return [] if row is None else [row]
+
+        run_loop(self, advance, until, out, progress, log)
 
     def step(self) -> dict | None:
         """One batched env step (num_envs transitions) and its gradient updates; returns a
