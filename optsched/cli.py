@@ -453,6 +453,8 @@ def train_cmd(
         "dispatch) | dispatch-battery (battery only) | direct (every routing, step, clock "
         "and battery choice)")] = "dispatch-battery",
     steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 200_000,
+    reward_norm: Annotated[bool, typer.Option(
+        "--reward-norm", help="Divide rewards by the running std of the return.")] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     num_envs: Annotated[int, typer.Option("--num-envs")] = 16,
     updates_per_step: Annotated[int, typer.Option(
@@ -497,7 +499,7 @@ def train_cmd(
         _train_bc(day_list, out, seed)
         return
     cfg = TrainConfig(algo=algo, action=action, shaping=shaping, reward=reward, steps=steps,
-                      seed=seed,
+                      seed=seed, reward_norm=reward_norm,
                       num_envs=num_envs, updates_per_step=updates_per_step, eta=eta,
                       diffusion_steps=diffusion_steps, latent=latent, out=str(out),
                       days=tuple(day_list))

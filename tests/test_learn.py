@@ -25,11 +25,14 @@ def small_cfg(tmp_path, **kw) -> TrainConfig:
     return TrainConfig(**(base | kw))
 
 
-@pytest.mark.parametrize(("algo", "shaping"), [("sac", "none"), ("sac", "diffusion"),
-                                               ("sac", "potential"), ("td3", "diffusion"),
-                                               ("ppo", "none")])
-def test_checkpoint_resume_gives_identical_next_updates(tmp_path, bank, algo, shaping):
-    cfg = small_cfg(tmp_path, algo=algo, shaping=shaping, seed=5, ppo_rollout=8)
+@pytest.mark.parametrize(("algo", "shaping", "reward_norm"), [
+    ("sac", "none", False), ("sac", "diffusion", False), ("sac", "potential", False),
+    ("td3", "diffusion", False), ("ppo", "none", False), ("sac", "none", True),
+    ("ppo", "none", True)])
+def test_checkpoint_resume_gives_identical_next_updates(tmp_path, bank, algo, shaping,
+                                                        reward_norm):
+    cfg = small_cfg(tmp_path, algo=algo, shaping=shaping, seed=5, ppo_rollout=8,
+                    reward_norm=reward_norm)
     a = make_trainer(cfg, bank)
     a.run(until=96)
     a.save(tmp_path / "ck.pt")
@@ -87,6 +90,23 @@ def test_agents_learn_a_tiny_scenario(tmp_path, algo):
         trainer.agent.act = lambda o, deterministic: trainer.agent.actor(
             torch.as_tensor(o), deterministic)[0].detach().numpy()
     assert utility(trainer) > random + 0.5 * (oracle - random)
+
+
+def test_return_norm_divides_by_the_running_std_of_discounted_returns():
+    from optsched.learn.sac import ReturnNorm
+
+    rng = np.random.default_rng(0)
+    norm, g = ReturnNorm(batch=3, gamma=0.9), np.zeros(3)
+    seen, out = [], None
+    for t in range(50):
+        r = rng.normal(5.0, 2.0, 3)
+        g = 0.9 * g + r
+        seen.append(g.copy())
+        out = norm(r, done=t == 49)
+    var = np.var(np.concatenate(seen))
+    assert norm.stats.var[0] == pytest.approx(var, rel=1e-3)    # Welford over all returns
+    assert out == pytest.approx(r / np.sqrt(norm.stats.var[0] + 1e-8))
+    assert (norm.ret == 0).all()                                 # reset at episode end
 
 
 def test_gae_matches_a_hand_computation():

@@ -110,7 +110,7 @@ class PPOTrainer:
     """On-policy loop with the off-policy Trainer's interface (run, save, load, steps)."""
 
     def __init__(self, cfg, core):
-        from optsched.learn.sac import RunningNorm
+        from optsched.learn.sac import ReturnNorm, RunningNorm
 
         if cfg.shaping != "none":
             raise ValueError("PPO trains on the environment's reward only (--shaping none)")
@@ -120,6 +120,7 @@ class PPOTrainer:
         self.agent = PPO(core.obs_dim, core.action_dim,
                          PPOConfig(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden))
         self.norm = RunningNorm(core.obs_dim)
+        self.rnorm = ReturnNorm(core.B, cfg.gamma) if cfg.reward_norm else None
         self.steps, self.wall = 0, 0.0
         self.obs = core.reset(seed=cfg.seed).copy()
 
@@ -140,6 +141,8 @@ class PPOTrainer:
             o = self.norm(self.obs).astype(np.float32)
             a, u, logp, v = self.agent.sample(o)
             next_obs, rew, done, _ = core.step(a)
+            if self.rnorm is not None:
+                rew = self.rnorm(rew, done)
             for k, x in (("obs", o), ("u", u), ("logp", logp), ("val", v), ("rew", rew),
                          ("done", np.full(B, float(done)))):
                 buf[k].append(x)
@@ -160,6 +163,7 @@ class PPOTrainer:
     def state(self) -> dict:
         return {"agent": self.agent.state_dict(), "opt": self.agent.opt.state_dict(),
                 "norm": self.norm.state(), "steps": self.steps, "wall": self.wall,
+                "rnorm": None if self.rnorm is None else self.rnorm.state(),
                 "obs": self.obs, "rng": self.rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(), "core": self.core.snapshot()}
 
@@ -173,6 +177,8 @@ class PPOTrainer:
         self.agent.load_state_dict(s["agent"])
         self.agent.opt.load_state_dict(s["opt"])
         self.norm.load(s["norm"])
+        if self.rnorm is not None:
+            self.rnorm.load(s["rnorm"])
         self.steps, self.wall, self.obs = s["steps"], s["wall"], s["obs"]
         self.rng.bit_generator.state = s["rng"]
         torch.set_rng_state(s["torch_rng"])

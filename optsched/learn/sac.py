@@ -55,6 +55,29 @@ class RunningNorm:
             float(s["count"])
 
 
+class ReturnNorm:
+    """Rewards divided by the running standard deviation of the discounted return (the
+    reward normalisation of CleanRL/Gymnasium's NormalizeReward), per copy of a batch."""
+
+    def __init__(self, batch: int, gamma: float):
+        self.gamma, self.ret, self.stats = gamma, np.zeros(batch), RunningNorm(1)
+
+    def __call__(self, rew: np.ndarray, done: bool) -> np.ndarray:
+        self.ret = self.ret * self.gamma + rew
+        self.stats.update(self.ret[:, None])
+        out = rew / np.sqrt(self.stats.var[0] + 1e-8)
+        if done:
+            self.ret = np.zeros_like(self.ret)
+        return out
+
+    def state(self) -> dict:
+        return {"ret": self.ret, **self.stats.state()}
+
+    def load(self, s: dict) -> None:
+        self.ret = np.asarray(s["ret"])
+        self.stats.load(s)
+
+
 class Replay:
     def __init__(self, capacity: int, obs_dim: int, act_dim: int):
         self.cap, self.n, self.i = capacity, 0, 0

@@ -23,7 +23,7 @@ from optsched.env.bank import DayBank
 from optsched.env.core import BatchedCore, EnvConfig
 from optsched.env.dispatch import DispatchCore
 from optsched.learn.loop import run_loop
-from optsched.learn.sac import SAC, Replay, RunningNorm, SACConfig
+from optsched.learn.sac import SAC, Replay, ReturnNorm, RunningNorm, SACConfig
 from optsched.learn.shaping import AdditiveShaper, PotentialShaper
 from optsched.learn.td3 import TD3, TD3Config
 
@@ -52,6 +52,7 @@ class TrainConfig:
     lr: float = 3e-4
     hidden: int = 256
     reward_scale: float = 100.0       # $ per unit of reward
+    reward_norm: bool = False         # also divide by the running std of the return
     eta: float = 0.4                  # shaping weight (paper's best)
     shaping_warmup: int = 5_000
     shaping_anneal: int = 0
@@ -100,6 +101,7 @@ class Trainer:
                                           gamma=cfg.gamma, lr=cfg.lr, latent=cfg.latent,
                                           steps=cfg.diffusion_steps, hidden=cfg.hidden)
         self.norm = RunningNorm(od)
+        self.rnorm = ReturnNorm(cfg.num_envs, cfg.gamma) if cfg.reward_norm else None
         self.buffer = Replay(cfg.buffer, od, ad)
         self.steps = 0
         self.wall = 0.0
@@ -125,6 +127,8 @@ class Trainer:
         else:
             act = self.agent.act(o)
         next_obs, rew, done, info = core.step(act)
+        if self.rnorm is not None:
+            rew = self.rnorm(rew, done)
         next_obs = next_obs.copy()
         o2 = self.norm(next_obs).astype(np.float32)
         emitted = np.zeros(core.B, np.float32)
@@ -172,6 +176,7 @@ class Trainer:
             "shaper_opt": None if self.shaper is None else [
                 o.state_dict() for o in _shaper_opts(self.shaper)],
             "norm": self.norm.state(), "buffer": self.buffer.data,
+            "rnorm": None if self.rnorm is None else self.rnorm.state(),
             "buffer_pos": (self.buffer.n, self.buffer.i), "steps": self.steps,
             "wall": self.wall, "obs": self.obs, "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(), "core": self.core.snapshot(),
@@ -194,6 +199,8 @@ class Trainer:
             for o, st in zip(_shaper_opts(self.shaper), s["shaper_opt"], strict=True):
                 o.load_state_dict(st)
         self.norm.load(s["norm"])
+        if self.rnorm is not None:
+            self.rnorm.load(s["rnorm"])
         self.buffer.data = s["buffer"]
         self.buffer.n, self.buffer.i = s["buffer_pos"]
         self.steps, self.wall, self.obs = s["steps"], s["wall"], s["obs"]
