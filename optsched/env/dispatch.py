@@ -40,7 +40,6 @@ class Dispatcher:
     def __init__(self, core: BatchedCore):
         c = self.c = core.c
         self.site = c.opt_site                                           # [O]
-        self.g = c.gpu_s                                                 # [O]
         idle_kwh = c.idle_kw[c.opt_site] * c.gpu_s / (3600.0 * c.util_cap[c.opt_site])
         self.kwh = c.busy_kwh + idle_kwh                                 # [O] per job
         self.value = np.where(c.eligible, c.value, -np.inf)[:, :, None]  # [K, O, 1]

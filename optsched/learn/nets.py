@@ -45,3 +45,13 @@ def fit_twin_critics(q1: nn.Module, q2: nn.Module, opt: torch.optim.Optimizer,
     loss.backward()
     opt.step()
     return loss.item()
+
+
+def tune_temperature(log_alpha: torch.Tensor, opt: torch.optim.Optimizer,
+                     logp: torch.Tensor, target_entropy: float) -> None:
+    """One step of SAC's automatic entropy tuning: alpha rises while the policy's entropy
+    is below the target."""
+    loss = -(log_alpha * (logp.detach() + target_entropy)).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from optsched.learn import nets
 from optsched.learn.nets import fit_twin_critics, mlp, soft_update, tanh_gaussian
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -157,10 +158,7 @@ class SAC(nn.Module):
         self.opt_pi.zero_grad()
         pi_loss.backward()
         self.opt_pi.step()
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        self.opt_alpha.zero_grad()
-        alpha_loss.backward()
-        self.opt_alpha.step()
+        nets.tune_temperature(self.log_alpha, self.opt_alpha, logp, self.target_entropy)
         soft_update(self.q1, self.q1_t, cfg.tau)
         soft_update(self.q2, self.q2_t, cfg.tau)
         return {"q_loss": q_loss, "pi_loss": pi_loss.item(),

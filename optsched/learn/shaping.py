@@ -21,7 +21,7 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from optsched.learn.diffusion import DiffusionGenerator, MLPGenerator
-from optsched.learn.nets import fit_twin_critics, mlp, soft_update
+from optsched.learn.nets import fit_twin_critics, mlp, soft_update, tune_temperature
 
 
 def potential_shaping(phi: torch.Tensor, phi_next: torch.Tensor, done: torch.Tensor,
@@ -91,10 +91,9 @@ class AdditiveShaper(nn.Module):
         self.opt_g.zero_grad()
         g_loss.backward()
         self.opt_g.step()
-        a_loss = -(self.log_alpha * (logp.detach() + 1.0)).mean()   # target entropy -1
-        self.opt_a.zero_grad()
-        a_loss.backward()
-        self.opt_a.step()
+        # The target here is an entropy of +1 (log-density driven to -1), above the ln 2 a
+        # squashed scalar can reach, so alpha only grows; kept as trained and benchmarked.
+        tune_temperature(self.log_alpha, self.opt_a, logp, 1.0)
         soft_update(self.q1, self.q1_t, self.tau)
         soft_update(self.q2, self.q2_t, self.tau)
         return {"shaper_q_loss": q_loss, "shaper_gen_loss": g_loss.item(),
