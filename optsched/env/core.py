@@ -1,4 +1,5 @@
-"""The batched environment core: B copies of MODEL.md stepped slot by slot in numpy.
+"""The batched environment core: B copies of MODEL.md stepped slot by slot, each slot one
+compiled pass over the copies (optsched/env/kernel.py), state in numpy arrays.
 
 Action per copy (all in [-1, 1]), for K classes and I sites:
   route[K, I]   logits of each class's routing distribution over sites (masked where the
@@ -24,20 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from optsched.env import kernel
 from optsched.env.bank import DayBank
 from optsched.evaluate import COSTS, TERMS
 from optsched.schedule import Schedule
 
 F64 = NDArray[np.float64]
 REWARD_MODES = ("dense", "settlement", "episode")
-ROUTE_SCALE = 4.0          # logits in [-4, 4]: a share can go from ~0 to ~1
-# A plan within solver tolerance of a limit fits (HiGHS's primal tolerance is 1e-7), and
-# GPUs are rounded up only past a micro-GPU, so an optimal plan replays unchanged; any
-# a round-down never leaves more work than the evaluator's tolerance (1e-6 of the
-# capacity, at least 1e-6 GPU-s: no sliver of work on zero GPUs).
-FIT_RTOL = 1e-7
-ROUND_TOL = 1e-6
-MIN_SHARE = 0.01           # routing shares below 1% are zeroed and the rest renormalised
 
 
 @dataclass(frozen=True)
@@ -48,15 +42,6 @@ class EnvConfig:
     record: bool = False                # keep the repaired schedule for the evaluator
     forecast_slots: tuple[int, ...] = ()  # leads (slots ahead) of price/arrival forecasts
     forecast_error: float = 0.0         # lognormal sd at one hour ahead, grows as sqrt(lead)
-
-
-def _sum_sites(a: F64) -> F64:
-    """a[K, I, B] summed over sites; a loop over the few sites beats numpy's strided
-    middle-axis reduction several times over."""
-    out = a[:, 0].copy()
-    for i in range(1, a.shape[1]):
-        out += a[:, i]
-    return out
 
 
 class BatchedCore:
@@ -80,7 +65,6 @@ class BatchedCore:
                     fix[k, i] = ok[np.minimum(up, ok.size - 1)]
         self.site_ok = fix[:, :, 0] >= 0                                  # [K, I]
         self.fix_step = np.maximum(fix, 0)
-        self.opt_base = (np.arange(c.I) * S * Fq)[None, :]                # [1, I]
         self.is_deferrable = ~c.interactive
         self.action_dim = 2 * c.K * c.I + c.K + 2 * c.I
         self.obs_dim = 2 * c.K + 4 * c.I + 2 + len(config.forecast_slots) * (c.K + c.I)
@@ -100,11 +84,6 @@ class BatchedCore:
         self.tab = {"gpu_s": np.tile(c.gpu_s, c.K), "busy": np.tile(c.busy_kwh, c.K),
                     "revenue": c.revenue.ravel(), "transfer": c.transfer.ravel(),
                     "late": c.late_cost.ravel()}
-        self.k_off = (np.arange(c.K) * c.O)[:, None, None]                 # [K, 1, 1]
-        self.opt_site_base = (np.arange(c.I) * S * Fq)[None, :, None]      # [1, I, 1]
-        self.fix_flat = self.fix_step.reshape(c.K * c.I, S)                # [(k, i), s]
-        self.ki = (np.arange(c.K)[:, None] * c.I + np.arange(c.I)[None, :])[:, :, None]
-        self.site_mask = np.where(self.site_ok, 0.0, -np.inf)[:, :, None]  # [K, I, 1]
         tiers = [np.flatnonzero(t) for t in (c.interactive, ~c.interactive) if t.any()]
         self.tier_rows = tiers                                            # class indices
         self.tier_of = np.zeros(c.K, dtype=np.int64)                      # tier of class k
@@ -118,7 +97,22 @@ class BatchedCore:
             "deg_cost", "drop_penalty", "wait_cost")}
         self.col["cap_slot"] = col(self.cap_slot)
         self.col["eta_c_safe"] = col(np.where(c.eta_c > 0, c.eta_c, 1.0))
-        self._obs = np.empty((self.obs_dim, self.B))
+        # The kernel's packed forms of the same data.
+        self.ser = np.ascontiguousarray(np.concatenate(
+            [self.series[k] for k in ("arrivals", "backlog_cap", "price", "renewable",
+                                      "pue", "ci")], axis=1))                # [T, X, D]
+        self.site_par = np.ascontiguousarray(np.stack(
+            [self.col[k][:, 0] for k in kernel.SITE_KEYS], axis=1))           # [I, cols]
+        self.cls_par = np.stack([c.drop_penalty, c.wait_cost, self.defer[:, 0],
+                                 self.tier_of.astype(float)]).astype(float)   # [4, K]
+        self.tab_arr = np.stack([self.tab[k] for k in kernel.TAB_KEYS]).astype(float)
+        self.leads = np.asarray(config.forecast_slots, dtype=np.int64)
+        self._no_noise = np.ones((len(self.leads), c.K + c.I, self.B))
+        self._want = np.empty((self.B, c.K, c.I, 1))
+        self._opt = np.empty((self.B, c.K, c.I, 1), dtype=np.int64)
+        self._bkw = np.empty((c.I, self.B))
+        self._plan_opt = np.arange(c.O, dtype=np.int64).reshape(1, 1, c.I, S * Fq)
+        self._obs = np.empty((self.B, self.obs_dim))
         self.rng = np.random.default_rng()
         self.day = np.zeros(self.B, dtype=np.int64)
         self.t = 0
@@ -149,197 +143,88 @@ class BatchedCore:
         return np.take(self.series[key][t], self.day, axis=1)
 
     def observe(self) -> F64:
-        """[B, obs_dim]: arrivals and backlog (per class, / peak), soc (/ max), price
-        ($/MWh / 100), renewables (/ max), PUE - 1 (per site), time of day (sin, cos),
-        then per forecast lead: arrivals (per class) and price (per site) that many slots
-        ahead, with the configured error."""
-        t = min(self.t, self.T - 1)
-        phase = 2 * np.pi * self.t / self.T
-        obs = self._obs                  # reused buffer: callers copy what they keep
-        K, I = self.K, self.I
-        obs[:K] = self._at("arrivals", t) / self.arr_scale[:, None]
-        obs[K:2 * K] = self.q / self.arr_scale[:, None]
-        obs[2 * K:2 * K + I] = self.soc / self.soc_scale[:, None]
-        obs[2 * K + I:2 * K + 2 * I] = self._at("price", t) / 100.0
-        obs[2 * K + 2 * I:2 * K + 3 * I] = self._at("renewable", t) / self.ren_scale[:, None]
-        obs[2 * K + 3 * I:2 * K + 4 * I] = self._at("pue", t) - 1.0
-        j = 2 * K + 4 * I
-        obs[j], obs[j + 1] = np.sin(phase), np.cos(phase)
-        j += 2
-        for lead in self.cfg.forecast_slots:
-            ahead = min(t + lead, self.T - 1)
-            noise = 1.0
-            if self.cfg.forecast_error > 0:
+        """[B, obs_dim] (kernel.observe): arrivals and backlog (per class, / peak), soc
+        (/ max), price ($/MWh / 100), renewables (/ max), PUE - 1 (per site), time of day
+        (sin, cos), then per forecast lead: arrivals (per class) and price (per site)
+        that many slots ahead, with the configured error. A reused buffer: callers copy
+        what they keep."""
+        noise = self._no_noise
+        if self.cfg.forecast_error > 0 and self.leads.size:
+            noise = np.empty_like(noise)
+            for m, lead in enumerate(self.cfg.forecast_slots):
                 sd = self.cfg.forecast_error * np.sqrt(lead * self.c.dt_h)
-                noise = np.exp(self.rng.normal(0.0, sd, (K + I, self.B)) - sd**2 / 2)
-            obs[j:j + K] = self._at("arrivals", ahead) / self.arr_scale[:, None]
-            obs[j + K:j + K + I] = self._at("price", ahead) / 100.0
-            obs[j:j + K + I] *= noise
-            j += K + I
-        return obs.T
+                noise[m] = np.exp(self.rng.normal(0.0, sd, noise.shape[1:]) - sd**2 / 2)
+        kernel.observe(self._obs, self.t, self.T, self.day, self.ser, self.q, self.soc,
+                       self.arr_scale, self.soc_scale, self.ren_scale, self.leads, noise)
+        return self._obs
 
     # ------------------------------------------------------------------ step
-    def decode(self, action: F64) -> dict[str, NDArray]:
-        """Action [B, action_dim] in [-1, 1] -> shares [K, I, B], step indices [K*I, B],
-        serve shares [K, B], clock indices [I, B], battery [I, B]."""
-        K, I = self.K, self.I
-        a = np.clip(np.asarray(action, dtype=float).T, -1.0, 1.0)       # [A, B]
-        j = K * I
-        # Logits lie in [-ROUTE_SCALE, ROUTE_SCALE] (or -inf where masked): exp is safe
-        # without subtracting the maximum.
-        w = np.exp(a[:j].reshape(K, I, -1) * ROUTE_SCALE + self.site_mask)
-        shares = w / _sum_sites(w)[:, None, :]
-        shares[shares < MIN_SHARE] = 0.0                       # no slivers of a class
-        shares /= _sum_sites(shares)[:, None, :]
-        s_idx = np.rint((a[j:2 * j] + 1.0) * (0.5 * (self.S - 1))).astype(np.int64)
-        j *= 2
-        serve = 1.0 + self.defer * ((a[j:j + K] + 1.0) * 0.5 - 1.0)
-        f_idx = np.rint((a[j + K:j + K + I] + 1.0) * (0.5 * (self.F - 1))).astype(np.int64)
-        return {"shares": shares, "s_idx": s_idx, "serve": serve, "f_idx": f_idx,
-                "battery": a[j + K + I:]}
-
     def step(self, action: F64) -> tuple[F64, F64, bool, dict]:
         """One slot for every copy from actions [B, action_dim] in [-1, 1]."""
-        d = self.decode(action)
-        B = self.B
-        # Options [K, I, B]: the step level raised to each site's quality floor.
-        s_fix = np.take_along_axis(self.fix_flat, d["s_idx"], axis=1).reshape(self.K,
-                                                                             self.I, B)
-        opt = self.opt_site_base + s_fix * self.F + d["f_idx"][None]
-        pending = self.q + self._at("arrivals", self.t)
-        want = (pending * d["serve"])[:, None, :] * d["shares"]           # [K, I, B]
-        battery_kw = np.where(d["battery"] > 0, d["battery"] * self.col["ch_max"],
-                              d["battery"] * self.col["dis_max"])
-        return self._apply(want[:, :, None], opt[:, :, None], battery_kw)
+        a = np.ascontiguousarray(action, dtype=np.float64)
+        if a.shape != (self.B, self.action_dim):
+            raise ValueError(f"action shape must be {(self.B, self.action_dim)}, got "
+                             f"{a.shape}")
+        want, opt, bkw = self._want, self._opt, self._bkw
+        out = self._outputs(want.shape)
+        kernel.step_actions(a, self.t, self.t == self.T - 1, self.day, self.ser,
+                            self.terminal_price, self.site_par, self.cls_par, self.tab_arr,
+                            self.site_ok, self.fix_step, self.S, self.F, self.c.O,
+                            len(self.tier_rows), self.c.dt_h, self.c.carbon_price, self.q,
+                            self.soc, self.peak, want, opt, bkw, *out)
+        return self._finish(opt, *out)
 
     def step_plan(self, x: F64, battery_kw: F64, drop: F64 | None = None
                   ) -> tuple[F64, F64, bool, dict]:
         """One slot from a detailed plan, through the same repair: jobs x[B, K, O] per
         option, battery power [B, I] (kW, > 0 charge), planned drops [B, K]. A feasible
         plan passes unchanged; this is how MPC and oracle replays act."""
-        c, B = self.c, self.B
+        B = self.B
         P = self.S * self.F
-        want = np.ascontiguousarray(np.asarray(x, float).transpose(1, 2, 0)
-                                    ).reshape(self.K, self.I, P, B)
-        want = np.maximum(want, 0.0)
+        want = np.maximum(np.asarray(x, float), 0.0).reshape(B, self.K, self.I, P)
         # A plan made on forecasts may ask for more jobs than are pending: scale down.
-        pending = self.q + self._at("arrivals", self.t)
-        asked = want.sum(axis=(1, 2))
+        pending = (self.q + self._at("arrivals", self.t)).T
+        asked = want.sum(axis=(2, 3))
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(asked > pending, pending / asked, 1.0)
-        want *= scale[:, None, None, :]
-        opt = np.arange(c.O).reshape(1, self.I, P, 1)
-        planned = None if drop is None else np.asarray(drop, float).T
-        return self._apply(want, opt, np.asarray(battery_kw, float).T, planned)
+        want *= scale[:, :, None, None]
+        bkw = np.ascontiguousarray(np.asarray(battery_kw, float).T)
+        has_drop = drop is not None
+        drop_kb = (np.ascontiguousarray(np.asarray(drop, float).T) if has_drop
+                   else np.zeros((0, 0)))
+        out = self._outputs(want.shape)
+        kernel.step_plans(want, self._plan_opt, bkw, drop_kb, has_drop, self.t,
+                          self.t == self.T - 1, self.day, self.ser, self.terminal_price,
+                          self.site_par, self.cls_par, self.tab_arr, self.c.O,
+                          len(self.tier_rows), self.c.dt_h, self.c.carbon_price, self.q,
+                          self.soc, self.peak, *out)
+        return self._finish(self._plan_opt, *out)
 
-    def _apply(self, want: F64, opt: NDArray, battery_kw: F64, drop: F64 | None = None
-               ) -> tuple[F64, F64, bool, dict]:
-        """The repair and the slot's accounting. want[K, I, P, B] jobs asked of options
-        opt[K or 1, I, P, B or 1] (P options per site), battery power [I, B] in kW."""
-        c, t, col = self.c, self.t, self.col
-        B = self.B
-        flat = opt + self.k_off[..., None]
-        g = self.tab["gpu_s"][flat]
-        e = self.tab["busy"][flat]
-        pending = self.q + self._at("arrivals", t)                        # [K, B]
-        pue, ren = self._at("pue", t), self._at("renewable", t)           # [I, B]
-        # Power available to the load: the import cap, renewables, and what the battery
-        # is asked to discharge (within its limits).
-        avail = (self.soc - col["soc_min"]) * col["eta_d"] / c.dt_h
-        dis_asked = np.minimum(np.minimum(np.maximum(-battery_kw, 0.0), col["dis_max"]),
-                               np.maximum(avail, 0.0))
-        supply = col["import_cap"] + ren
-        load_supply = supply + dis_asked
-        cap_g = col["gpus"] * col["cap_slot"]
-        # What each site can take. A plan that fits (GPUs, and power with GPUs rounded up)
-        # passes whole. Otherwise interactive work goes first (it cannot wait), deferrable
-        # work gets what is left; each tier is scaled down to the GPU capacity and to the
-        # power cap (with one GPU of slack for the rounding).
-        wg, we = want * g, want * e
-        needs = [(wg[rows].sum(axis=(0, 2)), we[rows].sum(axis=(0, 2)) / c.dt_h)
-                 for rows in self.tier_rows]
-        all_g = sum(ng for ng, _ in needs)
-        all_kw = sum(nk for _, nk in needs)
-        n_all = np.minimum(np.ceil(all_g / col["cap_slot"] - ROUND_TOL), col["gpus"])
-        fits = (all_g <= cap_g * (1 + FIT_RTOL)) & (
-            pue * (col["idle_kw"] * n_all + all_kw) <= load_supply * (1 + FIT_RTOL)
-            + FIT_RTOL)
-        gpu_left = np.broadcast_to(cap_g, (self.I, B))
-        head_kw = load_supply / pue - col["idle_kw"]
-        idle_per_gs = col["idle_kw"] / col["cap_slot"]
-        alphas = []
-        used_g = np.zeros((self.I, B))
-        used_kw = np.zeros((self.I, B))
-        for need_g, need_kw in needs:
-            load = idle_per_gs * need_g + need_kw
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                alpha = np.minimum(np.where(need_g > 0, gpu_left / need_g, 1.0),
-                                   np.where(load > 0, head_kw / load, 1.0))
-            np.clip(alpha, 0.0, 1.0, out=alpha)
-            alpha[fits] = 1.0
-            alphas.append(alpha)
-            gpu_left = gpu_left - alpha * need_g
-            head_kw = head_kw - alpha * load
-            used_g += alpha * need_g
-            used_kw += alpha * need_kw
-        x = want * np.stack(alphas)[self.tier_of][:, :, None, :]
-        n = np.ceil(used_g / col["cap_slot"] - ROUND_TOL)
-        over = used_g - n * col["cap_slot"] > 0.5e-6 * np.maximum(1.0, n * col["cap_slot"])
-        n = np.minimum(n + over, col["gpus"])
-        p_fac = pue * (col["idle_kw"] * n + used_kw)
-        # Battery: charge from headroom and soc room; discharge down to the load (plus
-        # what may be exported) and the soc floor. Never both in one slot.
-        room = (col["soc_max"] - self.soc) / (c.dt_h * col["eta_c_safe"])
-        ch = np.minimum(np.minimum(np.maximum(battery_kw, 0.0), col["ch_max"]),
-                        np.maximum(np.minimum(room, supply - p_fac), 0.0))
-        dis = np.minimum(dis_asked, np.maximum(p_fac + col["export_cap"], 0.0))
-        r = np.clip(p_fac + ch - dis + col["export_cap"], 0.0, ren)
-        net = p_fac + ch - dis - r
-        imp, exp_ = np.maximum(net, 0.0), np.maximum(-net, 0.0)
-        soc = self.soc + c.dt_h * (col["eta_c"] * ch - dis / col["eta_d"])
-        served = _sum_sites(x[:, :, 0]) if x.shape[2] == 1 else x.sum(axis=(1, 2))
-        left = np.maximum(pending - served, 0.0)
-        if drop is not None:
-            left_after = left - np.clip(drop, 0.0, left)
-            q = self.defer * np.minimum(left_after, self._at("backlog_cap", t))
-        else:
-            q = self.defer * np.minimum(left, self._at("backlog_cap", t))
-        y = left - q
-        # Utility terms of this slot (MODEL.md objective; peak and terminal as booked by
-        # the evaluator: demand on the running peak's rise, terminal in the last slot).
-        price = self._at("price", t) / 1000.0
-        new_peak = np.maximum(self.peak, imp)
+    def _outputs(self, shape: tuple[int, ...]) -> tuple[F64, ...]:
+        """Fresh result arrays of a slot: x (want's shape), q, y [K, B], site results
+        [8, I, B], terms [B, 10]."""
+        K, B = self.K, self.B
+        return (np.empty(shape), np.empty((K, B)), np.empty((K, B)),
+                np.empty((len(kernel.RES_KEYS), self.I, B)), np.empty((B, len(TERMS))))
+
+    def _finish(self, opt: NDArray, x: F64, q: F64, y: F64, res: F64, terms: F64
+                ) -> tuple[F64, F64, bool, dict]:
+        """Record the repaired decisions, advance the state, pay the reward."""
+        t, B = self.t, self.B
         last = t == self.T - 1
-        terminal = (np.maximum(col["soc0"] - soc, 0.0) * np.take(
-            self.terminal_price, self.day, axis=1)).sum(axis=0) if last else np.zeros(B)
-        xs = x.reshape(-1, B)
-        per_job = [(np.broadcast_to(self.tab[k][flat], x.shape).reshape(-1, B) * xs
-                    ).sum(axis=0)
-                   for k in ("revenue", "transfer", "late")]
-        terms = np.stack([
-            per_job[0], per_job[1], per_job[2],
-            (col["drop_penalty"] * y).sum(axis=0),
-            (col["wait_cost"] * q).sum(axis=0),
-            (c.dt_h * price * (imp - col["sell_factor"] * exp_)).sum(axis=0),
-            (col["demand_charge"] * (new_peak - self.peak)).sum(axis=0),
-            (c.dt_h * col["deg_cost"] * (ch + dis)).sum(axis=0),
-            (c.carbon_price * c.dt_h / 1e6) * (self._at("ci", t) * imp).sum(axis=0),
-            terminal,
-        ], axis=1)
-        utility = terms[:, 0] - terms[:, 1:].sum(axis=1)
         if self.cfg.record:
             rec = self.rec
-            full = np.broadcast_to(opt, x.shape).reshape(self.K, -1, B)
+            full = np.broadcast_to(opt, x.shape).reshape(B, self.K, -1)
             bb = np.arange(B)[:, None, None]
             kk = np.arange(self.K)[None, :, None]
-            rec["x"][bb, kk, full.transpose(2, 0, 1), t] = x.reshape(self.K, -1, B
-                                                                     ).transpose(2, 0, 1)
-            for name, val in (("y", y), ("q", q), ("n", n), ("ch", ch), ("dis", dis),
-                              ("soc", soc), ("r", r), ("b", imp), ("z", exp_)):
-                rec[name][:, :, t] = val.T
-        self.q, self.soc, self.peak = q, soc, new_peak
+            rec["x"][bb, kk, full, t] = x.reshape(B, self.K, -1)
+            rec["y"][:, :, t], rec["q"][:, :, t] = y.T, q.T
+            for j, name in enumerate(("n", "ch", "dis", "soc", "r", "b", "z")):
+                rec[name][:, :, t] = res[j].T
+        self.q, self.soc, self.peak = q, res[3], res[7]
         self.episode_terms += terms
         self.t += 1
+        utility = terms[:, 0] - terms[:, 1:].sum(axis=1)
         reward = self._reward(utility, last)
         info = {"terms": terms, "utility": utility}
         return self.observe(), reward / self.cfg.reward_scale, last, info
