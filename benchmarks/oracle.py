@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("highs", "cvxpy", "pyomo")
 
 
-def run_one(name: str, backend: str, mode: str, time_limit: float) -> dict:
+def run_one(name: str, backend: str, mode: str, time_limit: float, mip_gap: float) -> dict:
     sys.path.insert(0, str(ROOT))
     from benchmarks.instances import instance
     from optsched.oracle import solve
@@ -32,7 +32,7 @@ def run_one(name: str, backend: str, mode: str, time_limit: float) -> dict:
     t0 = time.perf_counter()
     c = instance(name)
     gen_s = time.perf_counter() - t0
-    sol = solve(c, backend, relax=(mode == "lp"), time_limit=time_limit)
+    sol = solve(c, backend, relax=(mode == "lp"), time_limit=time_limit, mip_gap=mip_gap)
     return {"instance": name, "backend": backend, "mode": mode, "vars": sol.n_vars,
             "cons": sol.n_cons, "build_s": sol.build_s, "solve_s": sol.solve_s,
             "total_s": sol.build_s + sol.solve_s, "objective": sol.objective,
@@ -48,12 +48,15 @@ def main() -> None:
     ap.add_argument("--backends", nargs="+", default=list(BACKENDS))
     ap.add_argument("--modes", nargs="+", default=["lp", "milp"])
     ap.add_argument("--time-limit", type=float, default=600.0)
+    ap.add_argument("--mip-gap", type=float, default=1e-3,
+                    help="relative MIP gap to stop at (the oracle's default 0.1%%; 1e-6 "
+                         "for the cross-backend agreement check)")
     ap.add_argument("--json", type=Path, help="also write all rows here")
     ap.add_argument("--one", nargs=3, metavar=("INSTANCE", "BACKEND", "MODE"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(*args.one, args.time_limit)))
+        print(json.dumps(run_one(*args.one, args.time_limit, args.mip_gap)))
         return
 
     from rich.console import Console
@@ -66,7 +69,8 @@ def main() -> None:
             for backend in args.backends:
                 console.print(f"[dim]{name} / {mode} / {backend} ...[/dim]")
                 proc = subprocess.run([sys.executable, __file__, "--one", name, backend, mode,
-                                       "--time-limit", str(args.time_limit)],
+                                       "--time-limit", str(args.time_limit),
+                                       "--mip-gap", str(args.mip_gap)],
                                       capture_output=True, text=True, cwd=ROOT,
                                       timeout=args.time_limit * 3 + 600)
                 lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]

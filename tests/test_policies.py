@@ -38,7 +38,9 @@ def test_mpc_with_perfect_forecasts_is_within_1pct_of_the_oracle(default_day):
     _, ev, _ = rollout(MPC(), [c])[0]
     assert ev.feasible
     assert (oracle - ev.utility) / oracle < 0.01
-    assert ev.utility <= oracle * (1 + 1e-6)       # nothing beats perfect foresight
+    # Nothing beats perfect foresight: the LP relaxation bounds every schedule. (The
+    # MILP's incumbent at its 0.1% gap may not: MPC has landed $0.01 above it.)
+    assert ev.utility <= solve(c, "highs", relax=True).objective * (1 + 1e-9)
 
 
 def test_noisy_mpc_is_feasible_and_below_perfect(default_day):

@@ -12,6 +12,7 @@ import time
 import cvxpy as cp
 import numpy as np
 
+from optsched.oracle.highs_direct import HIGHS_OPTIONS
 from optsched.oracle.layout import build_layout, shift_matrix
 from optsched.oracle.matrix import unpack
 from optsched.oracle.solution import Solution
@@ -124,7 +125,7 @@ class CvxpyOracle:
               mip_gap: float = 1e-3) -> Solution:
         opts: dict = {}
         if solver == "highs":
-            opts = {"mip_rel_gap": mip_gap}
+            opts = {"mip_rel_gap": mip_gap, **HIGHS_OPTIONS}
             if time_limit is not None:
                 opts["time_limit"] = float(time_limit)
         t1 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""MODEL.md in Pyomo, solved by HiGHS through the persistent appsi interface.
+"""MODEL.md in Pyomo, compiled to standard form by Pyomo and solved by HiGHS.
 
 Built from the compiled arrays: each block (jobs, capacity, power, battery, objective)
 reads precomputed numbers (plain Python lists, not numpy scalars, which Pyomo handles
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 
+import highspy
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.contrib.appsi.base import TerminationCondition
-from pyomo.contrib.appsi.solvers import Highs
+from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
+from optsched.oracle.highs_direct import new_highs, read_result
 from optsched.oracle.layout import Layout, build_layout
 from optsched.oracle.matrix import unpack
 from optsched.oracle.solution import Solution
@@ -128,45 +129,70 @@ def build_pyomo(c: Compiled, relax: bool = False) -> tuple[pyo.ConcreteModel, La
     return m, L
 
 
+def to_highs_lp(sf) -> highspy.HighsLp:
+    """Pyomo's standard form (mixed rows, objective sense kept) as a HiGHS model."""
+    cols = sf.columns
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(cols), sf.A.shape[0]
+    lp.col_cost_ = np.asarray(sf.c.toarray()[0], float)
+    lp.offset_ = float(sf.c_offset[0])
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_lower_ = np.array([-np.inf if v.lb is None else v.lb for v in cols], float)
+    lp.col_upper_ = np.array([np.inf if v.ub is None else v.ub for v in cols], float)
+    kind = np.array([bound for _, bound in sf.rows])
+    rhs = np.asarray(sf.rhs, float)
+    lp.row_lower_ = np.where(kind == 1, -np.inf, rhs)         # 1: <=, -1: >=, 0: ==
+    lp.row_upper_ = np.where(kind == -1, np.inf, rhs)
+    A = sf.A.tocsc()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr
+    lp.a_matrix_.index_ = A.indices
+    lp.a_matrix_.value_ = A.data
+    integer = [v.is_integer() for v in cols]
+    if any(integer):
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else
+                           highspy.HighsVarType.kContinuous for i in integer]
+    return lp
+
+
 def solve_pyomo(c: Compiled, relax: bool = False, time_limit: float | None = None,
                 mip_gap: float = 1e-3) -> Solution:
+    """Build the Pyomo model, compile it to standard form (Pyomo's own matrix compiler),
+    solve that with HiGHS and load the values back into the model's variables.
+
+    Pyomo's persistent appsi interface keeps per-variable maps that cost 1.3 GiB on the
+    10-site day (34 s to set up); the standard-form compiler takes 0.4 GiB and 11 s, which
+    is what brings the 10-site MILP under 4 GiB (measured with Pyomo 6.10.1)."""
     t0 = time.perf_counter()
     m, L = build_pyomo(c, relax)
-    opt = Highs()
-    opt.config.stream_solver = False
-    opt.config.load_solution = False
-    if time_limit is not None:
-        opt.config.time_limit = float(time_limit)
-    opt.config.mip_gap = mip_gap
-    opt.set_instance(m)                               # translation to HiGHS
-    build_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    res = opt.solve(m)
-    solve_s = time.perf_counter() - t1
-    status = {TerminationCondition.optimal: "optimal",
-              TerminationCondition.maxTimeLimit: "time_limit",
-              TerminationCondition.infeasible: "infeasible",
-              TerminationCondition.unbounded: "unbounded",
-              TerminationCondition.infeasibleOrUnbounded: "infeasible",
-              }.get(res.termination_condition, str(res.termination_condition))
+    sf = LinearStandardFormCompiler().write(m, mixed_form=True, set_sense=None)
+    lp = to_highs_lp(sf)
     n_vars = sum(len(v) for v in m.component_objects(pyo.Var))
     n_cons = sum(len(k) for k in m.component_objects(pyo.Constraint))
-    if res.best_feasible_objective is None:
+    build_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    h = new_highs(time_limit, mip_gap)
+    h.passModel(lp)
+    del lp
+    h.run()
+    solve_s = time.perf_counter() - t1
+    status, values, gap = read_result(h, relax)
+    if values is None:
         return Solution(None, None, status, "pyomo", relax, None, build_s, solve_s,
                         n_vars, n_cons)
-    res.solution_loader.load_vars()
+    for v in m.component_data_objects(pyo.Var):
+        v.set_value(0.0, skip_validation=True)      # variables no row or cost refers to
+    for v, val in zip(sf.columns, values.tolist(), strict=True):
+        v.set_value(val, skip_validation=True)
+    obj = float((sf.c @ values)[0] + sf.c_offset[0])
 
     def get(name):
         comp = getattr(m, name, None)
         shapes = {"peak": (c.I,), "short": (len(L.batt),)}
         if comp is None:
             return np.zeros((0, c.T))
-        vals = np.array([v.value if v.value is not None else 0.0 for v in comp.values()])
+        vals = np.fromiter((v.value for v in comp.values()), float, len(comp))
         return vals.reshape(shapes.get(name, (-1, c.T)))
 
-    bound = res.best_objective_bound
-    obj = float(res.best_feasible_objective)
-    gap = None if relax else (abs(bound - obj) / max(abs(obj), 1e-9) if bound is not None
-                              else None)
     return Solution(unpack(c, L, get), obj, status, "pyomo", relax, gap, build_s, solve_s,
                     n_vars, n_cons)
