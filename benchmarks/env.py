@@ -2,7 +2,9 @@
 
     python benchmarks/env.py [--seconds 3]
 
-Runs on one core (threads pinned to 1). Random actions on jemas-3 training days.
+Runs on one core (threads pinned to 1). Random actions on jemas-3 training days. Each
+figure is the median of 5 rounds; the compiled kernels are loaded before the clock
+starts (their first compile, ~6 s, happens once per checkout).
 """
 
 from __future__ import annotations
@@ -19,19 +21,25 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def steps_per_second(core, seconds: float) -> tuple[float, float]:
+def steps_per_second(core, seconds: float, rounds: int = 5) -> tuple[float, float]:
+    """Median over `rounds` timed rounds (this VM's speed wanders by ~20% from one
+    second to the next): env steps per second and seconds per batched step."""
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, (64, core.B, core.action_dim))
     core.reset(seed=0)
     core.step(actions[0])          # compiled kernels load (or compile) outside the clock
-    n, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        if core.t >= core.T:
-            core.reset()
-        core.step(actions[n % 64])
-        n += 1
-    per_step = elapsed / n
-    return core.B / per_step, per_step
+    per_step, n = [], 0
+    for _ in range(rounds):
+        k, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds / rounds:
+            if core.t >= core.T:
+                core.reset()
+            core.step(actions[n % 64])
+            n += 1
+            k += 1
+        per_step.append(elapsed / k)
+    per = float(np.median(per_step))
+    return core.B / per, per
 
 
 def main() -> None:
@@ -67,13 +75,16 @@ def main() -> None:
     env.reset(seed=0)
     action = env.action_space.sample()
     env.step(action)
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < args.seconds:
-        _, _, term, _, _ = env.step(action)
-        n += 1
-        if term:
-            env.reset()
-    single = (time.perf_counter() - start) / n
+    singles = []
+    for _ in range(5):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < args.seconds / 5:
+            _, _, term, _, _ = env.step(action)
+            n += 1
+            if term:
+                env.reset()
+        singles.append((time.perf_counter() - start) / n)
+    single = float(np.median(singles))
     Console().print(table)
     Console().print(f"single gymnasium env step: {single * 1e6:.1f} us")
     if args.mpc:

@@ -100,7 +100,7 @@ class BatchedCore:
         # The kernel's packed forms of the same data.
         self.ser = np.ascontiguousarray(np.concatenate(
             [self.series[k] for k in ("arrivals", "backlog_cap", "price", "renewable",
-                                      "pue", "ci")], axis=1))                # [T, X, D]
+                                      "pue", "ci")], axis=1).transpose(0, 2, 1))  # [T, D, X]
         self.site_par = np.ascontiguousarray(np.stack(
             [self.col[k][:, 0] for k in kernel.SITE_KEYS], axis=1))           # [I, cols]
         self.cls_par = np.stack([c.drop_penalty, c.wait_cost, self.defer[:, 0],
@@ -108,9 +108,7 @@ class BatchedCore:
         self.tab_arr = np.stack([self.tab[k] for k in kernel.TAB_KEYS]).astype(float)
         self.leads = np.asarray(config.forecast_slots, dtype=np.int64)
         self._no_noise = np.ones((len(self.leads), c.K + c.I, self.B))
-        self._want = np.empty((self.B, c.K, c.I, 1))
-        self._opt = np.empty((self.B, c.K, c.I, 1), dtype=np.int64)
-        self._bkw = np.empty((c.I, self.B))
+        self._opt_none = np.empty((1, 1, 1, 1), dtype=np.int64)   # not recording
         self._plan_opt = np.arange(c.O, dtype=np.int64).reshape(1, 1, c.I, S * Fq)
         self._obs = np.empty((self.B, self.obs_dim))
         self.rng = np.random.default_rng()
@@ -118,6 +116,22 @@ class BatchedCore:
         self.t = 0
 
     # ------------------------------------------------------------------ state
+    # The state lives batch first for the kernel; callers see it batch last.
+    @property
+    def q(self) -> F64:
+        """Backlog per class [K, B] at the start of the slot."""
+        return self._q.T
+
+    @property
+    def soc(self) -> F64:
+        """Battery state of charge per site [I, B] (kWh)."""
+        return self._soc.T
+
+    @property
+    def peak(self) -> F64:
+        """Running peak grid import per site [I, B] (kW)."""
+        return self._peak.T
+
     def reset(self, days: NDArray | None = None, seed: int | None = None) -> F64:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
@@ -125,9 +139,9 @@ class BatchedCore:
                     else np.broadcast_to(np.asarray(days, dtype=np.int64), (self.B,)).copy())
         c = self.c
         self.t = 0
-        self.q = np.zeros((c.K, self.B))                 # state, batch last
-        self.soc = np.repeat(c.soc0[:, None], self.B, axis=1)
-        self.peak = np.zeros((c.I, self.B))
+        self._q = np.zeros((self.B, c.K))                # state, batch first (kernel)
+        self._soc = np.repeat(c.soc0[None, :], self.B, axis=0)
+        self._peak = np.zeros((self.B, c.I))
         self.unpaid = np.zeros(self.B)
         self.episode_terms = np.zeros((self.B, len(TERMS)))
         if self.cfg.record:
@@ -154,7 +168,7 @@ class BatchedCore:
             for m, lead in enumerate(self.cfg.forecast_slots):
                 sd = self.cfg.forecast_error * np.sqrt(lead * self.c.dt_h)
                 noise[m] = np.exp(self.rng.normal(0.0, sd, noise.shape[1:]) - sd**2 / 2)
-        kernel.observe(self._obs, self.t, self.T, self.day, self.ser, self.q, self.soc,
+        kernel.observe(self._obs, self.t, self.T, self.day, self.ser, self._q, self._soc,
                        self.arr_scale, self.soc_scale, self.ren_scale, self.leads, noise)
         return self._obs
 
@@ -165,13 +179,15 @@ class BatchedCore:
         if a.shape != (self.B, self.action_dim):
             raise ValueError(f"action shape must be {(self.B, self.action_dim)}, got "
                              f"{a.shape}")
-        want, opt, bkw = self._want, self._opt, self._bkw
-        out = self._outputs(want.shape)
+        shape = (self.B, self.K, self.I, 1)
+        out = self._outputs(shape, x_written=self.cfg.record)
+        opt = np.empty(shape, dtype=np.int64) if self.cfg.record else self._opt_none
         kernel.step_actions(a, self.t, self.t == self.T - 1, self.day, self.ser,
                             self.terminal_price, self.site_par, self.cls_par, self.tab_arr,
                             self.site_ok, self.fix_step, self.S, self.F, self.c.O,
-                            len(self.tier_rows), self.c.dt_h, self.c.carbon_price, self.q,
-                            self.soc, self.peak, want, opt, bkw, *out)
+                            len(self.tier_rows), self.c.dt_h, self.c.carbon_price, self._q,
+                            self._soc, self._peak, out[0], opt, *out[1:3],
+                            self.cfg.record, *out[3:])
         return self._finish(opt, *out)
 
     def step_plan(self, x: F64, battery_kw: F64, drop: F64 | None = None
@@ -183,32 +199,36 @@ class BatchedCore:
         P = self.S * self.F
         want = np.maximum(np.asarray(x, float), 0.0).reshape(B, self.K, self.I, P)
         # A plan made on forecasts may ask for more jobs than are pending: scale down.
-        pending = (self.q + self._at("arrivals", self.t)).T
+        pending = self._q + self._at("arrivals", self.t).T
         asked = want.sum(axis=(2, 3))
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(asked > pending, pending / asked, 1.0)
         want *= scale[:, :, None, None]
-        bkw = np.ascontiguousarray(np.asarray(battery_kw, float).T)
-        has_drop = drop is not None
-        drop_kb = (np.ascontiguousarray(np.asarray(drop, float).T) if has_drop
-                   else np.zeros((0, 0)))
-        out = self._outputs(want.shape)
-        kernel.step_plans(want, self._plan_opt, bkw, drop_kb, has_drop, self.t,
+        bkw = np.ascontiguousarray(battery_kw, dtype=float)
+        drop_bk = (np.zeros((0, 0)) if drop is None
+                   else np.ascontiguousarray(drop, dtype=float))
+        out = self._outputs(want.shape, x_written=True)
+        kernel.step_plans(want, self._plan_opt, bkw, drop_bk, self.t,
                           self.t == self.T - 1, self.day, self.ser, self.terminal_price,
                           self.site_par, self.cls_par, self.tab_arr, self.c.O,
-                          len(self.tier_rows), self.c.dt_h, self.c.carbon_price, self.q,
-                          self.soc, self.peak, *out)
+                          len(self.tier_rows), self.c.dt_h, self.c.carbon_price, self._q,
+                          self._soc, self._peak, out[0], *out[1:3], self.cfg.record,
+                          *out[3:])
         return self._finish(self._plan_opt, *out)
 
-    def _outputs(self, shape: tuple[int, ...]) -> tuple[F64, ...]:
-        """Fresh result arrays of a slot: x (want's shape), q, y [K, B], site results
-        [8, I, B], terms [B, 10]."""
-        K, B = self.K, self.B
-        return (np.empty(shape), np.empty((K, B)), np.empty((K, B)),
-                np.empty((len(kernel.RES_KEYS), self.I, B)), np.empty((B, len(TERMS))))
+    def _outputs(self, shape: tuple[int, ...], x_written: bool) -> tuple[F64, ...]:
+        """Fresh result arrays of a slot: x (the plan's shape; a stand-in unless the
+        kernel writes it), next q [B, K], next soc and peak [2, B, I], y [B, K] and
+        decisions [6, B, I] (stand-ins unless recording), terms [B, 10]."""
+        K, I, B = self.K, self.I, self.B
+        x = np.empty(shape) if x_written else np.empty((1, 1, 1, 1))
+        rec = self.cfg.record
+        y = np.empty((B, K)) if rec else np.empty((1, 1))
+        res = np.empty((len(kernel.RES_KEYS), B, I)) if rec else np.empty((1, 1, 1))
+        return (x, np.empty((B, K)), np.empty((2, B, I)), y, res, np.empty((B, len(TERMS))))
 
-    def _finish(self, opt: NDArray, x: F64, q: F64, y: F64, res: F64, terms: F64
-                ) -> tuple[F64, F64, bool, dict]:
+    def _finish(self, opt: NDArray, x: F64, q: F64, state: F64, y: F64, res: F64,
+                terms: F64) -> tuple[F64, F64, bool, dict]:
         """Record the repaired decisions, advance the state, pay the reward."""
         t, B = self.t, self.B
         last = t == self.T - 1
@@ -218,10 +238,10 @@ class BatchedCore:
             bb = np.arange(B)[:, None, None]
             kk = np.arange(self.K)[None, :, None]
             rec["x"][bb, kk, full, t] = x.reshape(B, self.K, -1)
-            rec["y"][:, :, t], rec["q"][:, :, t] = y.T, q.T
-            for j, name in enumerate(("n", "ch", "dis", "soc", "r", "b", "z")):
-                rec[name][:, :, t] = res[j].T
-        self.q, self.soc, self.peak = q, res[3], res[7]
+            rec["y"][:, :, t], rec["q"][:, :, t], rec["soc"][:, :, t] = y, q, state[0]
+            for j, name in enumerate(kernel.RES_KEYS):
+                rec[name][:, :, t] = res[j]
+        self._q, self._soc, self._peak = q, state[0], state[1]
         self.episode_terms += terms
         self.t += 1
         utility = terms[:, 0] - terms[:, 1:].sum(axis=1)
@@ -247,8 +267,9 @@ class BatchedCore:
                 "rng": self.rng.bit_generator.state}
 
     def restore(self, s: dict) -> None:
-        self.t, self.day, self.q, self.soc, self.peak = s["t"], s["day"], s["q"], s["soc"], \
-            s["peak"]
+        self.t, self.day = s["t"], s["day"]
+        self._q, self._soc, self._peak = (np.ascontiguousarray(np.asarray(s[k]).T)
+                                          for k in ("q", "soc", "peak"))
         self.unpaid, self.episode_terms = s["unpaid"], s["terms"]
         self.rng.bit_generator.state = s["rng"]
 

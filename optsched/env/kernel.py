@@ -6,10 +6,11 @@ A compiled loop over copies keeps each copy's dozen numbers in registers. The ru
 those of MODEL.md's environment reading, written once here for both action paths: the
 flat action of `BatchedCore.step` and the detailed plans of `step_plan`.
 
-Layouts: want/x [B, K, I, P] jobs per option slot (a copy's plan is contiguous), opt
-[Bo, Ko, I, P] option index within a class (Bo, Ko = 1 broadcast); state and per-site
-results batch last, as in the core (q [K, B], soc [I, B], res [row, I, B]); series [T, X, D] with
-rows arrivals (K), backlog cap (K), price (I), renewables (I), PUE (I), carbon (I).
+Layouts are batch first, so that a copy's numbers lie together: want/x [B, K, I, P] jobs
+per option slot, opt [Bo, Ko, I, P] option index within a class (Bo, Ko = 1 broadcast),
+state q [B, K], soc and peak [B, I], battery power [B, I], decisions res [row, B, I];
+series [T, D, X] with columns arrivals (K), backlog cap (K), price (I), renewables (I),
+PUE (I), carbon (I).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ DROP, WAIT, DEFER, TIER = range(len(CLASS_KEYS))
 # Rows of the per-(class, option) table tab[row, k * O + o].
 TAB_KEYS = ("gpu_s", "busy", "revenue", "transfer", "late")
 GPU_S, BUSY, REVENUE, TRANSFER, LATE = range(len(TAB_KEYS))
-# Rows of the per-site results res[row, i, b].
-RES_KEYS = ("n", "ch", "dis", "soc", "r", "b", "z", "peak")
+# Rows of the per-site decisions res[row, b, i] (the evaluator's names).
+RES_KEYS = ("n", "ch", "dis", "r", "b", "z")      # kept only when recording
 N_TERMS = 10
 
 ROUTE_SCALE = 4.0          # logits in [-4, 4]: a share can go from ~0 to ~1
@@ -50,8 +51,8 @@ def _clip(v: float, lo: float, hi: float) -> float:
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _decode(b, action, want, opt, bkw, q, arr, site_mask, fix, cls, site, S, F):
-    """Action row b in [-1, 1] -> jobs asked want[:, :, 0, b] of options opt[:, :, 0, b]
-    and battery power bkw[:, b] (kW, > 0 charge)."""
+    """Action row b in [-1, 1] -> jobs asked want[0, :, :, 0] of options opt[0, :, :, 0]
+    and battery power bkw[0] (kW, > 0 charge): one copy's scratch."""
     K, I = site_mask.shape
     KI = K * I
     for k in range(K):
@@ -60,35 +61,40 @@ def _decode(b, action, want, opt, bkw, q, arr, site_mask, fix, cls, site, S, F):
             w = 0.0
             if site_mask[k, i]:
                 w = np.exp(_clip(action[b, k * I + i], -1.0, 1.0) * ROUTE_SCALE)
-            want[b, k, i, 0] = w
+            want[0, k, i, 0] = w
             total += w
         kept = 0.0
         for i in range(I):
-            s = want[b, k, i, 0] / total
+            s = want[0, k, i, 0] / total
             if s < MIN_SHARE:
                 s = 0.0
-            want[b, k, i, 0] = s
+            want[0, k, i, 0] = s
             kept += s
         a = _clip(action[b, 2 * KI + k], -1.0, 1.0)
         serve = 1.0 + cls[DEFER, k] * ((a + 1.0) * 0.5 - 1.0)
-        asked = (q[k, b] + arr[k]) * serve
+        asked = (q[b, k] + arr[k]) * serve
         for i in range(I):
-            want[b, k, i, 0] = asked * (want[b, k, i, 0] / kept)
+            want[0, k, i, 0] = asked * (want[0, k, i, 0] / kept)
     for i in range(I):
         a = _clip(action[b, 2 * KI + K + i], -1.0, 1.0)
         f_idx = int(np.rint((a + 1.0) * (0.5 * (F - 1))))
         for k in range(K):
             a_s = _clip(action[b, KI + k * I + i], -1.0, 1.0)
             s_idx = int(np.rint((a_s + 1.0) * (0.5 * (S - 1))))
-            opt[b, k, i, 0] = i * S * F + fix[k, i, s_idx] * F + f_idx
+            opt[0, k, i, 0] = i * S * F + fix[k, i, s_idx] * F + f_idx
         a = _clip(action[b, 2 * KI + K + I + i], -1.0, 1.0)
-        bkw[i, b] = a * site[i, CH_MAX] if a > 0 else a * site[i, DIS_MAX]
+        bkw[0, i] = a * site[i, CH_MAX] if a > 0 else a * site[i, DIS_MAX]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _slot(b, want, opt, bkw, drop, has_drop, t, last, day, ser, tprice, site, cls, tab,
-          O, n_tiers, dt_h, carbon_price, q, soc, peak, x, q_out, y_out, res, terms, scr, tm):
-    """The repair and the slot's accounting for copy b (see BatchedCore for the rules)."""
+def _slot(b, bw, want, opt, bkw, drop, t, last, day, ser, tprice, site, cls, tab, O,
+          n_tiers, dt_h, carbon_price, q, soc, peak, x, q_out, st_out, record, y_out, res,
+          terms, scr, tm):
+    """The repair and the slot's accounting for copy b, whose plan is row bw of want,
+    opt, bkw and x (b, or 0 for a one-copy scratch); drop [B, K] planned drops, or
+    empty. The next state (q_out, st_out = soc and peak) and the terms are always
+    written; with `record`, also the decisions only the evaluator needs (x, y_out, res
+    rows n, ch, dis, r, b, z)."""
     K, I, P = want.shape[1], want.shape[2], want.shape[3]
     bo_on, ko_on = opt.shape[0] > 1, opt.shape[1] > 1
     d = day[b]
@@ -102,15 +108,15 @@ def _slot(b, want, opt, bkw, drop, has_drop, t, last, day, ser, tprice, site, cl
         j = int(cls[TIER, k])
         for i in range(I):
             for p in range(P):
-                w = want[b, k, i, p]
+                w = want[bw, k, i, p]
                 if w != 0.0:
-                    o = k * O + opt[b if bo_on else 0, k if ko_on else 0, i, p]
+                    o = k * O + opt[bw if bo_on else 0, k if ko_on else 0, i, p]
                     scr[j, i] += w * tab[GPU_S, o]
                     scr[2 + j, i] += w * tab[BUSY, o]
     for i in range(I):
-        pue, ren = ser[t, o_pue + i, d], ser[t, o_ren + i, d]
-        avail = (soc[i, b] - site[i, SOC_MIN]) * site[i, ETA_D] / dt_h
-        scr[8, i] = min(min(max(-bkw[i, b], 0.0), site[i, DIS_MAX]), max(avail, 0.0))
+        pue, ren = ser[t, d, o_pue + i], ser[t, d, o_ren + i]
+        avail = (soc[b, i] - site[i, SOC_MIN]) * site[i, ETA_D] / dt_h
+        scr[8, i] = min(min(max(-bkw[bw, i], 0.0), site[i, DIS_MAX]), max(avail, 0.0))
         load_supply = site[i, IMP_CAP] + ren + scr[8, i]
         cap_g = site[i, GPUS] * site[i, CAP_SLOT]
         all_g = 0.0
@@ -147,82 +153,93 @@ def _slot(b, want, opt, bkw, drop, has_drop, t, last, day, ser, tprice, site, cl
         served = 0.0
         for i in range(I):
             for p in range(P):
-                v = want[b, k, i, p] * scr[4 + j, i]
-                x[b, k, i, p] = v
+                v = want[bw, k, i, p] * scr[4 + j, i]
+                x[bw, k, i, p] = v
                 if v != 0.0:
                     served += v
-                    o = k * O + opt[b if bo_on else 0, k if ko_on else 0, i, p]
+                    o = k * O + opt[bw if bo_on else 0, k if ko_on else 0, i, p]
                     tm[0] += v * tab[REVENUE, o]
                     tm[1] += v * tab[TRANSFER, o]
                     tm[2] += v * tab[LATE, o]
-        pending = q[k, b] + ser[t, k, d]
+        pending = q[b, k] + ser[t, d, k]
         left = max(pending - served, 0.0)
-        if has_drop:
-            left -= _clip(drop[k, b], 0.0, left)
-        q_k = cls[DEFER, k] * min(left, ser[t, o_bc + k, d])
-        q_out[k, b] = q_k
-        y_out[k, b] = (max(pending - served, 0.0)) - q_k
+        if drop.shape[0]:
+            left -= _clip(drop[b, k], 0.0, left)
+        q_k = cls[DEFER, k] * min(left, ser[t, d, o_bc + k])
+        y_k = max(pending - served, 0.0) - q_k
+        q_out[b, k] = q_k
+        if record:
+            y_out[b, k] = y_k
+        tm[3] += cls[DROP, k] * y_k
+        tm[4] += cls[WAIT, k] * q_k
     # Energy: GPUs rounded up, battery within soc and grid limits (never both ways in a
     # slot), renewables serve load (and export) first, the grid the rest.
     for i in range(I):
-        pue, ren = ser[t, o_pue + i, d], ser[t, o_ren + i, d]
+        pue, ren = ser[t, d, o_pue + i], ser[t, d, o_ren + i]
         cs = site[i, CAP_SLOT]
         n = np.ceil(scr[6, i] / cs - ROUND_TOL)
         if scr[6, i] - n * cs > 0.5e-6 * max(1.0, n * cs):
             n += 1.0
         n = min(n, site[i, GPUS])
         p_fac = pue * (site[i, IDLE] * n + scr[7, i])
-        room = (site[i, SOC_MAX] - soc[i, b]) / (dt_h * site[i, ETA_C_SAFE])
+        room = (site[i, SOC_MAX] - soc[b, i]) / (dt_h * site[i, ETA_C_SAFE])
         supply = site[i, IMP_CAP] + ren
-        ch = min(min(max(bkw[i, b], 0.0), site[i, CH_MAX]), max(min(room, supply - p_fac), 0.0))
+        ch = min(min(max(bkw[bw, i], 0.0), site[i, CH_MAX]), max(min(room, supply - p_fac), 0.0))
         dis = min(scr[8, i], max(p_fac + site[i, EXP_CAP], 0.0))
         r = _clip(p_fac + ch - dis + site[i, EXP_CAP], 0.0, ren)
         net = p_fac + ch - dis - r
         imp, exp_ = max(net, 0.0), max(-net, 0.0)
-        soc_new = soc[i, b] + dt_h * (site[i, ETA_C] * ch - dis / site[i, ETA_D])
-        new_peak = max(peak[i, b], imp)
-        price = ser[t, o_pr + i, d] / 1000.0
+        soc_new = soc[b, i] + dt_h * (site[i, ETA_C] * ch - dis / site[i, ETA_D])
+        new_peak = max(peak[b, i], imp)
+        price = ser[t, d, o_pr + i] / 1000.0
         tm[5] += dt_h * price * (imp - site[i, SELL] * exp_)
-        tm[6] += site[i, DEMAND] * (new_peak - peak[i, b])
+        tm[6] += site[i, DEMAND] * (new_peak - peak[b, i])
         tm[7] += dt_h * site[i, DEG] * (ch + dis)
-        tm[8] += ser[t, o_ci + i, d] * imp
+        tm[8] += ser[t, d, o_ci + i] * imp
         if last:
             tm[9] += max(site[i, SOC0] - soc_new, 0.0) * tprice[i, d]
-        res[0, i, b], res[1, i, b], res[2, i, b], res[3, i, b] = n, ch, dis, soc_new
-        res[4, i, b], res[5, i, b], res[6, i, b], res[7, i, b] = r, imp, exp_, new_peak
+        st_out[0, b, i], st_out[1, b, i] = soc_new, new_peak
+        if record:
+            res[0, b, i], res[1, b, i], res[2, b, i] = n, ch, dis
+            res[3, b, i], res[4, b, i], res[5, b, i] = r, imp, exp_
     tm[8] *= carbon_price * dt_h / 1e6
-    for k in range(K):
-        tm[3] += cls[DROP, k] * y_out[k, b]
-        tm[4] += cls[WAIT, k] * q_out[k, b]
     for m in range(N_TERMS):
         terms[b, m] = tm[m]
 
 
 @njit(cache=True, error_model="numpy")
 def step_actions(action, t, last, day, ser, tprice, site, cls, tab, site_mask, fix, S, F,
-                 O, n_tiers, dt_h, carbon_price, q, soc, peak, want, opt, bkw, x, q_out,
-                 y_out, res, terms):
-    """`BatchedCore.step`: decode each copy's flat action, then its slot."""
-    drop = np.zeros((0, 0))
-    K = q.shape[0]
-    scr, tm = np.empty((9, soc.shape[0])), np.empty(N_TERMS)
-    arr = np.empty(K)
+                 O, n_tiers, dt_h, carbon_price, q, soc, peak, x, opt_out, q_out, st_out,
+                 record, y_out, res, terms):
+    """`BatchedCore.step`: decode each copy's flat action into a scratch plan, then its
+    slot; with `record` the plan's options and jobs are kept in opt_out and x."""
+    K, I = q.shape[1], soc.shape[1]
+    scr, tm = np.empty((9, I)), np.empty(N_TERMS)
+    want, x_s = np.empty((1, K, I, 1)), np.empty((1, K, I, 1))
+    opt, bkw = np.empty((1, K, I, 1), dtype=np.int64), np.empty((1, I))
+    drop, arr = np.zeros((0, 0)), np.empty(K)
     for b in range(action.shape[0]):
         for k in range(K):
-            arr[k] = ser[t, k, day[b]]
+            arr[k] = ser[t, day[b], k]
         _decode(b, action, want, opt, bkw, q, arr, site_mask, fix, cls, site, S, F)
-        _slot(b, want, opt, bkw, drop, False, t, last, day, ser, tprice, site, cls, tab,
-              O, n_tiers, dt_h, carbon_price, q, soc, peak, x, q_out, y_out, res, terms, scr, tm)
+        _slot(b, 0, want, opt, bkw, drop, t, last, day, ser, tprice, site, cls, tab, O,
+              n_tiers, dt_h, carbon_price, q, soc, peak, x_s, q_out, st_out, record, y_out,
+              res, terms, scr, tm)
+        if record:
+            x[b] = x_s[0]
+            opt_out[b] = opt[0]
 
 
 @njit(cache=True, error_model="numpy")
-def step_plans(want, opt, bkw, drop, has_drop, t, last, day, ser, tprice, site, cls, tab,
-               O, n_tiers, dt_h, carbon_price, q, soc, peak, x, q_out, y_out, res, terms):
+def step_plans(want, opt, bkw, drop, t, last, day, ser, tprice, site, cls, tab, O,
+               n_tiers, dt_h, carbon_price, q, soc, peak, x, q_out, st_out, record, y_out,
+               res, terms):
     """`BatchedCore.step_plan`: each copy's slot from its detailed plan."""
-    scr, tm = np.empty((9, soc.shape[0])), np.empty(N_TERMS)
+    scr, tm = np.empty((9, soc.shape[1])), np.empty(N_TERMS)
     for b in range(want.shape[0]):
-        _slot(b, want, opt, bkw, drop, has_drop, t, last, day, ser, tprice, site, cls, tab,
-              O, n_tiers, dt_h, carbon_price, q, soc, peak, x, q_out, y_out, res, terms, scr, tm)
+        _slot(b, b, want, opt, bkw, drop, t, last, day, ser, tprice, site, cls, tab, O,
+              n_tiers, dt_h, carbon_price, q, soc, peak, x, q_out, st_out, record, y_out,
+              res, terms, scr, tm)
 
 
 @njit(cache=True, error_model="numpy")
@@ -230,28 +247,28 @@ def observe(obs, t, T, day, ser, q, soc, arr_scale, soc_scale, ren_scale, leads,
     """obs[B, dim]: arrivals and backlog per class (/ peak), soc (/ max), price ($/MWh /
     100), renewables (/ max), PUE - 1 per site, time of day (sin, cos), then per lead
     arrivals and price that many slots ahead times noise[lead, row, b]."""
-    K, I = q.shape[0], soc.shape[0]
+    K, I = q.shape[1], soc.shape[1]
     ts = min(t, T - 1)
     phase = 2 * np.pi * t / T
     o_pr, o_ren, o_pue = 2 * K, 2 * K + I, 2 * K + 2 * I
     for b in range(obs.shape[0]):
         d = day[b]
         for k in range(K):
-            obs[b, k] = ser[ts, k, d] / arr_scale[k]
-            obs[b, K + k] = q[k, b] / arr_scale[k]
+            obs[b, k] = ser[ts, d, k] / arr_scale[k]
+            obs[b, K + k] = q[b, k] / arr_scale[k]
         j = 2 * K
         for i in range(I):
-            obs[b, j + i] = soc[i, b] / soc_scale[i]
-            obs[b, j + I + i] = ser[ts, o_pr + i, d] / 100.0
-            obs[b, j + 2 * I + i] = ser[ts, o_ren + i, d] / ren_scale[i]
-            obs[b, j + 3 * I + i] = ser[ts, o_pue + i, d] - 1.0
+            obs[b, j + i] = soc[b, i] / soc_scale[i]
+            obs[b, j + I + i] = ser[ts, d, o_pr + i] / 100.0
+            obs[b, j + 2 * I + i] = ser[ts, d, o_ren + i] / ren_scale[i]
+            obs[b, j + 3 * I + i] = ser[ts, d, o_pue + i] - 1.0
         j += 4 * I
         obs[b, j], obs[b, j + 1] = np.sin(phase), np.cos(phase)
         j += 2
         for m in range(leads.shape[0]):
             ahead = min(ts + leads[m], T - 1)
             for k in range(K):
-                obs[b, j + k] = ser[ahead, k, d] / arr_scale[k] * noise[m, k, b]
+                obs[b, j + k] = ser[ahead, d, k] / arr_scale[k] * noise[m, k, b]
             for i in range(I):
-                obs[b, j + K + i] = ser[ahead, o_pr + i, d] / 100.0 * noise[m, K + i, b]
+                obs[b, j + K + i] = ser[ahead, d, o_pr + i] / 100.0 * noise[m, K + i, b]
             j += K + I
