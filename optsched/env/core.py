@@ -97,6 +97,10 @@ class BatchedCore:
             "deg_cost", "drop_penalty", "wait_cost")}
         self.col["cap_slot"] = col(self.cap_slot)
         self.col["eta_c_safe"] = col(np.where(c.eta_c > 0, c.eta_c, 1.0))
+        with np.errstate(divide="ignore"):
+            self.col["inv_cap_slot"] = 1.0 / self.col["cap_slot"]
+            self.col["inv_eta_d"] = 1.0 / self.col["eta_d"]
+            self.col["inv_dt_eta_c"] = 1.0 / (c.dt_h * self.col["eta_c_safe"])
         # The kernel's packed forms of the same data.
         self.ser = np.ascontiguousarray(np.concatenate(
             [self.series[k] for k in ("arrivals", "backlog_cap", "price", "renewable",
@@ -107,6 +111,7 @@ class BatchedCore:
                                  self.tier_of.astype(float)]).astype(float)   # [4, K]
         self.tab_arr = np.stack([self.tab[k] for k in kernel.TAB_KEYS]).astype(float)
         self.leads = np.asarray(config.forecast_slots, dtype=np.int64)
+        self._inv_scale = [1.0 / v for v in (self.arr_scale, self.soc_scale, self.ren_scale)]
         self._no_noise = np.ones((len(self.leads), c.K + c.I, self.B))
         self._opt_none = np.empty((1, 1, 1, 1), dtype=np.int64)   # not recording
         self._plan_opt = np.arange(c.O, dtype=np.int64).reshape(1, 1, c.I, S * Fq)
@@ -169,7 +174,7 @@ class BatchedCore:
                 sd = self.cfg.forecast_error * np.sqrt(lead * self.c.dt_h)
                 noise[m] = np.exp(self.rng.normal(0.0, sd, noise.shape[1:]) - sd**2 / 2)
         kernel.observe(self._obs, self.t, self.T, self.day, self.ser, self._q, self._soc,
-                       self.arr_scale, self.soc_scale, self.ren_scale, self.leads, noise)
+                       *self._inv_scale, self.leads, noise)
         return self._obs
 
     # ------------------------------------------------------------------ step

@@ -19,11 +19,13 @@ import numpy as np
 from numba import njit
 
 # Columns of the per-site parameter table site[i, col].
+# Reciprocals (inv_*) turn the slot's divisions by constants into multiplications: a
+# division costs ~15 cycles and a copy-step had ~50 of them.
 SITE_KEYS = ("gpus", "idle_kw", "import_cap", "export_cap", "soc_min", "soc_max", "soc0",
-             "ch_max", "dis_max", "eta_c", "eta_d", "eta_c_safe", "sell_factor",
-             "demand_charge", "deg_cost", "cap_slot")
-(GPUS, IDLE, IMP_CAP, EXP_CAP, SOC_MIN, SOC_MAX, SOC0, CH_MAX, DIS_MAX, ETA_C, ETA_D,
- ETA_C_SAFE, SELL, DEMAND, DEG, CAP_SLOT) = range(len(SITE_KEYS))
+             "ch_max", "dis_max", "eta_c", "eta_d", "sell_factor", "demand_charge",
+             "deg_cost", "cap_slot", "inv_cap_slot", "inv_eta_d", "inv_dt_eta_c")
+(GPUS, IDLE, IMP_CAP, EXP_CAP, SOC_MIN, SOC_MAX, SOC0, CH_MAX, DIS_MAX, ETA_C, ETA_D, SELL,
+ DEMAND, DEG, CAP_SLOT, INV_CAP_SLOT, INV_ETA_D, INV_DT_ETA_C) = range(len(SITE_KEYS))
 # Rows of the per-class table cls[row, k].
 CLASS_KEYS = ("drop_penalty", "wait_cost", "defer", "tier")
 DROP, WAIT, DEFER, TIER = range(len(CLASS_KEYS))
@@ -50,6 +52,16 @@ def _clip(v: float, lo: float, hi: float) -> float:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _rint(v: float) -> int:
+    """np.rint (half to even) from floor, which compiles to one instruction where
+    numba's np.rint is a library call (~5 ns, 36 a copy-step)."""
+    r = np.floor(v + 0.5)
+    if r - v == 0.5 and r % 2.0 != 0.0:
+        r -= 1.0
+    return int(r)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _decode(b, action, want, opt, bkw, q, arr, site_mask, fix, cls, site, S, F):
     """Action row b in [-1, 1] -> jobs asked want[0, :, :, 0] of options opt[0, :, :, 0]
     and battery power bkw[0] (kW, > 0 charge): one copy's scratch."""
@@ -63,24 +75,24 @@ def _decode(b, action, want, opt, bkw, q, arr, site_mask, fix, cls, site, S, F):
                 w = np.exp(_clip(action[b, k * I + i], -1.0, 1.0) * ROUTE_SCALE)
             want[0, k, i, 0] = w
             total += w
-        kept = 0.0
+        kept, inv = 0.0, 1.0 / total
         for i in range(I):
-            s = want[0, k, i, 0] / total
+            s = want[0, k, i, 0] * inv
             if s < MIN_SHARE:
                 s = 0.0
             want[0, k, i, 0] = s
             kept += s
         a = _clip(action[b, 2 * KI + k], -1.0, 1.0)
         serve = 1.0 + cls[DEFER, k] * ((a + 1.0) * 0.5 - 1.0)
-        asked = (q[b, k] + arr[k]) * serve
+        asked = (q[b, k] + arr[k]) * serve / kept
         for i in range(I):
-            want[0, k, i, 0] = asked * (want[0, k, i, 0] / kept)
+            want[0, k, i, 0] *= asked
     for i in range(I):
         a = _clip(action[b, 2 * KI + K + i], -1.0, 1.0)
-        f_idx = int(np.rint((a + 1.0) * (0.5 * (F - 1))))
+        f_idx = _rint((a + 1.0) * (0.5 * (F - 1)))
         for k in range(K):
             a_s = _clip(action[b, KI + k * I + i], -1.0, 1.0)
-            s_idx = int(np.rint((a_s + 1.0) * (0.5 * (S - 1))))
+            s_idx = _rint((a_s + 1.0) * (0.5 * (S - 1)))
             opt[0, k, i, 0] = i * S * F + fix[k, i, s_idx] * F + f_idx
         a = _clip(action[b, 2 * KI + K + I + i], -1.0, 1.0)
         bkw[0, i] = a * site[i, CH_MAX] if a > 0 else a * site[i, DIS_MAX]
@@ -99,6 +111,7 @@ def _slot(b, bw, want, opt, bkw, drop, t, last, day, ser, tprice, site, cls, tab
     bo_on, ko_on = opt.shape[0] > 1, opt.shape[1] > 1
     d = day[b]
     o_bc, o_pr, o_ren, o_pue, o_ci = K, 2 * K, 2 * K + I, 2 * K + 2 * I, 2 * K + 3 * I
+    inv_dt = 1.0 / dt_h
     # Scratch rows: need_g (tiers), need_kw (tiers), alpha (tiers), used_g, used_kw,
     # dis_asked; the caller allocates them once per batch.
     for r_ in range(scr.shape[0]):
@@ -115,25 +128,25 @@ def _slot(b, bw, want, opt, bkw, drop, t, last, day, ser, tprice, site, cls, tab
                     scr[2 + j, i] += w * tab[BUSY, o]
     for i in range(I):
         pue, ren = ser[t, d, o_pue + i], ser[t, d, o_ren + i]
-        avail = (soc[b, i] - site[i, SOC_MIN]) * site[i, ETA_D] / dt_h
+        avail = (soc[b, i] - site[i, SOC_MIN]) * site[i, ETA_D] * inv_dt
         scr[8, i] = min(min(max(-bkw[bw, i], 0.0), site[i, DIS_MAX]), max(avail, 0.0))
         load_supply = site[i, IMP_CAP] + ren + scr[8, i]
         cap_g = site[i, GPUS] * site[i, CAP_SLOT]
         all_g = 0.0
         all_kw = 0.0
         for j in range(n_tiers):
-            scr[2 + j, i] /= dt_h
+            scr[2 + j, i] *= inv_dt
             all_g += scr[j, i]
             all_kw += scr[2 + j, i]
         # A plan that fits (GPUs, and power with GPUs rounded up) passes whole.
-        n_all = min(np.ceil(all_g / site[i, CAP_SLOT] - ROUND_TOL), site[i, GPUS])
+        n_all = min(np.ceil(all_g * site[i, INV_CAP_SLOT] - ROUND_TOL), site[i, GPUS])
         fits = (all_g <= cap_g * (1 + FIT_RTOL)) and (
             pue * (site[i, IDLE] * n_all + all_kw) <= load_supply * (1 + FIT_RTOL) + FIT_RTOL)
         # Otherwise interactive work goes first (it cannot wait), deferrable work gets
         # what is left; each tier is scaled to the GPU capacity and the power cap.
         gpu_left = cap_g
         head_kw = load_supply / pue - site[i, IDLE]
-        idle_per_gs = site[i, IDLE] / site[i, CAP_SLOT]
+        idle_per_gs = site[i, IDLE] * site[i, INV_CAP_SLOT]
         for j in range(n_tiers):
             ng, nk = scr[j, i], scr[2 + j, i]
             load = idle_per_gs * ng + nk
@@ -177,21 +190,21 @@ def _slot(b, bw, want, opt, bkw, drop, t, last, day, ser, tprice, site, cls, tab
     for i in range(I):
         pue, ren = ser[t, d, o_pue + i], ser[t, d, o_ren + i]
         cs = site[i, CAP_SLOT]
-        n = np.ceil(scr[6, i] / cs - ROUND_TOL)
+        n = np.ceil(scr[6, i] * site[i, INV_CAP_SLOT] - ROUND_TOL)
         if scr[6, i] - n * cs > 0.5e-6 * max(1.0, n * cs):
             n += 1.0
         n = min(n, site[i, GPUS])
         p_fac = pue * (site[i, IDLE] * n + scr[7, i])
-        room = (site[i, SOC_MAX] - soc[b, i]) / (dt_h * site[i, ETA_C_SAFE])
+        room = (site[i, SOC_MAX] - soc[b, i]) * site[i, INV_DT_ETA_C]
         supply = site[i, IMP_CAP] + ren
         ch = min(min(max(bkw[bw, i], 0.0), site[i, CH_MAX]), max(min(room, supply - p_fac), 0.0))
         dis = min(scr[8, i], max(p_fac + site[i, EXP_CAP], 0.0))
         r = _clip(p_fac + ch - dis + site[i, EXP_CAP], 0.0, ren)
         net = p_fac + ch - dis - r
         imp, exp_ = max(net, 0.0), max(-net, 0.0)
-        soc_new = soc[b, i] + dt_h * (site[i, ETA_C] * ch - dis / site[i, ETA_D])
+        soc_new = soc[b, i] + dt_h * (site[i, ETA_C] * ch - dis * site[i, INV_ETA_D])
         new_peak = max(peak[b, i], imp)
-        price = ser[t, d, o_pr + i] / 1000.0
+        price = ser[t, d, o_pr + i] * 1e-3
         tm[5] += dt_h * price * (imp - site[i, SELL] * exp_)
         tm[6] += site[i, DEMAND] * (new_peak - peak[b, i])
         tm[7] += dt_h * site[i, DEG] * (ch + dis)
@@ -243,10 +256,10 @@ def step_plans(want, opt, bkw, drop, t, last, day, ser, tprice, site, cls, tab, 
 
 
 @njit(cache=True, error_model="numpy")
-def observe(obs, t, T, day, ser, q, soc, arr_scale, soc_scale, ren_scale, leads, noise):
-    """obs[B, dim]: arrivals and backlog per class (/ peak), soc (/ max), price ($/MWh /
-    100), renewables (/ max), PUE - 1 per site, time of day (sin, cos), then per lead
-    arrivals and price that many slots ahead times noise[lead, row, b]."""
+def observe(obs, t, T, day, ser, q, soc, inv_arr, inv_soc, inv_ren, leads, noise):
+    """obs[B, dim]: arrivals and backlog per class (x inv_arr: / peak), soc (/ max),
+    price ($/MWh / 100), renewables (/ max), PUE - 1 per site, time of day (sin, cos),
+    then per lead arrivals and price that many slots ahead times noise[lead, row, b]."""
     K, I = q.shape[1], soc.shape[1]
     ts = min(t, T - 1)
     phase = 2 * np.pi * t / T
@@ -254,13 +267,13 @@ def observe(obs, t, T, day, ser, q, soc, arr_scale, soc_scale, ren_scale, leads,
     for b in range(obs.shape[0]):
         d = day[b]
         for k in range(K):
-            obs[b, k] = ser[ts, d, k] / arr_scale[k]
-            obs[b, K + k] = q[b, k] / arr_scale[k]
+            obs[b, k] = ser[ts, d, k] * inv_arr[k]
+            obs[b, K + k] = q[b, k] * inv_arr[k]
         j = 2 * K
         for i in range(I):
-            obs[b, j + i] = soc[b, i] / soc_scale[i]
-            obs[b, j + I + i] = ser[ts, d, o_pr + i] / 100.0
-            obs[b, j + 2 * I + i] = ser[ts, d, o_ren + i] / ren_scale[i]
+            obs[b, j + i] = soc[b, i] * inv_soc[i]
+            obs[b, j + I + i] = ser[ts, d, o_pr + i] * 0.01
+            obs[b, j + 2 * I + i] = ser[ts, d, o_ren + i] * inv_ren[i]
             obs[b, j + 3 * I + i] = ser[ts, d, o_pue + i] - 1.0
         j += 4 * I
         obs[b, j], obs[b, j + 1] = np.sin(phase), np.cos(phase)
@@ -268,7 +281,7 @@ def observe(obs, t, T, day, ser, q, soc, arr_scale, soc_scale, ren_scale, leads,
         for m in range(leads.shape[0]):
             ahead = min(ts + leads[m], T - 1)
             for k in range(K):
-                obs[b, j + k] = ser[ahead, d, k] / arr_scale[k] * noise[m, k, b]
+                obs[b, j + k] = ser[ahead, d, k] * inv_arr[k] * noise[m, k, b]
             for i in range(I):
-                obs[b, j + K + i] = ser[ahead, d, o_pr + i] / 100.0 * noise[m, K + i, b]
+                obs[b, j + K + i] = ser[ahead, d, o_pr + i] * 0.01 * noise[m, K + i, b]
             j += K + I
