@@ -79,3 +79,19 @@ def test_shapers_update_and_respect_warmup():
               for _ in range(80)]
     assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
     assert pot.shaped(obs, act, nxt, nact, done, step=1).shape == (n,)
+
+
+def test_reward_agent_temperature_targets_a_reachable_entropy():
+    """The reward agent's alpha follows SAC's rule with target entropy -1 (one action
+    dimension): while the generator's entropy is above it, alpha falls. (A target of +1,
+    above what a squashed scalar can reach, made alpha only grow.)"""
+    torch.manual_seed(3)
+    n, od, ad = 64, 8, 3
+    obs, act = torch.randn(n, od), torch.rand(n, ad) * 2 - 1
+    rew, done = obs[:, 0].clone(), torch.zeros(n)
+    add = AdditiveShaper(od, ad, kind="mlp", latent=16, hidden=32)
+    _, logp = add.gen(torch.cat([obs, act], -1))
+    assert -logp.mean().item() > -1.0               # the fresh generator is wider
+    for _ in range(20):
+        add.update(obs, act, rew, obs, act, done, add.emit(obs, act))
+    assert add.log_alpha.item() < 0.0

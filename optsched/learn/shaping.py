@@ -91,9 +91,9 @@ class AdditiveShaper(nn.Module):
         self.opt_g.zero_grad()
         g_loss.backward()
         self.opt_g.step()
-        # The target here is an entropy of +1 (log-density driven to -1), above the ln 2 a
-        # squashed scalar can reach, so alpha only grows; kept as trained and benchmarked.
-        tune_temperature(self.log_alpha, self.opt_a, logp, 1.0)
+        # SAC's target entropy for a one-dimensional action: -1. (Until stop 9 this was
+        # +1, above the ln 2 a squashed scalar can reach, so alpha only grew.)
+        tune_temperature(self.log_alpha, self.opt_a, logp, -1.0)
         soft_update(self.q1, self.q1_t, self.tau)
         soft_update(self.q2, self.q2_t, self.tau)
         return {"shaper_q_loss": q_loss, "shaper_gen_loss": g_loss.item(),
