@@ -4,7 +4,9 @@ numpy over the batch axis needs ~60 array calls a slot, which costs ~1.8 us per 
 B = 8192 (memory traffic of the temporaries) and ~290 us for one copy (call overhead).
 A compiled loop over copies keeps each copy's dozen numbers in registers. The rules are
 those of MODEL.md's environment reading, written once here for both action paths: the
-flat action of `BatchedCore.step` and the detailed plans of `step_plan`.
+flat action of `BatchedCore.step` and the detailed plans of `step_plan`. Every function
+uses numba's numpy error model: a division by zero gives inf/nan as the numpy core did,
+where the Python model checks each division (1.10 -> 0.73 us per copy at B = 8192).
 
 Layouts are batch first, so that a copy's numbers lie together: want/x [B, K, I, P] jobs
 per option slot, opt [Bo, Ko, I, P] option index within a class (Bo, Ko = 1 broadcast),
@@ -54,7 +56,7 @@ def _clip(v: float, lo: float, hi: float) -> float:
 @njit(cache=True, error_model="numpy", inline="always")
 def _rint(v: float) -> int:
     """np.rint (half to even) from floor, which compiles to one instruction where
-    numba's np.rint is a library call (~5 ns, 36 a copy-step)."""
+    numba's np.rint is a library call (~5 ns, 21 a copy-step)."""
     r = np.floor(v + 0.5)
     if r - v == 0.5 and r % 2.0 != 0.0:
         r -= 1.0
