@@ -80,10 +80,10 @@ class BatchedCore:
         self.series = {k: np.ascontiguousarray(v.transpose(1, 0, 2))
                        for k, v in self.series.items()}                   # [T, X, D]
         self.terminal_price = np.ascontiguousarray(bank.terminal_price.T)  # [I, D]
-        # Per (class, option) tables, flat: entry k * O + o.
-        self.tab = {"gpu_s": np.tile(c.gpu_s, c.K), "busy": np.tile(c.busy_kwh, c.K),
-                    "revenue": c.revenue.ravel(), "transfer": c.transfer.ravel(),
-                    "late": c.late_cost.ravel()}
+        # Per (class, option) table, rows kernel.TAB_KEYS, flat entry k * O + o.
+        self.tab_arr = np.stack([np.tile(c.gpu_s, c.K), np.tile(c.busy_kwh, c.K),
+                                 c.revenue.ravel(), c.transfer.ravel(),
+                                 c.late_cost.ravel()]).astype(float)
         tiers = [np.flatnonzero(t) for t in (c.interactive, ~c.interactive) if t.any()]
         self.tier_rows = tiers                                            # class indices
         self.tier_of = np.zeros(c.K, dtype=np.int64)                      # tier of class k
@@ -109,7 +109,6 @@ class BatchedCore:
             [self.col[k][:, 0] for k in kernel.SITE_KEYS], axis=1))           # [I, cols]
         self.cls_par = np.stack([c.drop_penalty, c.wait_cost, self.defer[:, 0],
                                  self.tier_of.astype(float)]).astype(float)   # [4, K]
-        self.tab_arr = np.stack([self.tab[k] for k in kernel.TAB_KEYS]).astype(float)
         self.leads = np.asarray(config.forecast_slots, dtype=np.int64)
         self._inv_scale = [1.0 / v for v in (self.arr_scale, self.soc_scale, self.ren_scale)]
         self._no_noise = np.ones((len(self.leads), c.K + c.I, self.B))

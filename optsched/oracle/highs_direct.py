@@ -32,21 +32,32 @@ def new_highs(time_limit: float | None, mip_gap: float = MIP_GAP) -> highspy.Hig
     return h
 
 
-def to_highs_lp(m: MatrixModel) -> highspy.HighsLp:
+def highs_lp(cost: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray, row_lo: np.ndarray,
+             row_hi: np.ndarray, A, integer: np.ndarray, maximize: bool = False,
+             offset: float = 0.0) -> highspy.HighsLp:
+    """A column-wise HiGHS model from arrays (the direct matrix and Pyomo's standard form
+    both end here)."""
     lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = m.n_vars, m.n_cons
-    lp.col_cost_ = -m.cost                       # HiGHS minimises
-    lp.col_lower_, lp.col_upper_ = m.col_lo, m.col_hi
-    lp.row_lower_, lp.row_upper_ = m.row_lo, m.row_hi
-    csc = m.A.tocsc()
+    lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
+    lp.col_cost_, lp.offset_ = cost, offset
+    if maximize:
+        lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_lower_, lp.col_upper_ = col_lo, col_hi
+    lp.row_lower_, lp.row_upper_ = row_lo, row_hi
+    csc = A.tocsc()
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = csc.indptr
     lp.a_matrix_.index_ = csc.indices
     lp.a_matrix_.value_ = csc.data
-    if m.integer.any():
+    if integer.any():
         lp.integrality_ = [highspy.HighsVarType.kInteger if i else
-                           highspy.HighsVarType.kContinuous for i in m.integer]
+                           highspy.HighsVarType.kContinuous for i in integer]
     return lp
+
+
+def to_highs_lp(m: MatrixModel) -> highspy.HighsLp:
+    return highs_lp(-m.cost, m.col_lo, m.col_hi, m.row_lo, m.row_hi, m.A,  # HiGHS minimises
+                    m.integer)
 
 
 STATUS = {

@@ -15,7 +15,7 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
-from optsched.oracle.highs_direct import new_highs, read_result
+from optsched.oracle.highs_direct import highs_lp, new_highs, read_result
 from optsched.oracle.layout import Layout, build_layout
 from optsched.oracle.matrix import unpack
 from optsched.oracle.solution import Solution
@@ -133,27 +133,15 @@ def build_pyomo(c: Compiled, relax: bool = False) -> tuple[pyo.ConcreteModel, La
 def to_highs_lp(sf) -> highspy.HighsLp:
     """Pyomo's standard form (mixed rows, objective sense kept) as a HiGHS model."""
     cols = sf.columns
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = len(cols), sf.A.shape[0]
-    lp.col_cost_ = np.asarray(sf.c.toarray()[0], float)
-    lp.offset_ = float(sf.c_offset[0])
-    lp.sense_ = highspy.ObjSense.kMaximize
-    lp.col_lower_ = np.array([-np.inf if v.lb is None else v.lb for v in cols], float)
-    lp.col_upper_ = np.array([np.inf if v.ub is None else v.ub for v in cols], float)
     kind = np.array([bound for _, bound in sf.rows])
     rhs = np.asarray(sf.rhs, float)
-    lp.row_lower_ = np.where(kind == 1, -np.inf, rhs)         # 1: <=, -1: >=, 0: ==
-    lp.row_upper_ = np.where(kind == -1, np.inf, rhs)
-    A = sf.A.tocsc()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = A.indptr
-    lp.a_matrix_.index_ = A.indices
-    lp.a_matrix_.value_ = A.data
-    integer = [v.is_integer() for v in cols]
-    if any(integer):
-        lp.integrality_ = [highspy.HighsVarType.kInteger if i else
-                           highspy.HighsVarType.kContinuous for i in integer]
-    return lp
+    return highs_lp(
+        np.asarray(sf.c.toarray()[0], float),
+        np.array([-np.inf if v.lb is None else v.lb for v in cols], float),
+        np.array([np.inf if v.ub is None else v.ub for v in cols], float),
+        np.where(kind == 1, -np.inf, rhs), np.where(kind == -1, np.inf, rhs),  # 1: <=, -1: >=
+        sf.A, np.array([v.is_integer() for v in cols]), maximize=True,
+        offset=float(sf.c_offset[0]))
 
 
 def solve_pyomo(c: Compiled, relax: bool = False, time_limit: float | None = None,
