@@ -234,7 +234,7 @@ def solve_cmd(
     backend: BackendOpt = "pyomo",
     relax: Annotated[bool, typer.Option("--relax", help="Solve the LP relaxation.")] = False,
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
-    mip_gap: Annotated[float, typer.Option("--mip-gap", help="Relative MIP gap.")] = 1e-3,
+    mip_gap: Annotated[float, typer.Option("--mip-gap", help="Relative MIP gap.")] = 0.001,
     out: Annotated[Path | None, typer.Option("--out", help="Folder: schedule + plots.")] = None,
     ablations: AblateOpt = None,
     json_out: JsonOpt = False,
@@ -496,7 +496,12 @@ def train_cmd(
     if held_out:
         raise ScenarioError("--days", "held-out test days may not be trained on", held_out)
     if algo == "bc":
-        _train_bc(day_list, out, seed)
+        from optsched.learn.bc import train_bc
+
+        with err.status(f"behaviour cloning of the oracle on {len(day_list)} training days"):
+            info = train_bc(day_list, out, seed)
+        err.print(f"done: {info['slots']:,} demonstrated slots, final loss "
+                  f"{info['final_loss']:.4f}; policy at {out / 'policy.pt'}")
         return
     cfg = TrainConfig(algo=algo, action=action, shaping=shaping, reward=reward, steps=steps,
                       seed=seed, reward_norm=reward_norm,
@@ -508,28 +513,6 @@ def train_cmd(
         trainer = train(cfg, resume=resume, progress=lambda s: bar.update(task, completed=s))
     err.print(f"done: {trainer.steps:,} env steps in {trainer.wall:.0f} s; policy at "
               f"{out / 'policy.pt'}, metrics at {out / 'metrics.csv'}")
-
-
-def _train_bc(days: list[int], out: Path, seed: int) -> None:
-    """Behaviour cloning of the oracle on the given training days -> out/policy.pt."""
-    import torch
-
-    from optsched.learn.bc import behaviour_clone
-    from optsched.learn.demos import oracle_demonstrations
-    from optsched.scenario import compile_scenario, get_scenario
-
-    with err.status(f"oracle demonstrations on {len(days)} training days"):
-        obs, act = oracle_demonstrations([compile_scenario(get_scenario("jemas-3", d))
-                                          for d in days])
-    with err.status("behaviour cloning"):
-        actor, norm, losses = behaviour_clone(obs, act, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"actor": actor.state_dict(), "norm": norm.state(), "obs_dim": obs.shape[1],
-                "act_dim": act.shape[1], "hidden": 256,
-                "config": {"algo": "bc", "days": days, "seed": seed,
-                           "final_loss": losses[-1]}}, out / "policy.pt")
-    err.print(f"done: {len(obs):,} demonstrated slots, final loss {losses[-1]:.4f}; policy "
-              f"at {out / 'policy.pt'}")
 
 
 @app.command("report")

@@ -4,6 +4,8 @@ RL agents, and on its own a learned scheduler that needs no reward at all."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -32,3 +34,20 @@ def behaviour_clone(obs: np.ndarray, act: np.ndarray, hidden: int = 256, updates
         opt.step()
         losses.append(loss.item())
     return actor, norm, losses
+
+
+def train_bc(days: list[int], out: Path, seed: int = 0, hidden: int = 256) -> dict:
+    """Behaviour cloning of the oracle on jemas-3 training `days`; writes out/policy.pt and
+    returns {"slots": demonstrated slots, "final_loss": ...}."""
+    from optsched.learn.demos import oracle_demonstrations
+    from optsched.scenario import compile_scenario, get_scenario
+
+    obs, act = oracle_demonstrations([compile_scenario(get_scenario("jemas-3", d))
+                                      for d in days])
+    actor, norm, losses = behaviour_clone(obs, act, hidden=hidden, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({"actor": actor.state_dict(), "norm": norm.state(), "obs_dim": obs.shape[1],
+                "act_dim": act.shape[1], "hidden": hidden,
+                "config": {"algo": "bc", "days": days, "seed": seed,
+                           "final_loss": losses[-1]}}, out / "policy.pt")
+    return {"slots": len(obs), "final_loss": losses[-1]}

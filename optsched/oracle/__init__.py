@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from optsched.errors import InfeasibleError
+from optsched.oracle.highs_direct import MIP_GAP
 from optsched.oracle.solution import ObjectiveMismatch, Solution, attach_evaluation
 from optsched.scenario.compile import Compiled
 
@@ -34,7 +35,7 @@ _silence_highs_banner()
 
 
 def solve(c: Compiled, backend: str = "pyomo", relax: bool = False,
-          time_limit: float | None = None, mip_gap: float = 1e-3,
+          time_limit: float | None = None, mip_gap: float = MIP_GAP,
           raise_infeasible: bool = False) -> Solution:
     if backend == "pyomo":
         from optsched.oracle.pyomo_model import solve_pyomo
@@ -64,4 +65,4 @@ def solve(c: Compiled, backend: str = "pyomo", relax: bool = False,
     return attach_evaluation(c, sol)
 
 
-__all__ = ["BACKENDS", "ObjectiveMismatch", "Solution", "solve"]
+__all__ = ["BACKENDS", "MIP_GAP", "ObjectiveMismatch", "Solution", "solve"]
