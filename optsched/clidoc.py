@@ -10,7 +10,6 @@ the current output; regenerate with
 
 from __future__ import annotations
 
-import argparse
 import enum
 import inspect
 import typing
@@ -20,7 +19,7 @@ from typing import Any
 import typer
 import typer.main
 
-from optsched.io import atomic_write_text
+from optsched.scenario.reference import write_generated
 
 REGENERATE = "python -m optsched.clidoc --out docs/cli.md"
 
@@ -156,14 +155,7 @@ def cli_reference(app: typer.Typer | None = None, prog: str = "optsched") -> str
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write the command-line reference.")
-    parser.add_argument("--out", type=Path, help="Markdown file (default: stdout)")
-    args = parser.parse_args(argv)
-    text = cli_reference()
-    if args.out is None:
-        print(text, end="")
-    else:
-        atomic_write_text(args.out, text)
+    write_generated(cli_reference, "Write the command-line reference.", argv)
 
 
 if __name__ == "__main__":

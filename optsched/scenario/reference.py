@@ -15,6 +15,7 @@ import argparse
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -473,15 +474,21 @@ def scenario_reference(root: type[BaseModel] = Scenario,
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write the scenario file reference.")
+def write_generated(generate: Callable[[], str], description: str,
+                    argv: list[str] | None = None) -> None:
+    """The command line of a docs generator: `--out FILE` (written atomically) or stdout."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, help="Markdown file (default: stdout)")
     args = parser.parse_args(argv)
-    text = scenario_reference()
+    text = generate()
     if args.out is None:
         print(text, end="")
     else:
         atomic_write_text(args.out, text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    write_generated(scenario_reference, "Write the scenario file reference.", argv)
 
 
 if __name__ == "__main__":
