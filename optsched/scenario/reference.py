@@ -200,14 +200,14 @@ A key marked *series* below takes one of:
   `{{ csv = "prices.csv", column = "price", scale = 1.0, start = 0 }}` for a CSV
   column. `column` may be left out when the file has exactly one numeric column; `start`
   is the first data row used (0 = the row after the header); `scale` multiplies every
-  value; lines starting with `#` are comments. The file must hold at least `start` plus
-  the number of values needed rows, all numeric in the window used;
+  value; lines starting with `#` are comments. The file needs `start` + (number of
+  values) data rows, all numeric in the window used;
 - for `pue` only, also a single number for the whole horizon.
 
 CSV paths are resolved relative to the folder of the scenario file and may not leave
-that folder (no absolute paths, no `..` out of it) unless the user explicitly allows it;
-see docs/security.md. Error messages name the key and the file, never the file's
-contents.
+that folder (an absolute path or a `..` that points outside it is refused) unless the
+user explicitly allows it; see docs/security.md. Error messages name the key and the
+file, never the file's contents.
 
 ## Validation
 
