@@ -2,8 +2,8 @@
 
 The formats are those of the public data sets the embedded family was fitted on (prices:
 HPE sustain-cluster's standardised Electricity Maps / GridStatus files; weather:
-Open-Meteo; carbon: Electricity Maps; traces: Azure LLM inference): docs/data.md and the
-data card defaults/jemas3.md describe them. Each reader returns a pandas Series indexed by
+Open-Meteo; carbon: Electricity Maps; traces: Azure LLM inference), listed with their
+columns in the data card, optsched/scenario/defaults/jemas3.md (Sources). Each reader returns a pandas Series indexed by
 tz-aware timestamps, so callers can align sites in different time zones on one clock. The
 package never downloads anything: these read files the user points at, and no error ever
 echoes a file's contents (a scenario may name any file).

@@ -38,13 +38,18 @@ def _int_range(lo: int, hi: int):
 
 
 def _nonempty(v: list) -> list:
+    """must list at least one value
+
+    (An empty steps or clocks list leaves no option to serve a job with.)"""
     if not v:
         raise ValueError("must list at least one value")
     return v
 
 
 def _name(v: str) -> str:
-    """Names key everything (options, CSV columns, messages): printable, on one line."""
+    """must be a non-empty name, printable on one line
+
+    (Names key options, tables and error messages.)"""
     if not v.strip():
         raise ValueError("must be a non-empty name")
     if not v.isprintable():
