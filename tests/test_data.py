@@ -245,6 +245,21 @@ def test_build_takes_the_files_it_is_given_and_names_the_missing_one(tmp_path):
         build.build_day(jemas3.base(), dt.date(2023, 7, 14), data_dir=tmp_path / "d")
     with pytest.raises(ScenarioError, match=r"--prices: unknown site"):
         build.build_day(jemas3.base(), date, prices={"mars": mine})
+    # A file that does not cover the day is named.
+    with pytest.raises(ScenarioError, match=r"anything.csv: data covers 2024-01-01 .* not "
+                                            r"the horizon starting 2025-07-14"):
+        build.build_day(jemas3.base(), dt.date(2025, 7, 14), prices={"pjm": mine})
+
+
+def test_build_scenario_validates_a_real_day_of_the_family(tmp_path):
+    from optsched.scenario import build_scenario
+
+    data_folder(tmp_path, 2024)
+    sc = build_scenario(dt.date(2024, 2, 29), data_dir=tmp_path,
+                        price_clock=build.parse_price_clock(["utc", "caiso=auto"]))
+    assert sc.name == "jemas-3/2024-02-29" and len(sc.sites[0].price) == 288
+    with pytest.raises(ScenarioError, match=r"--base: no such file"):
+        build_scenario(dt.date(2024, 2, 29), tmp_path / "none.toml", data_dir=tmp_path)
 
 
 @pytest.mark.parametrize(("values", "expected"), [

@@ -132,15 +132,18 @@ def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
         name = site["name"]
         if name in price_files:
             series = read_prices(price_files[name], clock=clocks[name])
-            site["price"] = _round(on_clock(series, start, slots, minutes), 3)
+            site["price"] = _round(on_clock(series, start, slots, minutes,
+                                            str(price_files[name])), 3)
         if name in carbon_files:
-            site["carbon_intensity"] = _round(
-                on_clock(read_carbon(carbon_files[name]), start, slots, minutes), 1)
+            site["carbon_intensity"] = _round(on_clock(
+                read_carbon(carbon_files[name]), start, slots, minutes,
+                str(carbon_files[name])), 1)
         if name in weather_files:
             loc, frame = read_weather(weather_files[name])
             tz_of[name] = loc.timezone
             if name in pv_kwp:
-                cloud = on_clock(frame["cloudcover_pct"], start, slots, minutes)
+                cloud = on_clock(frame["cloudcover_pct"], start, slots, minutes,
+                                 str(weather_files[name]))
                 site["renewable_kw"] = _round(
                     gen.pv_slots(pv_kwp[name], loc, times, cloud, minutes), 4)
     shape = trace_pattern(trace, minutes, slots) if trace else np.ones(slots)

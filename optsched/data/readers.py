@@ -3,10 +3,11 @@
 The formats are those of the public data sets the embedded family was fitted on (prices:
 HPE sustain-cluster's standardised Electricity Maps / GridStatus files; weather:
 Open-Meteo; carbon: Electricity Maps; traces: Azure LLM inference), listed with their
-columns in the data card, optsched/scenario/defaults/jemas3.md (Sources). Each reader returns a pandas Series indexed by
-tz-aware timestamps, so callers can align sites in different time zones on one clock. The
-package never downloads anything: these read files the user points at, and no error ever
-echoes a file's contents (a scenario may name any file).
+columns in the data card, optsched/scenario/defaults/jemas3.md (Sources). Each reader
+returns a pandas Series indexed by tz-aware timestamps, so callers can align sites in
+different time zones on one clock. The package never downloads anything: these read files
+the user points at, and no error ever echoes a file's contents (a scenario may name any
+file).
 """
 
 from __future__ import annotations
@@ -221,19 +222,23 @@ def counts_per_slot(timestamps: pd.Series, slot_minutes: float) -> np.ndarray:
     return np.bincount(bins.to_numpy()).astype(float)
 
 
-def on_clock(series: pd.Series, start: pd.Timestamp, slots: int, slot_minutes: int
-             ) -> np.ndarray:
+def on_clock(series: pd.Series, start: pd.Timestamp, slots: int, slot_minutes: int,
+             key: str | None = None) -> np.ndarray:
     """Sample an hourly series at slot starts (held constant within the hour), on the
-    scenario's clock starting at `start` (tz-aware). Gaps are filled from neighbours."""
+    scenario's clock starting at `start` (tz-aware). Gaps are filled from neighbours.
+    Errors name `key` (the file, say), else the series' name."""
+    key = key or str(series.name or "series")
     times = start + pd.to_timedelta(np.arange(slots) * slot_minutes, unit="min")
     hourly = series.copy()
     hourly.index = hourly.index.tz_convert("UTC")
-    hourly = hourly[~hourly.index.duplicated()].sort_index()
+    hourly = hourly[~hourly.index.duplicated()].sort_index().dropna()
+    if hourly.empty:
+        raise ScenarioError(key, "has no values")
     hours = times.tz_convert("UTC").floor("h")
     first, last = hourly.index[0], hourly.index[-1]
     if hours[0] < first - pd.Timedelta(hours=1) or hours[-1] > last + pd.Timedelta(hours=1):
-        raise ScenarioError(str(series.name or "series"), f"data covers {first} to {last}, "
-                            f"not the horizon starting {start}")
+        raise ScenarioError(key, f"data covers {first} to {last}, not the horizon starting "
+                            f"{start}")
     wanted = hours.unique()
     values = hourly.reindex(hourly.index.union(wanted)).interpolate("time").ffill().bfill()
     return values.reindex(hours).to_numpy(float)
