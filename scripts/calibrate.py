@@ -1,6 +1,10 @@
-"""Fit the jemas-3 day generator's parameters on the real 2023 data in ../shared/data.
+"""Fit the jemas-3 day generator's parameters on real 2023 data.
 
-    python scripts/calibrate.py [--data DIR] [--out PARAMS.json]
+    python scripts/calibrate.py --data DIR [--out PARAMS.json]
+
+DIR holds prices/, weather/ and carbon/ with {pjm,caiso,ercot,nyiso}_2023.csv and
+traces/azure_llm_inference_2023_conv.csv, in the formats of optsched/data/readers.py (the
+public sources are named in the data card, optsched/scenario/defaults/jemas3.md).
 
 The package keeps only the fitted numbers (the JSON), never the data. Model, per region:
 - price: hourly p = L_d * (shape_s[h] + e_h) on local hours, with L_d the daily mean
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,8 @@ from optsched.data.readers import (
     read_trace,
     read_weather,
 )
+from optsched.errors import OptschedError
+from optsched.io import atomic_write_text
 
 REGIONS = ("pjm", "caiso", "ercot", "nyiso")
 SEASON_OF_MONTH = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM",
@@ -129,11 +136,27 @@ def fit_burstiness(trace: pd.Series, slot_minutes: int = 5) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data"))
+    ap.add_argument("--data", required=True, help="folder of the real data (see above)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] /
                                          "optsched/scenario/defaults/jemas3_params.json"))
     args = ap.parse_args()
     data = Path(args.data)
+    if not data.is_dir():
+        _fail(f"--data: no such folder, got {str(data)!r}")
+    try:
+        fit(data, Path(args.out))
+    except OptschedError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> None:
+    """A one-line error and exit status 2, as the optsched CLI does for bad input."""
+    print(f"calibrate.py: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def fit(data: Path, out: Path) -> None:
+    """Fit every region and the arrival burstiness; write the parameters atomically."""
     regions = {}
     for r in REGIONS:
         loc, weather = read_weather(data / f"weather/{r}_2023.csv")
@@ -145,21 +168,21 @@ def main() -> None:
         }
     conv = read_trace(data / "traces/azure_llm_inference_2023_conv.csv")
     params = {
-        "source": "Fitted by scripts/calibrate.py on shared/data (SOURCES.md): 2023 hourly "
-                  "prices (Electricity Maps/GridStatus via HPE sustain-cluster), Open-Meteo "
-                  "weather, Electricity Maps carbon intensity, Azure LLM inference trace "
-                  "2023 (conversation).",
+        "source": "Fitted by scripts/calibrate.py on public 2023 data (data card jemas3.md): "
+                  "hourly prices (Electricity Maps/GridStatus via HPE sustain-cluster), "
+                  "Open-Meteo weather, Electricity Maps carbon intensity, Azure LLM "
+                  "inference trace 2023 (conversation).",
         "regions": regions,
         "arrivals": fit_burstiness(conv),
     }
-    Path(args.out).write_text(json.dumps(params, indent=1) + "\n")
+    atomic_write_text(out, json.dumps(params, indent=1) + "\n")
     for r, p in regions.items():
         s = p["price"]["seasons"]
         print(f"{r:6s} price level (JJA) ${np.exp(s['JJA']['log_level_mu']):.1f}/MWh, "
               f"spike rate JJA {s['JJA']['spike_prob']:.4f}/h, "
               f"max spike ratio {p['price']['spike_ratio_quantiles'][-1]}")
     print("arrivals", params["arrivals"])
-    print("wrote", args.out)
+    print("wrote", out)
 
 
 if __name__ == "__main__":

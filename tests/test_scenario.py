@@ -42,6 +42,27 @@ def test_default_day_round_trips_through_toml(tmp_path):
             np.testing.assert_array_equal(value, getattr(b, key), err_msg=key)
 
 
+def test_exported_day_writes_each_array_on_one_line(tmp_path):
+    """Issue 15: the export wrote one number a line (4,584 lines for a day)."""
+    sc = get_scenario("jemas-3", 4)
+    save_scenario(sc, tmp_path / "day.toml")
+    lines = (tmp_path / "day.toml").read_text().splitlines()
+    assert len(lines) < 250, len(lines)
+    # Every 288-slot series is one line: 3 sites x 3 series and 6 classes' arrivals.
+    series = [ln for ln in lines if ln.count(",") == 287]
+    assert len(series) == 3 * 3 + 6
+    assert sorted({ln.split(" = ")[0] for ln in series}) == [
+        "arrivals", "carbon_intensity", "price", "renewable_kw"]
+    assert "transfer_cost = [[0.0, 0.0002, 0.0002], [0.0002, 0.0, 0.0002], " \
+           "[0.0002, 0.0002, 0.0]]" in lines
+    assert [f.name for f in tmp_path.iterdir()] == ["day.toml"]     # no temporary left
+    back = load_scenario(tmp_path / "day.toml")
+    a, b = compile_scenario(sc), compile_scenario(back)
+    for key, value in a.arrays().items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, getattr(b, key), err_msg=key)
+
+
 def test_series_from_csv_and_hourly_values(tiny, tmp_path):
     (tmp_path / "p.csv").write_text("hour,usd\n0,10\n1,20\n2,30\n3,40\n")
     tiny["horizon"].update(slot_minutes=30, slots=4)
@@ -73,7 +94,7 @@ def test_site_level_hourly_flag_applies_to_inline_series(tiny):
     ({"csv": "p.csv", "column": "nope"}, "sites[0].price.column: no such column in p.csv"),
     ({"csv": "p.csv", "column": "usd", "start": 3}, "p.csv has 4 rows, 2 needed from row 3"),
     ({"csv": "p.csv", "colum": "usd"}, "sites[0].price.colum: unknown key (did you mean"),
-    ({"csv": "p.csv", "column": "txt"}, "non-numeric value in p.csv row 1, got 'x'"),
+    ({"csv": "p.csv", "column": "txt"}, "non-numeric or missing value in p.csv row 1 ("),
 ])
 def test_csv_series_errors(tiny, tmp_path, spec, expected):
     from optsched.errors import ScenarioError

@@ -173,3 +173,144 @@ def test_cli_rejects_bad_toml_and_unknown_scenario(tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 2, (args, out.stderr)
         assert "Traceback" not in out.stderr and out.stderr.startswith("optsched: ")
+
+
+# Degenerate inputs (issue 14): each must be a one-line ScenarioError that names its key,
+# not a traceback later (steps = [] crashed in the quality check; clocks = [] validated
+# and then broke every solver; an empty or multi-line name produced a misleading error).
+DEGENERATE = [
+    ("empty steps", set_(["horizon", "steps"], []), "horizon.steps"),
+    ("empty clocks", set_(["horizon", "clocks"], []), "horizon.clocks"),
+    ("empty sites", set_(["sites"], []), "sites"),
+    ("empty classes", set_(["classes"], []), "classes"),
+    ("empty models", set_(["models"], []), "models"),
+    ("zero slots", set_(["horizon", "slots"], 0), "horizon.slots"),
+    ("zero slot minutes", set_(["horizon", "slot_minutes"], 0), "horizon.slot_minutes"),
+    ("zero step", set_(["horizon", "steps"], [0, 10]), "horizon.steps[0]"),
+    ("zero clock", set_(["horizon", "clocks"], [0.0, 1.0]), "horizon.clocks[0]"),
+    ("nan clock", set_(["horizon", "clocks"], [math.nan]), "horizon.clocks[0]"),
+    ("negative carbon price", set_(["horizon", "carbon_price"], -1.0), "horizon.carbon_price"),
+    ("nan carbon price", set_(["horizon", "carbon_price"], math.nan), "horizon.carbon_price"),
+    ("zero step time", set_(["models", 0, "step_time_s"], 0.0), "models[0].step_time_s"),
+    ("negative step energy", set_(["models", 0, "step_energy_j"], -1.0),
+     "models[0].step_energy_j"),
+    ("zero deadline", set_(["classes", 0, "deadline_s"], 0.0), "classes[0].deadline_s"),
+    ("nan revenue", set_(["classes", 0, "revenue_per_job"], math.nan),
+     "classes[0].revenue_per_job"),
+    ("zero battery capacity", set_(["sites", 0, "battery", "capacity_kwh"], 0.0),
+     "sites[0].battery.capacity_kwh"),
+    ("zero util cap", set_(["sites", 0, "util_cap"], 0.0), "sites[0].util_cap"),
+    ("empty price list", set_(["sites", 0, "price"], []), "sites[0].price"),
+    ("empty price table", set_(["sites", 0, "price"], {}), "sites[0].price"),
+    ("empty arrivals", set_(["classes", 0, "arrivals"], []), "classes[0].arrivals"),
+    ("empty matrix", set_(["network"], {"transfer_cost": []}), "network.transfer_cost"),
+    ("empty matrix row", set_(["network"], {"transfer_latency_s": [[]]}),
+     "network.transfer_latency_s"),
+    ("empty site name", set_(["sites", 0, "name"], ""), "sites[0].name"),
+    ("blank model name", set_(["models", 0, "name"], "  "), "models[0].name"),
+    ("empty class name", set_(["classes", 0, "name"], ""), "classes[0].name"),
+    ("multi-line site name", set_(["sites", 0, "name"], "a\nb"), "sites[0].name"),
+    ("empty csv path", set_(["sites", 0, "price"], {"csv": ""}), "sites[0].price.csv"),
+]
+
+
+@pytest.mark.parametrize(("label", "fn", "key"), DEGENERATE, ids=[c[0] for c in DEGENERATE])
+def test_degenerate_input_is_a_one_line_error_naming_its_key(label, fn, key):
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(mutate(fn))
+    message = str(info.value)
+    assert message.startswith(f"{key}: "), message
+    assert "\n" not in message and "\r" not in message
+
+
+def test_cli_refuses_empty_steps_and_clocks_with_exit_2(tmp_path):
+    from optsched.scenario import dumps_scenario
+
+    good = dumps_scenario(scenario_from_dict(TINY))
+    for key, line in (("steps", "steps = [10, 30]"), ("clocks", "clocks = [0.5, 1.0]")):
+        assert line in good
+        bad = tmp_path / f"no-{key}.toml"
+        bad.write_text(good.replace(line, f"{key} = []"))
+        out = subprocess.run([sys.executable, "-m", "optsched.cli", "scenario", "validate",
+                              str(bad)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.strip() == f"optsched: horizon.{key}: must list at least one " \
+                                     "value, got [] (0 items)"
+
+
+# CSV references: resolved against the scenario's folder, confined to it unless allowed,
+# and no error ever shows what the file contains.
+def _with_csv(tmp_path, csv, column="usd"):
+    raw = copy.deepcopy(TINY)
+    raw["sites"][0]["price"] = {"csv": str(csv), "column": column}
+    return raw
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """<tmp>/scenario/ holds the scenario; <tmp>/outside.csv lies beside it."""
+    inside = tmp_path / "scenario"
+    inside.mkdir()
+    (inside / "p.csv").write_text("usd\n10\n20\n")
+    (tmp_path / "outside.csv").write_text("usd\n30\n40\n")
+    return inside
+
+
+@pytest.mark.parametrize("csv", ["../outside.csv", "ABSOLUTE", "sub/../../outside.csv",
+                                 "link.csv"])
+def test_csv_paths_leaving_the_scenario_folder_are_refused(folders, csv):
+    if csv == "ABSOLUTE":
+        csv = str(folders.parent / "outside.csv")
+    (folders / "link.csv").symlink_to(folders.parent / "outside.csv")
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(_with_csv(folders, csv), folders)
+    message = str(info.value)
+    assert message.startswith("sites[0].price.csv: must be a path inside the scenario's "
+                              "folder") and "\n" not in message
+    assert "allow" in message
+    # Allowed explicitly, the same reference reads the file.
+    sc = scenario_from_dict(_with_csv(folders, csv), folders, allow_outside=True)
+    assert sc.sites[0].price == [30.0, 40.0]
+
+
+def test_csv_paths_resolve_against_the_scenario_file_not_the_working_directory(
+        folders, monkeypatch, tmp_path):
+    from optsched.scenario import dumps_scenario, load_scenario
+
+    text = dumps_scenario(scenario_from_dict(TINY)).replace(
+        "price = [100.0, 200.0]", 'price = { csv = "p.csv", column = "usd" }')
+    (folders / "s.toml").write_text(text)
+    monkeypatch.chdir(tmp_path)                  # p.csv is not in the working directory
+    assert load_scenario(folders / "s.toml").sites[0].price == [10.0, 20.0]
+    (folders / "s.toml").write_text(text.replace('"p.csv"', '"../outside.csv"'))
+    with pytest.raises(ScenarioError, match="must be a path inside"):
+        load_scenario(folders / "s.toml")
+    assert load_scenario(folders / "s.toml", allow_outside=True).sites[0].price == [30.0, 40.0]
+
+
+SECRET = "TOKEN=hunter2-do-not-print"
+
+
+@pytest.mark.parametrize(("content", "column", "expected"), [
+    (f"{SECRET}\n1,2\n3,4,5\n", "usd", "p.csv cannot be parsed as CSV at line 3"),
+    (f'{SECRET}\n"1,2\n', "usd", "p.csv cannot be parsed as CSV"),
+    (f"{SECRET},usd\n1,2\n3,4\n", "missing", "no such column in p.csv (it has 2 columns)"),
+    (f"{SECRET},other\n1,2\n3,4\n", None, "p.csv has 2 numeric columns"),
+    (f"usd\n{SECRET}\n3\n", "usd", "non-numeric or missing value in p.csv row 0"),
+    ("", "usd", "p.csv has no CSV header or rows"),
+])
+def test_csv_errors_never_echo_the_file(folders, content, column, expected):
+    (folders / "p.csv").write_text(content)
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(_with_csv(folders, "p.csv", column), folders)
+    message = str(info.value)
+    assert expected in message, message
+    assert "hunter2" not in message and "TOKEN" not in message
+    assert "\n" not in message
+
+
+def test_binary_csv_is_one_line(folders):
+    (folders / "p.csv").write_bytes(b"\xff\xfe" + SECRET.encode() + b"\n\x00\x81\n")
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(_with_csv(folders, "p.csv"), folders)
+    assert str(info.value) == "sites[0].price.csv: p.csv is not UTF-8 text"

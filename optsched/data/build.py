@@ -1,4 +1,4 @@
-"""Build a scenario for a real calendar day from CSV files in the formats of ../shared/data.
+"""Build a scenario for a real calendar day from hourly CSV files (formats: readers.py).
 
 The base gives everything static (models, sites, classes, network) and, for the embedded
 family, each site's region, PV size and arrival profile. Real files then replace the
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from optsched.data import generator as gen
 from optsched.data.readers import (
+    PRICE_CLOCKS,
     PriceClock,
     counts_per_slot,
     on_clock,
@@ -37,23 +39,71 @@ def trace_pattern(trace_path: str | Path, slot_minutes: int, slots: int) -> np.n
     return np.resize(counts / counts.mean(), slots)
 
 
-def _files(data_dir: Path | None, kind: str, regions: dict[str, str],
-           explicit: dict[str, Path]) -> dict[str, Path]:
-    out = {site: data_dir / kind / f"{region}_2023.csv"
-           for site, region in regions.items()} if data_dir else {}
-    out.update(explicit)
+KINDS = ("prices", "weather", "carbon")
+FILE_PATTERN = "{region}_{year}.csv"
+
+
+def find_files(data_dir: Path, kind: str, regions: dict[str, str], year: int,
+               pattern: str = FILE_PATTERN) -> dict[str, Path]:
+    """Each site's file <data_dir>/<kind>/<pattern> for the day's year; a missing one is
+    an error naming the file looked for."""
+    folder = Path(data_dir) / kind
+    out = {}
+    for site, region in regions.items():
+        try:
+            name = pattern.format(region=region, year=year)
+        except (KeyError, IndexError, ValueError):
+            raise ScenarioError("--pattern", "may use only {region} and {year}",
+                                pattern) from None
+        if not (folder / name).is_file():
+            raise ScenarioError("--data-dir", f"no {kind} file for site {site} in "
+                                f"{year} (looked for {str(folder / name)!r})")
+        out[site] = folder / name
+    return out
+
+
+def price_clocks(sites: list[str], spec: PriceClock | Mapping[str, str]) -> dict[str, str]:
+    """One clock mode per site: a single mode for all, or a mapping site -> mode in which
+    the key "*" (if present) sets the mode of the sites it does not name ("auto" else)."""
+    mapping = {"*": spec} if isinstance(spec, str) else dict(spec)
+    for site, mode in mapping.items():
+        if site != "*" and site not in sites:
+            raise ScenarioError("--price-clock", f"unknown site (known: {', '.join(sites)})",
+                                site)
+        if mode not in PRICE_CLOCKS:
+            raise ScenarioError("--price-clock", f"must be one of {', '.join(PRICE_CLOCKS)}",
+                                mode)
+    default = mapping.get("*", "auto")
+    return {site: mapping.get(site, default) for site in sites}
+
+
+def parse_price_clock(values: list[str]) -> dict[str, str]:
+    """Command-line form -> the mapping `price_clocks` takes: each value is MODE (all
+    sites not named otherwise) or SITE=MODE; the last of repeated keys wins."""
+    out: dict[str, str] = {}
+    for value in values:
+        site, sep, mode = value.rpartition("=")
+        key = site if sep else "*"
+        if sep and not site:
+            raise ScenarioError("--price-clock", "must be MODE or SITE=MODE", value)
+        out[key] = mode
     return out
 
 
 def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
               prices: dict[str, Path] | None = None, weather: dict[str, Path] | None = None,
               carbon: dict[str, Path] | None = None, pv_kwp: dict[str, float] | None = None,
-              trace: Path | None = None, price_clock: PriceClock = "auto") -> dict:
+              trace: Path | None = None,
+              price_clock: PriceClock | Mapping[str, str] = "auto",
+              pattern: str = FILE_PATTERN) -> dict:
     """A raw scenario mapping for `date` (validate it with the scenario loader).
 
     `base` is a raw mapping: the embedded family's (with its [family] table) or a TOML
-    file's. With `data_dir`, each site reads <data_dir>/<kind>/<region>_2023.csv, the region
-    being the family's mapping or the site's name; explicit per-site paths override.
+    file's. With `data_dir`, each site reads <data_dir>/<kind>/<pattern>, by default
+    `{region}_{year}.csv` for the date's year, the region being the family's mapping or
+    the site's name; explicit per-site paths (`prices`, `weather`, `carbon`) override or
+    replace it. `price_clock` is one mode or a per-site mapping (see `price_clocks`);
+    `auto` detects a shifted price file from its own rows (readers.detect_price_clock).
     """
     raw = json.loads(json.dumps(base))
     fam = raw.pop("family", {})
@@ -65,26 +115,38 @@ def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
     tz = fam.get("reference_tz", "America/New_York")
     times = gen.slot_times(date, slots, minutes, tz)
     start = times[0]
-    price_files = _files(data_dir, "prices", regions, prices or {})
-    weather_files = _files(data_dir, "weather", regions, weather or {})
-    carbon_files = _files(data_dir, "carbon", regions, carbon or {})
+    clocks = price_clocks(sites, price_clock)
+    found: dict[str, dict[str, Path]] = {}
+    for kind, given in zip(KINDS, (prices, weather, carbon), strict=True):
+        given = dict(given or {})
+        for site in given:
+            if site not in sites:
+                raise ScenarioError(f"--{kind}", f"unknown site (known: {', '.join(sites)})",
+                                    site)
+        rest = {s: r for s, r in regions.items() if s not in given}
+        found[kind] = {**given, **(find_files(data_dir, kind, rest, date.year, pattern)
+                                   if data_dir else {})}
+    price_files, weather_files, carbon_files = (found[kind] for kind in KINDS)
     tz_of: dict[str, str] = {}
     for site in raw["sites"]:
         name = site["name"]
         if name in price_files:
-            series = read_prices(price_files[name], clock=price_clock)
-            site["price"] = _round(on_clock(series, start, slots, minutes), 3)
+            series = read_prices(price_files[name], clock=clocks[name])
+            site["price"] = _round(on_clock(series, start, slots, minutes,
+                                            str(price_files[name])), 3)
         if name in carbon_files:
-            site["carbon_intensity"] = _round(
-                on_clock(read_carbon(carbon_files[name]), start, slots, minutes), 1)
+            site["carbon_intensity"] = _round(on_clock(
+                read_carbon(carbon_files[name]), start, slots, minutes,
+                str(carbon_files[name])), 1)
         if name in weather_files:
             loc, frame = read_weather(weather_files[name])
             tz_of[name] = loc.timezone
             if name in pv_kwp:
-                cloud = on_clock(frame["cloudcover_pct"], start, slots, minutes)
+                cloud = on_clock(frame["cloudcover_pct"], start, slots, minutes,
+                                 str(weather_files[name]))
                 site["renewable_kw"] = _round(
                     gen.pv_slots(pv_kwp[name], loc, times, cloud, minutes), 4)
-    pattern = trace_pattern(trace, minutes, slots) if trace else np.ones(slots)
+    shape = trace_pattern(trace, minutes, slots) if trace else np.ones(slots)
     for cl in raw["classes"]:
         if "peak_jobs" in fam:          # the family's diurnal profile, no random bursts
             home_tz = tz_of.get(cl["home"], tz)
@@ -96,7 +158,7 @@ def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
         else:
             raise ScenarioError(f"classes.{cl['name']}.arrivals", "the base must give one "
                                 "value per slot to build a real day from")
-        cl["arrivals"] = [float(v) for v in np.round(base_arrivals * pattern)]
+        cl["arrivals"] = [float(v) for v in np.round(base_arrivals * shape)]
     raw["name"] = f"{raw.get('name', 'scenario')}/{date.isoformat()}"
     raw["description"] = (f"{raw.get('description', '')}; real data of {date.isoformat()}"
                           f"{' with trace ' + Path(trace).name if trace else ''}").lstrip("; ")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from optsched.errors import ScenarioError
 from optsched.scenario.compile import Compiled, compile_scenario
@@ -10,6 +12,7 @@ from optsched.scenario.load import (
     dumps_scenario,
     load_scenario,
     loads_scenario,
+    read_toml,
     save_scenario,
     scenario_from_dict,
 )
@@ -22,17 +25,46 @@ def is_embedded(source: str | Path) -> bool:
     return str(source) in EMBEDDED
 
 
-def get_scenario(source: str | Path, day: int | None = None) -> Scenario:
-    """An embedded family's day (first held-out day by default) or a TOML file."""
+def get_scenario(source: str | Path, day: int | None = None, allow_outside: bool = False
+                 ) -> Scenario:
+    """An embedded family's day (first held-out day by default) or a TOML file (whose CSV
+    files must lie in its folder unless `allow_outside`)."""
     if is_embedded(source):
         from optsched.scenario.jemas3 import jemas3
         return jemas3(day)
     if day is not None:
         raise ScenarioError("--day", "only applies to embedded scenarios "
                             f"({', '.join(EMBEDDED)}); a TOML file is one horizon", day)
-    return load_scenario(source)
+    return load_scenario(source, allow_outside)
 
 
-__all__ = ["Compiled", "Scenario", "compile_scenario", "dumps_scenario", "get_scenario",
-           "is_embedded", "load_scenario", "loads_scenario", "save_scenario",
-           "scenario_from_dict", "EMBEDDED"]
+def family_fingerprint(source: str | Path) -> str | None:
+    """A digest of everything an embedded family's days are generated from (its files and
+    the generator's code), for caches of its days; None for a TOML file."""
+    if not is_embedded(source):
+        return None
+    from optsched.scenario.jemas3 import fingerprint
+    return fingerprint()
+
+
+def build_scenario(date: dt.date, base: str | Path = "jemas-3", *,
+                   allow_outside: bool = False, **data: Any) -> Scenario:
+    """A validated scenario for a real calendar day: `base` (an embedded family or a TOML
+    file) with its series read from real files; `data` is passed to
+    `optsched.data.build.build_day` (data_dir, prices, weather, carbon, pv_kwp, trace,
+    price_clock, pattern)."""
+    from optsched.data.build import build_day
+
+    if is_embedded(base):
+        from optsched.scenario.jemas3 import base as family_base
+        raw, base_dir = family_base(), Path(".")
+    else:
+        path = Path(base)
+        raw, base_dir = read_toml(path, "--base"), path.parent
+        raw.setdefault("name", path.stem)
+    return scenario_from_dict(build_day(raw, date, **data), base_dir, allow_outside)
+
+
+__all__ = ["Compiled", "Scenario", "build_scenario", "compile_scenario", "dumps_scenario",
+           "family_fingerprint", "get_scenario", "is_embedded", "load_scenario",
+           "loads_scenario", "read_toml", "save_scenario", "scenario_from_dict", "EMBEDDED"]

@@ -1,5 +1,5 @@
 """Scenario -> `Compiled`: the numpy arrays every solver, the environment and the evaluator
-build from, so MODEL.md's derived quantities are computed once, here.
+build from, so the model's derived quantities (docs/model.md) are computed once, here.
 
 Axes: i site, k class, o option = (site, steps, clock) in that nesting order, t slot.
 """
@@ -81,10 +81,10 @@ class Compiled:
     renewable: F              # [I, T] kW available
     pue: F                    # [I, T]
     ci: F                     # [I, T] gCO2/kWh
-    terminal_price: F         # [I] $/kWh for a terminal soc shortfall (MODEL.md 9)
+    terminal_price: F         # [I] $/kWh for a terminal soc shortfall (docs/model.md)
 
     @property
-    def I(self) -> int:  # noqa: E743 - MODEL.md's symbol
+    def I(self) -> int:  # noqa: E743 - the model's symbol
         return len(self.sites)
 
     @property
@@ -109,7 +109,7 @@ class Compiled:
 
 
 def backlog_cap(arrivals: F, max_wait: I_) -> F:
-    """q[k, t] <= sum of arrivals of slots t-D_k+1..t (MODEL.md 2, sparse form); 0 at T-1."""
+    """q[k, t] <= sum of arrivals of slots t-D_k+1..t (docs/model.md, sparse form); 0 at T-1."""
     K, T = arrivals.shape
     csum = np.concatenate([np.zeros((K, 1)), np.cumsum(arrivals, axis=1)], axis=1)
     t = np.arange(T)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import tomllib
 from importlib import resources
@@ -29,6 +30,18 @@ def base() -> dict:
 @functools.cache
 def params() -> dict:
     return json.loads((_DEFAULTS / "jemas3_params.json").read_text())
+
+
+@functools.cache
+def fingerprint() -> str:
+    """sha256 of the family's definition: its static base, its fitted parameters and the
+    generator code that turns them into days. Caches of generated days key on it."""
+    digest = hashlib.sha256()
+    for name in ("jemas3.toml", "jemas3_params.json"):
+        digest.update((_DEFAULTS / name).read_bytes())
+    for mod in ("generator.py", "solar.py"):
+        digest.update((resources.files("optsched.data") / mod).read_bytes())
+    return digest.hexdigest()
 
 
 def n_days() -> int:

@@ -11,15 +11,20 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import re
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import tomli_w
 from pydantic import BaseModel, ValidationError
 
+from optsched.data.readers import read_csv_file
 from optsched.errors import ScenarioError
+from optsched.io import atomic_write_text
 from optsched.scenario.schema import Horizon, Scenario, check_semantics
 
 # Series keys per table, and whether a single number is accepted for the whole horizon.
@@ -57,48 +62,64 @@ def _expand(values: list[float], hourly: bool, slots: int, slot_minutes: int, pa
     return [v for v in values for _ in range(per_hour)][:slots]
 
 
-def _read_csv_column(spec: dict, path: str, base_dir: Path, rows: int) -> list[float]:
-    csv = spec.get("csv")
-    if not isinstance(csv, str):
+def csv_path(csv: Any, path: str, base_dir: Path, allow_outside: bool = False) -> Path:
+    """A series' CSV reference -> the file, relative to the scenario's folder. A path that
+    is absolute or leaves that folder (through `..` or a symbolic link) is refused unless
+    `allow_outside`: a scenario shared with you should not read your other files."""
+    if not isinstance(csv, str) or not csv:
         raise ScenarioError(f"{path}.csv", "must be a file path (string)", csv)
-    file = (base_dir / csv).resolve()
+    base = Path(base_dir).resolve()
+    file = (base / csv).resolve()
+    if not allow_outside and (Path(csv).is_absolute() or not file.is_relative_to(base)):
+        raise ScenarioError(f"{path}.csv", "must be a path inside the scenario's folder "
+                            f"({str(base)!r}); allow files elsewhere explicitly "
+                            "(allow_outside=True, --allow-outside-paths)", csv)
     if not file.is_file():
-        raise ScenarioError(f"{path}.csv", f"file not found ({file})", csv)
+        raise ScenarioError(f"{path}.csv", f"file not found (looked for {str(file)!r})", csv)
+    return file
+
+
+def _read_csv_column(spec: dict, path: str, base_dir: Path, rows: int,
+                     allow_outside: bool = False) -> list[float]:
+    """One column of a CSV file. Errors name the key, the file and a row, never the file's
+    contents (not even its header: a scenario may point at any file)."""
+    csv = spec.get("csv")
+    file = csv_path(csv, path, base_dir, allow_outside)
     column = spec.get("column")
-    try:
-        frame = pd.read_csv(file, comment="#")
-    except (ValueError, OSError) as exc:
-        raise ScenarioError(f"{path}.csv", f"cannot be read as CSV ({exc})", csv) from None
-    if column is None:
-        numeric = frame.select_dtypes("number").columns
-        if len(numeric) != 1:
-            raise ScenarioError(f"{path}.column", "missing; the file has several numeric "
-                                f"columns: {', '.join(map(str, numeric))}")
-        column = numeric[0]
-    if column not in frame.columns:
-        raise ScenarioError(f"{path}.column", f"no such column in {csv} "
-                            f"(columns: {', '.join(map(str, frame.columns))})", column)
+    if column is not None and not isinstance(column, str):
+        raise ScenarioError(f"{path}.column", "must be a column name (string)", column)
     start = spec.get("start", 0)
     if not isinstance(start, int) or isinstance(start, bool) or start < 0:
         raise ScenarioError(f"{path}.start", "must be a row index >= 0", start)
     scale = spec.get("scale", 1.0)
     if not _is_number(scale) or not math.isfinite(scale):
         raise ScenarioError(f"{path}.scale", "must be a finite number", scale)
+    frame = read_csv_file(file, f"{path}.csv", comment="#")
+    if column is None:
+        numeric = frame.select_dtypes("number").columns
+        if len(numeric) != 1:
+            raise ScenarioError(f"{path}.column", f"missing; {file.name} has {len(numeric)} "
+                                "numeric columns, so name one")
+        column = numeric[0]
+    if column not in frame.columns:
+        raise ScenarioError(f"{path}.column", f"no such column in {file.name} (it has "
+                            f"{len(frame.columns)} columns)", column)
     col = pd.to_numeric(frame[column], errors="coerce")
     if len(col) < start + rows:
-        raise ScenarioError(f"{path}.start", f"{csv} has {len(col)} rows, {rows} needed "
-                            f"from row {start}", start)
+        raise ScenarioError(f"{path}.start", f"{file.name} has {len(col)} rows, {rows} "
+                            f"needed from row {start}", start)
     window = col.iloc[start:start + rows]
-    bad = window[window.isna()]
+    bad = window[~np.isfinite(window.to_numpy(float))]
     if len(bad):
-        row = int(bad.index[0])
-        raise ScenarioError(f"{path}.column", f"non-numeric value in {csv} row {row}",
-                            frame[column].iloc[row])
+        raise ScenarioError(f"{path}.column", f"non-numeric or missing value in "
+                            f"{file.name} row {int(bad.index[0])} (rows count from 0, "
+                            "as start does)")
     return [float(v) * float(scale) for v in window]
 
 
 def resolve_series(raw: Any, path: str, horizon: Horizon, base_dir: Path,
-                   scalar_ok: bool = False, hourly: bool = False) -> list[float] | Any:
+                   scalar_ok: bool = False, hourly: bool = False,
+                   allow_outside: bool = False) -> list[float] | Any:
     """One series in any accepted form -> one float per slot. Bad types are left for
     pydantic to name, except inside the forms this function owns."""
     T, minutes = horizon.slots, horizon.slot_minutes
@@ -120,11 +141,11 @@ def resolve_series(raw: Any, path: str, horizon: Horizon, base_dir: Path,
             if "csv" in raw:
                 raise ScenarioError(path, "give either values or csv, not both")
             return resolve_series(raw["values"], f"{path}.values", horizon, base_dir,
-                                  scalar_ok, hourly)
+                                  scalar_ok, hourly, allow_outside)
         if "csv" not in raw:
             raise ScenarioError(path, "a series table needs values = [...] or csv = \"file\"")
         rows = math.ceil(T * minutes / 60) if hourly else T
-        values = _read_csv_column(raw, path, base_dir, rows)
+        values = _read_csv_column(raw, path, base_dir, rows, allow_outside)
         return _expand(values, hourly, T, minutes, path)
     return raw  # a wrong type: pydantic reports it with the path
 
@@ -134,7 +155,7 @@ def _unknown_hint(key: str, known: set[str] | list[str]) -> str:
     return "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
 
 
-def _resolve_all(raw: dict, base_dir: Path) -> dict:
+def _resolve_all(raw: dict, base_dir: Path, allow_outside: bool = False) -> dict:
     data = copy.deepcopy(raw)
     try:
         horizon = Horizon.model_validate(data.get("horizon", {}))
@@ -153,7 +174,7 @@ def _resolve_all(raw: dict, base_dir: Path) -> dict:
             for skey, scalar_ok in series_keys.items():
                 if skey in item:
                     item[skey] = resolve_series(item[skey], f"{key}[{j}].{skey}", horizon,
-                                                base_dir, scalar_ok, hourly)
+                                                base_dir, scalar_ok, hourly, allow_outside)
     return data
 
 
@@ -196,11 +217,14 @@ def _fields_at(loc: tuple) -> list[str]:
     return list(model.model_fields) if model else []
 
 
-def scenario_from_dict(raw: dict, base_dir: Path | str = ".") -> Scenario:
-    """Validate a raw mapping (as TOML parses it) into a Scenario, or raise ScenarioError."""
+def scenario_from_dict(raw: dict, base_dir: Path | str = ".", allow_outside: bool = False
+                       ) -> Scenario:
+    """Validate a raw mapping (as TOML parses it) into a Scenario, or raise ScenarioError.
+    CSV references resolve against `base_dir` and must stay inside it unless
+    `allow_outside` (see `csv_path`)."""
     if not isinstance(raw, dict):
         raise ScenarioError("", "a scenario must be a table of keys", raw)
-    data = _resolve_all(raw, Path(base_dir))
+    data = _resolve_all(raw, Path(base_dir), allow_outside)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -209,25 +233,40 @@ def scenario_from_dict(raw: dict, base_dir: Path | str = ".") -> Scenario:
     return scenario
 
 
-def load_scenario(source: str | Path) -> Scenario:
-    """A TOML file path -> Scenario. Embedded names are resolved by `optsched.scenario.get`."""
+def read_toml(source: str | Path, key: str = "SCENARIO") -> dict:
+    """A TOML file's raw mapping, with a one-line error (the parser's position, never the
+    file's text) if it is missing or not TOML."""
     path = Path(source)
     if not path.is_file():
-        raise ScenarioError("SCENARIO", "no such file or embedded scenario", str(source))
+        raise ScenarioError(key, "no such file or embedded scenario", str(source))
     try:
-        raw = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ScenarioError(str(path), f"not valid TOML ({exc})") from None
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ScenarioError(str(path), "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(str(path), f"not valid TOML ({_one_line(exc)})") from None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def load_scenario(source: str | Path, allow_outside: bool = False) -> Scenario:
+    """A TOML file path -> Scenario. Embedded names are resolved by `optsched.scenario.get`.
+    CSV files it names must lie in its folder unless `allow_outside`."""
+    path = Path(source)
+    raw = read_toml(path)
     raw.setdefault("name", path.stem)
-    return scenario_from_dict(raw, path.parent)
+    return scenario_from_dict(raw, path.parent, allow_outside)
 
 
-def loads_scenario(text: str, base_dir: Path | str = ".") -> Scenario:
+def loads_scenario(text: str, base_dir: Path | str = ".", allow_outside: bool = False
+                   ) -> Scenario:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError("", f"not valid TOML ({exc})") from None
-    return scenario_from_dict(raw, base_dir)
+        raise ScenarioError("", f"not valid TOML ({_one_line(exc)})") from None
+    return scenario_from_dict(raw, base_dir, allow_outside)
 
 
 def scenario_to_dict(sc: Scenario) -> dict:
@@ -241,13 +280,35 @@ def scenario_to_dict(sc: Scenario) -> dict:
     return data
 
 
+def _inline_array(values: list) -> str:
+    """A TOML array of scalars (or of such arrays) on one line, each scalar as tomli_w
+    writes it."""
+    return "[" + ", ".join(_inline_array(v) if isinstance(v, list)
+                           else tomli_w.dumps({"v": v})[4:].rstrip("\n")
+                           for v in values) + "]"
+
+
 def dumps_scenario(sc: Scenario) -> str:
-    return tomli_w.dumps(scenario_to_dict(sc))
+    """The scenario as TOML, every array of values on one line (tomli_w would write one
+    value a line: 4,584 lines for a day of 5-minute slots). Arrays are swapped for unique
+    placeholder strings, tomli_w writes the rest, and the placeholders are swapped back."""
+    token = uuid.uuid4().hex
+    arrays: list[str] = []
+
+    def swap(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: swap(v) for k, v in node.items()}
+        if isinstance(node, list) and node and all(isinstance(v, dict) for v in node):
+            return [swap(v) for v in node]                    # an array of tables
+        if isinstance(node, list):
+            arrays.append(_inline_array(node))
+            return f"{token}-{len(arrays) - 1}"
+        return node
+
+    text = tomli_w.dumps(swap(scenario_to_dict(sc)))
+    return re.sub(f'"{token}-(\\d+)"', lambda m: arrays[int(m.group(1))], text)
 
 
 def save_scenario(sc: Scenario, path: str | Path) -> None:
     """Write atomically: a failed write leaves no half-written file behind."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(dumps_scenario(sc))
-    tmp.replace(path)
+    atomic_write_text(path, dumps_scenario(sc))

@@ -1,8 +1,9 @@
 """The typed scenario: field-level rules in pydantic, cross-field rules in `check_semantics`.
 
-Names follow ../shared/spec/MODEL.md and INTERFACES.md. Time series are already resolved
-to one float per slot here (the loader turns CSV references and hourly lists into lists),
-so everything downstream sees plain numbers.
+Names follow the model (docs/model.md) and the file format (docs/scenario.md). Time series
+are already resolved
+to one float per slot here (the loader turns CSV references and hourly lists into
+lists), so everything downstream sees plain numbers.
 """
 
 from __future__ import annotations
@@ -36,6 +37,27 @@ def _int_range(lo: int, hi: int):
     return Annotated[int, AfterValidator(check)]
 
 
+def _nonempty(v: list) -> list:
+    """must list at least one value
+
+    (An empty steps or clocks list leaves no option to serve a job with.)"""
+    if not v:
+        raise ValueError("must list at least one value")
+    return v
+
+
+def _name(v: str) -> str:
+    """must be a non-empty name, printable on one line
+
+    (Names key options, tables and error messages.)"""
+    if not v.strip():
+        raise ValueError("must be a non-empty name")
+    if not v.isprintable():
+        raise ValueError("must be printable on one line (no control characters)")
+    return v
+
+
+Name = Annotated[str, AfterValidator(_name)]
 Fraction = _range(0.0, 1.0, lo_open=True)              # (0, 1]: efficiencies, util_cap
 Unit = _range(0.0, 1.0)                                # [0, 1]
 Money = _range(0.0, 1e4)                               # $ per job / per kW / per kWh
@@ -61,7 +83,7 @@ class Quality(Strict):
 
 
 class ModelProfile(Strict):
-    name: str
+    name: Name
     step_time_s: _range(0.0, 60.0, lo_open=True)
     fixed_time_s: _range(0.0, 600.0) = 0.0
     step_energy_j: _range(0.0, 1e5, lo_open=True)
@@ -84,8 +106,8 @@ class Battery(Strict):
 
 
 class Site(Strict):
-    name: str
-    model: str
+    name: Name
+    model: Name
     gpus: _int_range(0, 10_000_000)
     util_cap: Fraction = 1.0
     pue: list[Pue]
@@ -105,8 +127,8 @@ class Network(Strict):
 
 
 class JobClass(Strict):
-    name: str
-    home: str
+    name: Name
+    home: Name
     kind: Literal["interactive", "deferrable"]
     deadline_s: _range(0.0, 86400.0, lo_open=True) | None = None
     late_penalty: Money | None = None
@@ -121,8 +143,10 @@ class JobClass(Strict):
 class Horizon(Strict):
     slot_minutes: _int_range(1, 1440) = 5
     slots: _int_range(1, 1_000_000) = 288
-    steps: list[_int_range(1, 10_000)] = [6, 10, 14, 18, 22, 26, 30, 34, 38, 42]
-    clocks: list[_range(0.0, 2.0, lo_open=True)] = [0.7, 0.85, 1.0]
+    steps: Annotated[list[_int_range(1, 10_000)], AfterValidator(_nonempty)] = [
+        6, 10, 14, 18, 22, 26, 30, 34, 38, 42]
+    clocks: Annotated[list[_range(0.0, 2.0, lo_open=True)], AfterValidator(_nonempty)] = [
+        0.7, 0.85, 1.0]
     carbon_price: Money = 0.0
 
 
