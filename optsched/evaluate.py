@@ -9,7 +9,6 @@ peak rises, the terminal state-of-charge purchase in the last slot.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,18 +23,20 @@ TERMS = ("revenue", "transfer", "late", "drop", "wait", "energy", "demand", "deg
          "carbon", "terminal")
 
 
-def utility_of(terms: Mapping[str, float] | NDArray[np.float64]) -> NDArray[np.float64]:
+def utility_of(terms: dict[str, float] | NDArray[np.float64]) -> NDArray[np.float64]:
     """Utility from its terms: revenue less every cost. `terms` maps TERMS' names to
     values, or is an array whose last axis follows TERMS. The costs are added one by one
     in TERMS order, so a utility does not depend on how the terms were batched (numpy's
     pairwise sum would round a row of [B, 10] differently from a day's ten totals)."""
-    if isinstance(terms, Mapping):
+    if isinstance(terms, dict):
         terms = [terms[k] for k in TERMS]
     t = np.asarray(terms, dtype=float)
     if t.shape[-1:] != (len(TERMS),):
         raise ValueError(f"terms: expected a last axis of {len(TERMS)} ({', '.join(TERMS)}), "
                          f"got shape {t.shape}")
-    cost = t[..., 1]
+    if t.size <= 64 * len(TERMS):       # a few rows (one env): one sequential call
+        return t[..., 0] - np.add.accumulate(t[..., 1:], axis=-1)[..., -1]
+    cost = t[..., 1]                    # many rows: column adds at memory speed
     for j in range(2, len(TERMS)):
         cost = cost + t[..., j]
     return t[..., 0] - cost
