@@ -15,12 +15,31 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from optsched import physics
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule, gpu_seconds_used, it_kw
 
 TERMS = ("revenue", "transfer", "late", "drop", "wait", "energy", "demand", "degradation",
          "carbon", "terminal")
-COSTS = TERMS[1:]
+
+
+def utility_of(terms: dict[str, float] | NDArray[np.float64]) -> NDArray[np.float64]:
+    """Utility from its terms: revenue less every cost. `terms` maps TERMS' names to
+    values, or is an array whose last axis follows TERMS. The costs are added one by one
+    in TERMS order, so a utility does not depend on how the terms were batched (numpy's
+    pairwise sum would round a row of [B, 10] differently from a day's ten totals)."""
+    if isinstance(terms, dict):
+        terms = [terms[k] for k in TERMS]
+    t = np.asarray(terms, dtype=float)
+    if t.shape[-1:] != (len(TERMS),):
+        raise ValueError(f"terms: expected a last axis of {len(TERMS)} ({', '.join(TERMS)}), "
+                         f"got shape {t.shape}")
+    if t.size <= 64 * len(TERMS):       # a few rows (one env): one sequential call
+        return t[..., 0] - np.add.accumulate(t[..., 1:], axis=-1)[..., -1]
+    cost = t[..., 1]                    # many rows: column adds at memory speed
+    for j in range(2, len(TERMS)):
+        cost = cost + t[..., j]
+    return t[..., 0] - cost
 
 
 @dataclass(frozen=True)
@@ -56,8 +75,8 @@ class Evaluation:
 
     @property
     def slot_utility(self) -> NDArray[np.float64]:
-        sign = np.array([1.0] + [-1.0] * len(COSTS))
-        return sign @ self.slot_terms
+        """Utility of each slot [T]."""
+        return utility_of(self.slot_terms.T)
 
     def slots_frame(self) -> pd.DataFrame:
         """One row per slot: every term and the slot's utility (rows sum to the totals)."""
@@ -72,9 +91,6 @@ class Evaluation:
         index = pd.MultiIndex.from_product([self.site_names, range(T)], names=["site", "slot"])
         return pd.DataFrame({k: v.reshape(-1) for k, v in self.site_series.items()},
                             index=index)
-
-    def summary_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.sites).T.rename_axis("site")
 
     def to_dict(self) -> dict:
         return {
@@ -156,7 +172,7 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
 
     # 4-6 power balance and grid limits
     p_it = it_kw(c, s.x, s.n)
-    p_fac = c.pue * p_it
+    p_fac = physics.facility_kw(c.pue, p_it)
     rhs = p_fac + s.ch - s.dis - s.r
     check("balance", np.abs(s.b - s.z - rhs), p_fac + s.ch + s.dis + s.r, sites)
     check("renewable available", s.r - c.renewable, c.renewable, sites)
@@ -165,7 +181,8 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
 
     # 7 battery
     soc_prev = np.concatenate([c.soc0[:, None], s.soc[:, :-1]], axis=1)
-    soc_expect = soc_prev + c.dt_h * (c.eta_c[:, None] * s.ch - s.dis / c.eta_d[:, None])
+    soc_expect = physics.soc_next(soc_prev, s.ch, s.dis, c.dt_h, c.eta_c[:, None],
+                                  c.eta_d[:, None])
     check("soc recursion", np.abs(s.soc - soc_expect), soc_prev + s.ch + s.dis, sites)
     check("soc min", c.soc_min[:, None] - s.soc, c.soc_min[:, None], sites)
     check("soc max", s.soc - c.soc_max[:, None], c.soc_max[:, None], sites)
@@ -195,7 +212,7 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
         terminal,
     ])
     terms = dict(zip(TERMS, (float(v) for v in slot_terms.sum(axis=1)), strict=True))
-    utility = terms["revenue"] - sum(terms[k] for k in COSTS)
+    utility = utility_of(terms)
 
     total_served = float(served.sum())
     late_jobs = float(np.einsum("ko,kot->", c.late, s.x))

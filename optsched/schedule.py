@@ -11,6 +11,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from optsched import physics
+from optsched.io import atomic_path
 from optsched.scenario.compile import Compiled
 
 F = NDArray[np.float64]
@@ -31,14 +32,6 @@ class Schedule:
     b: F      # [I, T] grid import, kW
     z: F      # [I, T] grid export, kW
 
-    @classmethod
-    def zeros(cls, c: Compiled) -> Schedule:
-        it = (c.I, c.T)
-        return cls(x=np.zeros((c.K, c.O, c.T)), y=np.zeros((c.K, c.T)),
-                   q=np.zeros((c.K, c.T)), n=np.zeros(it), ch=np.zeros(it),
-                   dis=np.zeros(it), soc=np.repeat(c.soc0[:, None], c.T, axis=1),
-                   r=np.zeros(it), b=np.zeros(it), z=np.zeros(it))
-
     def arrays(self) -> dict[str, F]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -46,7 +39,12 @@ class Schedule:
         return Schedule(**{k: v.copy() for k, v in self.arrays().items()})
 
     def save(self, path: str | Path) -> None:
-        np.savez_compressed(path, **self.arrays())
+        """Written atomically; like numpy, a name without `.npz` gets it appended."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, **self.arrays())
 
     @classmethod
     def load(cls, path: str | Path) -> Schedule:

@@ -7,7 +7,7 @@ import pytest
 
 from optsched.env.bank import DayBank
 from optsched.env.core import EnvConfig
-from optsched.env.dispatch import DispatchCore, Dispatcher, continuation
+from optsched.env.dispatch import CAP_RTOL, TAU, DispatchCore, Dispatcher, continuation
 from optsched.evaluate import evaluate
 from optsched.policies import get_policy, rollout
 from optsched.scenario import compile_scenario, scenario_from_dict
@@ -119,18 +119,64 @@ def test_dispatcher_accepts_plain_cores():
     assert x.shape == (2, c.K, c.O) and np.all(x >= 0)
 
 
+def slot_lp(c, t: int, pending: np.ndarray, cap_scale: float = 1.0) -> float:
+    """MODEL.md's one-slot problem as a plain LP (scipy's HiGHS), a second implementation
+    of what the dispatch approximates: serve jobs x[k, o] at their value net of energy
+    (busy energy plus the idle draw of the GPU-time they take, at the slot's price x PUE),
+    let deferrable jobs wait up to the backlog cap at -wait_cost each, drop the rest at
+    -drop_penalty; each site's GPU-seconds are capped. Returns the optimal value ($)."""
+    from scipy.optimize import linprog
+
+    site = c.opt_site
+    kwh = c.busy_kwh + c.idle_kw[site] * c.gpu_s / (3600.0 * c.util_cap[site])
+    net = c.revenue - c.transfer - c.late_cost - kwh * c.pue[site, t] * c.price[site, t] / 1e3
+    may_wait = np.where(c.interactive, 0.0, np.minimum(pending, c.backlog_cap[:, t]))
+    ko = np.argwhere(c.eligible)                     # variables: x[k, o], wait[k], drop[k]
+    n = len(ko) + 2 * c.K
+    a_eq, a_ub = np.zeros((c.K, n)), np.zeros((c.I, n))
+    a_eq[ko[:, 0], np.arange(len(ko))] = 1.0
+    a_eq[np.arange(c.K), len(ko) + np.arange(c.K)] = 1.0
+    a_eq[np.arange(c.K), len(ko) + c.K + np.arange(c.K)] = 1.0
+    a_ub[site[ko[:, 1]], np.arange(len(ko))] = c.gpu_s[ko[:, 1]]
+    cost = np.concatenate([-net[ko[:, 0], ko[:, 1]], c.wait_cost, c.drop_penalty])
+    bounds = [(0, None)] * len(ko) + [(0, m) for m in may_wait] + [(0, None)] * c.K
+    res = linprog(cost, a_ub, cap_scale * c.gpus * c.util_cap * c.dt_s, a_eq, pending,
+                  bounds=bounds, method="highs")
+    assert res.status == 0, res.message
+    return -res.fun
+
+
 @pytest.mark.parametrize("waiting", [True, False])
-def test_zero_action_is_the_dispatch_baseline(waiting):
-    c = small_scenario(5)
-    bank = DayBank.from_compiled([c])
-    core = DispatchCore(bank, 1, waiting=waiting)
-    assert core.action_dim == (int((~c.interactive).sum()) if waiting else 0) + c.I
-    core.reset(days=[0])
-    total, done = 0.0, False
-    while not done:
-        _, r, done, _ = core.step(np.zeros((1, core.action_dim)))
-        total += r[0]
-    assert total == pytest.approx(rollout(get_policy("dispatch"), [c])[0][2], rel=1e-12)
+def test_zero_action_dispatches_within_the_softmax_bound_of_the_slot_lp(waiting):
+    """The zero action is the `dispatch` baseline: battery idle, a waiting job worth minus
+    one slot's wait cost. Its plan is then a near-optimum of the one-slot LP: no better
+    than the LP with the capacity tolerance, no worse than the LP less the choice
+    temperature's bound tau * ln(choices) per pending job."""
+    for seed in range(4):
+        c = small_scenario(seed)
+        core = DispatchCore(DayBank.from_compiled([c]), 1, waiting=waiting)
+        assert core.action_dim == (int((~c.interactive).sum()) if waiting else 0) + c.I
+        core.reset(days=[0])
+        zero = np.zeros((1, core.action_dim))
+        site = c.opt_site
+        for t in range(c.T):
+            x, battery_kw, drop = core.plan_from_action(core, zero)
+            assert not battery_kw.any() and not drop.any()
+            x = x[0]
+            pending = core.q[:, 0] + c.arrivals[:, t]
+            left = pending - x.sum(axis=1)
+            assert left.min() >= -1e-9 * pending.max()
+            wait = np.minimum(left, np.where(c.interactive, 0.0,
+                                             np.minimum(pending, c.backlog_cap[:, t])))
+            kwh = c.busy_kwh + c.idle_kw[site] * c.gpu_s / (3600.0 * c.util_cap[site])
+            usd = c.pue[site, t] * c.price[site, t] / 1e3
+            got = (x * (c.value - kwh * usd)).sum() - c.wait_cost @ wait \
+                - c.drop_penalty @ (left - wait)
+            bound = (TAU * c.revenue_per_job * pending
+                     * np.log(c.eligible.sum(axis=1) + 2)).sum()
+            assert got <= slot_lp(c, t, pending, 1 + CAP_RTOL) + 1e-9
+            assert got >= slot_lp(c, t, pending) - bound, (seed, t)
+            core.step(zero)
 
 
 def test_one_option_per_class_dispatches_feasibly_in_a_mixed_batch():

@@ -69,6 +69,17 @@ def test_default_days_random_actions_feasible_and_exact(bank):
         assert total[j] == pytest.approx(ev.utility, rel=1e-9)
 
 
+def test_series_at_reads_each_copys_day_from_the_bank(bank):
+    core = BatchedCore(bank, 3, EnvConfig())
+    core.reset(days=[1, 0, 1])
+    for key in ("arrivals", "backlog_cap", "price", "renewable", "pue", "ci"):
+        for t in (0, 100, core.T - 1):
+            np.testing.assert_array_equal(core.series_at(key, t),
+                                          getattr(bank, key)[[1, 0, 1], :, t].T, err_msg=key)
+    core.step(np.zeros((3, core.action_dim)))
+    np.testing.assert_array_equal(core.series_at("price"), bank.price[[1, 0, 1], :, 1].T)
+
+
 def test_settlement_pays_only_every_settlement_slots(bank):
     core = BatchedCore(bank, 1, EnvConfig(reward="settlement", settlement_slots=12))
     core.reset(days=[0])
@@ -130,12 +141,36 @@ def test_vector_env_steps_in_lockstep_and_autoresets(bank):
     assert env.core.t == 0                      # SAME_STEP autoreset
 
 
-def test_stable_baselines3_ppo_and_sac_run_unmodified(bank):
-    from stable_baselines3 import PPO, SAC
+@pytest.mark.parametrize("algo", ["PPO", "SAC"])
+def test_stable_baselines3_learns_unmodified_and_its_policy_scores_exactly(bank, algo):
+    """SB3 trains on the env as it is: the steps are taken, the weights move, and the
+    trained policy's actions lie in the action space and roll a day whose return (x the
+    reward scale) is the evaluator's utility of the schedule it left."""
+    import stable_baselines3
 
-    env = OptschedEnv(bank=bank, reward_scale=100.0)
-    PPO("MlpPolicy", env, n_steps=64, batch_size=32, seed=0, device="cpu").learn(128)
-    SAC("MlpPolicy", env, learning_starts=32, batch_size=32, seed=0, device="cpu").learn(64)
+    scale = 100.0
+    env = OptschedEnv(bank=bank, reward_scale=scale)
+    steps, kwargs = ((128, {"n_steps": 64, "batch_size": 32}) if algo == "PPO"
+                     else (64, {"learning_starts": 32, "batch_size": 32}))
+    model = getattr(stable_baselines3, algo)("MlpPolicy", env, seed=0, device="cpu", **kwargs)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(steps)
+    assert model.num_timesteps == steps
+    moved = [not np.array_equal(a.numpy(), p.detach().numpy())
+             for a, p in zip(before, model.policy.parameters(), strict=True)]
+    assert all(moved), moved
+
+    play = OptschedEnv(bank=bank, reward_scale=scale, record=True)
+    obs, _ = play.reset(seed=1, options={"day": 1})
+    total, done = 0.0, False
+    while not done:
+        action, _ = model.predict(obs, deterministic=True)
+        assert play.action_space.contains(action)
+        obs, r, done, _, _ = play.step(action)
+        total += r
+    ev = evaluate(play.core.compiled(0), play.core.schedule(0), milp=True)
+    assert ev.feasible, ev.violations[:3]
+    assert np.isfinite(total) and total * scale == pytest.approx(ev.utility, rel=1e-9)
 
 
 def replay(c, schedule):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from optsched import physics
-from optsched.evaluate import TERMS, evaluate
+from optsched.evaluate import TERMS, evaluate, utility_of
 from optsched.scenario import compile_scenario, scenario_from_dict
 from optsched.schedule import Schedule, complete
 from tests.conftest import two_sites
@@ -200,3 +200,23 @@ def test_schedule_save_and_load_round_trip(tiny, tmp_path):
     s.save(tmp_path / "s.npz")
     back = Schedule.load(tmp_path / "s.npz")
     assert evaluate(c, back).utility == evaluate(c, s).utility
+
+
+def test_utility_of_is_revenue_less_costs_and_independent_of_batching():
+    one = dict(zip(TERMS, [3.0, 0.5, 0.25, 0.125, 0, 0, 0, 0, 0, 1.0], strict=True))
+    assert utility_of(one) == 3.0 - 0.5 - 0.25 - 0.125 - 1.0
+    rows = np.random.default_rng(0).normal(0, 1, (500, len(TERMS))) * np.logspace(-3, 6, 10)
+    batched = utility_of(rows)
+    # A day's ten totals and a row of a batch give the same bits (no pairwise summing).
+    assert [utility_of(dict(zip(TERMS, r, strict=True))) for r in rows] == batched.tolist()
+    assert utility_of(rows.T.copy().T[:3]).tolist() == batched[:3].tolist()
+    with pytest.raises(ValueError, match="last axis of 10"):
+        utility_of(rows[:, :9])
+
+
+def test_schedule_save_appends_npz_like_numpy_and_leaves_no_temporary(tiny, tmp_path):
+    c = build(tiny)
+    s = serve(c, {(0, c.option_index(0, 10, 1.0), 0): 100}, y=[[0, 50]])
+    s.save(tmp_path / "plain")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.npz"]
+    np.testing.assert_array_equal(Schedule.load(tmp_path / "plain.npz").x, s.x)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -48,14 +50,44 @@ def random_feasible(c, rng):
     return complete(c, x, y, n, ch, dis, r)
 
 
+def day_terms(c, s) -> dict[str, float]:
+    """MODEL.md's objective written out over the whole day, a second implementation of the
+    evaluator's slot-by-slot booking: the demand charge on each site's peak import of the
+    day, the terminal purchase of the end-of-day shortfall, every other term a plain sum
+    over slots."""
+    terms = {"revenue": 0.0, "transfer": 0.0, "late": 0.0}
+    for k in range(c.K):
+        for o in range(c.O):
+            jobs = s.x[k, o].sum()
+            terms["revenue"] += c.revenue[k, o] * jobs
+            terms["transfer"] += c.transfer[k, o] * jobs
+            terms["late"] += c.late_cost[k, o] * jobs
+    terms["drop"] = float(c.drop_penalty @ s.y.sum(axis=1))
+    terms["wait"] = float(c.wait_cost @ s.q.sum(axis=1))
+    kwh_in, kwh_out = c.dt_h * s.b, c.dt_h * s.z
+    terms["energy"] = float((c.price / 1e3 * (kwh_in - c.sell_factor[:, None] * kwh_out)).sum())
+    terms["demand"] = float(c.demand_charge @ s.b.max(axis=1))
+    terms["degradation"] = float(c.deg_cost @ (c.dt_h * (s.ch + s.dis)).sum(axis=1))
+    terms["carbon"] = c.carbon_price * float((c.ci / 1e6 * kwh_in).sum())
+    terms["terminal"] = float(np.maximum(c.soc0 - s.soc[:, -1], 0.0) @ c.terminal_price)
+    return terms
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
-def test_random_feasible_schedules_pass(seed):
-    c = small_scenario(seed)
+def test_random_feasible_schedules_pass_and_score_as_the_day_adds_up(seed):
+    c = dataclasses.replace(small_scenario(seed), carbon_price=50.0)
     s = random_feasible(c, np.random.default_rng(seed))
     ev = evaluate(c, s, milp=True)
     assert ev.feasible, ev.violations[:5]
-    assert ev.slot_utility.sum() == pytest.approx(ev.utility, rel=1e-9, abs=1e-9)
+    want = day_terms(c, s)
+    frame = ev.slots_frame()
+    for name, value in want.items():
+        assert ev.terms[name] == pytest.approx(value, rel=1e-9, abs=1e-9), name
+        assert frame[name].sum() == pytest.approx(value, rel=1e-9, abs=1e-9), name
+    utility = want.pop("revenue") - sum(want.values())
+    assert ev.utility == pytest.approx(utility, rel=1e-9, abs=1e-9)
+    assert frame["utility"].sum() == pytest.approx(utility, rel=1e-9, abs=1e-9)
 
 
 PERTURBATIONS = {

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from optsched.io import atomic_path
 from optsched.scenario.compile import Compiled
 
 SERIES = ("arrivals", "backlog_cap", "price", "renewable", "pue", "ci", "terminal_price")
@@ -64,10 +65,8 @@ class DayBank:
         bank = cls.from_compiled([base] + [compile_scenario(get_scenario(source, d))
                                            for d in days[1:]], list(days))
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, **{k: getattr(bank, k) for k in SERIES})
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                np.savez(tmp, **{k: getattr(bank, k) for k in SERIES})
         return bank
 
     def __len__(self) -> int:
@@ -78,19 +77,27 @@ class DayBank:
         return dataclasses.replace(self.base, **{k: getattr(self, k)[j] for k in SERIES})
 
 
+def family_inputs(source: str) -> list[bytes]:
+    """What an embedded family's days are generated from, for the cache key: its base and
+    parameters as loaded, and the code that makes a day from them. The one place the bank
+    knows a family's parts (it belongs beside the family, in optsched.scenario)."""
+    from optsched.data import generator, solar
+    from optsched.scenario import jemas3
+
+    if source != jemas3.NAME:
+        raise ValueError(f"no day generator known for the family {source!r}")
+    return [repr(jemas3.base()).encode(), repr(jemas3.params()).encode(),
+            *(Path(m.__file__).read_bytes() for m in (jemas3, generator, solar))]
+
+
 def _cache_path(source: str, days: list[int]) -> Path | None:
     from optsched.scenario import is_embedded
 
     if not is_embedded(source):
         return None
-    from importlib import resources
-
     digest = hashlib.sha256()
-    folder = resources.files("optsched.scenario") / "defaults"
-    for name in ("jemas3.toml", "jemas3_params.json"):
-        digest.update((folder / name).read_bytes())
-    for mod in ("generator.py", "solar.py"):
-        digest.update((resources.files("optsched.data") / mod).read_bytes())
+    for part in family_inputs(source):
+        digest.update(part)
     digest.update(repr(days).encode())
     root = Path(os.environ.get("OPTSCHED_CACHE", Path.home() / ".cache" / "optsched"))
     return root / f"bank-{source}-{digest.hexdigest()[:16]}.npz"

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from optsched.env import kernel
 from optsched.env.bank import DayBank
-from optsched.evaluate import COSTS, TERMS
+from optsched.evaluate import TERMS, utility_of
 from optsched.schedule import Schedule
 
 F64 = NDArray[np.float64]
@@ -73,12 +73,14 @@ class BatchedCore:
         self.ren_scale = np.maximum(bank.renewable.max(axis=(0, 2)), 1e-9)
         self.soc_scale = np.where(c.soc_max > 0, c.soc_max, 1.0)
         self.cap_slot = c.util_cap * c.dt_s                               # GPU-s per GPU
-        # Per-copy series, time-major with days last: a step gathers [K or I, B] rows.
-        self.series = {k: np.ascontiguousarray(np.moveaxis(getattr(bank, k), 0, -1))
-                       for k in ("arrivals", "backlog_cap", "price", "renewable", "pue",
-                                 "ci")}                                   # [X, T, D]
-        self.series = {k: np.ascontiguousarray(v.transpose(1, 0, 2))
-                       for k, v in self.series.items()}                   # [T, X, D]
+        # Per-copy series in the kernel's packed form ser[t, day, col]: the columns of
+        # kernel.SERIES_KEYS side by side, so a step reads one copy's numbers together.
+        # `series_at` reads one of them for every copy.
+        self.ser = np.ascontiguousarray(np.concatenate(
+            [getattr(bank, k) for k in kernel.SERIES_KEYS], axis=1).transpose(2, 0, 1))
+        widths = np.cumsum([0] + [getattr(bank, k).shape[1] for k in kernel.SERIES_KEYS])
+        self._columns = {k: slice(int(a), int(b)) for k, a, b in
+                         zip(kernel.SERIES_KEYS, widths[:-1], widths[1:], strict=True)}
         self.terminal_price = np.ascontiguousarray(bank.terminal_price.T)  # [I, D]
         # Per (class, option) table, rows kernel.TAB_KEYS, flat entry k * O + o.
         self.tab_arr = np.stack([np.tile(c.gpu_s, c.K), np.tile(c.busy_kwh, c.K),
@@ -101,10 +103,7 @@ class BatchedCore:
             self.col["inv_cap_slot"] = 1.0 / self.col["cap_slot"]
             self.col["inv_eta_d"] = 1.0 / self.col["eta_d"]
             self.col["inv_dt_eta_c"] = 1.0 / (c.dt_h * self.col["eta_c_safe"])
-        # The kernel's packed forms of the same data.
-        self.ser = np.ascontiguousarray(np.concatenate(
-            [self.series[k] for k in ("arrivals", "backlog_cap", "price", "renewable",
-                                      "pue", "ci")], axis=1).transpose(0, 2, 1))  # [T, D, X]
+        # The kernel's packed forms of the parameters.
         self.site_par = np.ascontiguousarray(np.stack(
             [self.col[k][:, 0] for k in kernel.SITE_KEYS], axis=1))           # [I, cols]
         self.cls_par = np.stack([c.drop_penalty, c.wait_cost, self.defer[:, 0],
@@ -156,9 +155,10 @@ class BatchedCore:
                            ("n", "ch", "dis", "soc", "r", "b", "z")}}
         return self.observe()
 
-    def _at(self, key: str, t: int) -> F64:
-        """Series `key` at slot t for every copy: [K or I, B]."""
-        return np.take(self.series[key][t], self.day, axis=1)
+    def series_at(self, key: str, t: int | None = None) -> F64:
+        """Series `key` (one of kernel.SERIES_KEYS) at slot t, by default the current
+        one, for every copy: [K or I, B]."""
+        return self.ser[self.t if t is None else t, self.day, self._columns[key]].T
 
     def observe(self) -> F64:
         """[B, obs_dim] (kernel.observe): arrivals and backlog (per class, / peak), soc
@@ -203,7 +203,7 @@ class BatchedCore:
         P = self.S * self.F
         want = np.maximum(np.asarray(x, float), 0.0).reshape(B, self.K, self.I, P)
         # A plan made on forecasts may ask for more jobs than are pending: scale down.
-        pending = self._q + self._at("arrivals", self.t).T
+        pending = self._q + self.series_at("arrivals").T
         asked = want.sum(axis=(2, 3))
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(asked > pending, pending / asked, 1.0)
@@ -223,7 +223,7 @@ class BatchedCore:
     def _outputs(self, shape: tuple[int, ...], x_written: bool) -> tuple[F64, ...]:
         """Fresh result arrays of a slot: x (the plan's shape; a stand-in unless the
         kernel writes it), next q [B, K], next soc and peak [2, B, I], y [B, K] and
-        decisions [6, B, I] (stand-ins unless recording), terms [B, 10]."""
+        decisions [6, B, I] (stand-ins unless recording), terms [B, len(TERMS)]."""
         K, I, B = self.K, self.I, self.B
         x = np.empty(shape) if x_written else np.empty((1, 1, 1, 1))
         rec = self.cfg.record
@@ -248,7 +248,7 @@ class BatchedCore:
         self._q, self._soc, self._peak = q, state[0], state[1]
         self.episode_terms += terms
         self.t += 1
-        utility = terms[:, 0] - terms[:, 1:].sum(axis=1)
+        utility = utility_of(terms)
         reward = self._reward(utility, last)
         info = {"terms": terms, "utility": utility}
         return self.observe(), reward / self.cfg.reward_scale, last, info
@@ -263,6 +263,11 @@ class BatchedCore:
             return np.zeros(self.B)
         paid, self.unpaid = self.unpaid, np.zeros(self.B)
         return paid
+
+    @property
+    def episode_utility(self) -> F64:
+        """Utility of each copy's episode so far [B]."""
+        return utility_of(self.episode_terms)
 
     def snapshot(self) -> dict:
         """The episode state (for exact checkpoint resume)."""
@@ -288,4 +293,4 @@ class BatchedCore:
         return self.bank.day(int(self.day[copy]))
 
 
-__all__ = ["BatchedCore", "EnvConfig", "REWARD_MODES", "COSTS"]
+__all__ = ["BatchedCore", "EnvConfig", "REWARD_MODES"]

@@ -56,11 +56,11 @@ class Dispatcher:
     def __call__(self, core: BatchedCore, cont: np.ndarray) -> np.ndarray:
         """Jobs x[B, K, O] for the core's current slot. cont[K, B]: the value of leaving
         a deferrable job waiting (ignored for jobs that cannot wait)."""
-        c, t = self.c, core.t
-        pending = core.q + core._at("arrivals", t)                         # [K, B]
-        may_wait = np.minimum(pending, core._at("backlog_cap", t)) * core.defer
+        c = self.c
+        pending = core.q + core.series_at("arrivals")                      # [K, B]
+        may_wait = np.minimum(pending, core.series_at("backlog_cap")) * core.defer
         must = pending - may_wait
-        usd_kwh = core._at("pue", t) * core._at("price", t) / 1000.0      # [I, B]
+        usd_kwh = core.series_at("pue") * core.series_at("price") / 1000.0  # [I, B]
         net = (self.value - self.kwh[None, :, None] * usd_kwh[self.site][None]) \
             / self.tau[..., None]                                          # [K, O, B]
         stay = np.stack([np.broadcast_to(-c.drop_penalty[:, None], cont.shape), cont]

@@ -98,7 +98,6 @@ class OptschedVectorEnv(VectorEnv):
         infos: dict = {"utility": info["utility"]}
         if done:
             infos["final_obs"] = obs.astype(np.float32)
-            infos["episode_utility"] = self.core.episode_terms[:, 0] - \
-                self.core.episode_terms[:, 1:].sum(axis=1)
+            infos["episode_utility"] = self.core.episode_utility
             obs = self.core.reset()
         return obs.astype(np.float32), reward.astype(np.float64), terminated, truncated, infos

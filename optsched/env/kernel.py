@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from optsched.evaluate import TERMS
+
 # Columns of the per-site parameter table site[i, col].
 # Reciprocals (inv_*) turn the slot's divisions by constants into multiplications: a
 # division costs ~15 cycles and a copy-step had ~50 of them.
@@ -36,7 +38,12 @@ TAB_KEYS = ("gpu_s", "busy", "revenue", "transfer", "late")
 GPU_S, BUSY, REVENUE, TRANSFER, LATE = range(len(TAB_KEYS))
 # Rows of the per-site decisions res[row, b, i] (the evaluator's names).
 RES_KEYS = ("n", "ch", "dis", "r", "b", "z")      # kept only when recording
-N_TERMS = 10
+# Columns of the per-copy series ser[t, day, col], K or I wide each (offsets in `_slot`).
+SERIES_KEYS = ("arrivals", "backlog_cap", "price", "renewable", "pue", "ci")
+# The slot's terms tm[m], in the evaluator's TERMS order. A module-level int, which numba
+# freezes into the compiled code; numba's cache does not see a change of TERMS, but a new
+# term needs new accounting below, which does invalidate it.
+N_TERMS = len(TERMS)
 
 ROUTE_SCALE = 4.0          # logits in [-4, 4]: a share can go from ~0 to ~1
 MIN_SHARE = 0.01           # routing shares below 1% are zeroed and the rest renormalised
