@@ -77,27 +77,12 @@ class DayBank:
         return dataclasses.replace(self.base, **{k: getattr(self, k)[j] for k in SERIES})
 
 
-def family_inputs(source: str) -> list[bytes]:
-    """What an embedded family's days are generated from, for the cache key: its base and
-    parameters as loaded, and the code that makes a day from them. The one place the bank
-    knows a family's parts (it belongs beside the family, in optsched.scenario)."""
-    from optsched.data import generator, solar
-    from optsched.scenario import jemas3
-
-    if source != jemas3.NAME:
-        raise ValueError(f"no day generator known for the family {source!r}")
-    return [repr(jemas3.base()).encode(), repr(jemas3.params()).encode(),
-            *(Path(m.__file__).read_bytes() for m in (jemas3, generator, solar))]
-
-
 def _cache_path(source: str, days: list[int]) -> Path | None:
-    from optsched.scenario import is_embedded
+    from optsched.scenario import family_fingerprint
 
-    if not is_embedded(source):
+    fingerprint = family_fingerprint(source)
+    if fingerprint is None:
         return None
-    digest = hashlib.sha256()
-    for part in family_inputs(source):
-        digest.update(part)
-    digest.update(repr(days).encode())
+    digest = hashlib.sha256(f"{fingerprint}:{days!r}".encode())
     root = Path(os.environ.get("OPTSCHED_CACHE", Path.home() / ".cache" / "optsched"))
     return root / f"bank-{source}-{digest.hexdigest()[:16]}.npz"

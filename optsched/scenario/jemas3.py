@@ -9,6 +9,7 @@ import hashlib
 import json
 import tomllib
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -41,6 +42,7 @@ def fingerprint() -> str:
         digest.update((_DEFAULTS / name).read_bytes())
     for mod in ("generator.py", "solar.py"):
         digest.update((resources.files("optsched.data") / mod).read_bytes())
+    digest.update(Path(__file__).read_bytes())          # the family's own day assembly
     return digest.hexdigest()
 
 
