@@ -221,12 +221,12 @@ def make_trainer(cfg: TrainConfig, bank: DayBank) -> RunTrainer:
     return Trainer(cfg, core)
 
 
-def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
-          progress=None, overwrite: bool = False) -> RunTrainer:
-    """Run (or with `resume`, continue) a training run in `cfg.out`; writes config.json,
-    metrics.csv, checkpoint.pt, policy.pt and curves.png there. Refuses, before writing
-    anything, to resume without a checkpoint, to start afresh over an existing run unless
-    `overwrite`, and a run too short to finish one episode."""
+def open_run(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
+             overwrite: bool = False) -> RunTrainer:
+    """The trainer of a run in `cfg.out`, resumed from its checkpoint with `resume`; every
+    refusal happens here, before anything is written: resuming without a checkpoint or
+    with other options, starting afresh over an existing run unless `overwrite`, a run too
+    short to finish one episode."""
     out = Path(cfg.out)
     loop.prepare_out(out, resume, overwrite)
     if bank is None:
@@ -240,7 +240,15 @@ def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
                             "finish and no metrics would be written", cfg.steps)
     if resume:
         trainer.load(out / loop.CHECKPOINT)
-    else:
+    return trainer
+
+
+def run_training(trainer: RunTrainer, progress=None) -> RunTrainer:
+    """Run an opened run to its steps; writes config.json, metrics.csv, checkpoint.pt,
+    policy.pt and curves.png in its folder (a fresh run first removes an old one's)."""
+    cfg = trainer.cfg
+    out = Path(cfg.out)
+    if trainer.steps == 0:
         loop.clear_out(out)
     cfg.save(out / loop.CONFIG)
     loop.write_metrics(out / loop.METRICS, trainer.rows)
@@ -250,3 +258,9 @@ def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
                 dataclasses.asdict(cfg))
     loop.write_curves(out)
     return trainer
+
+
+def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
+          progress=None, overwrite: bool = False) -> RunTrainer:
+    """`open_run` then `run_training`."""
+    return run_training(open_run(cfg, bank, resume, overwrite), progress)
