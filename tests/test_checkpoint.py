@@ -103,9 +103,12 @@ def test_corrupt_truncated_and_misplaced_files_are_one_line_errors(tmp_path):
     empty.write_bytes(b"")
     plain = tmp_path / "plain.pt"
     torch.save({"weights": torch.zeros(3)}, plain)
+    odd = tmp_path / "odd.pt"
+    torch.save({"format": "optsched", "version": 2, "kind": "x\ny"}, odd)
     cases = {truncated: "not a readable .pt file", empty: "not a readable .pt file",
              plain: "not an optsched model file", tmp_path: "is a folder",
-             tmp_path / "missing.pt": "file not found"}
+             tmp_path / "missing.pt": "file not found",
+             odd: "an unknown file, not a policy file"}
     for path, words in cases.items():
         with pytest.raises(ScenarioError, match=f"^--policy: {words}") as e:
             LearnedPolicy(path)

@@ -1,4 +1,5 @@
-"""SAC on the batched environment: checkpoints resume exactly; learning improves."""
+"""Training on the batched environment: checkpoints resume exactly (weights and metrics),
+run folders are protected, bad options are refused up front; learning improves."""
 
 from __future__ import annotations
 
@@ -275,7 +276,7 @@ def test_resume_refuses_changed_options_and_a_finished_run(tmp_path, bank):
     (dict(steps=40, learning_starts=48), "^--steps: must exceed learning_starts \\(48\\)"),
     (dict(checkpoint_every=0), "^--checkpoint-every: must be an integer >= 1, got 0"),
     (dict(gamma=float("nan")), "^--gamma: must be a finite number"),
-    (dict(algo="dqn"), "^--algo: must be one of sac, td3, ppo"),
+    (dict(algo="dqn"), "^--algo: must be one of sac, td3, ppo, bc"),
     (dict(algo="ppo", shaping="mlp"), "^--shaping: PPO trains"),
 ])
 def test_train_config_refuses_bad_values(tmp_path, kw, message):

@@ -87,14 +87,14 @@ def load_checkpoint(path: str | Path, kind: str,
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
         raise fail(_refusal(e)) from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise fail("not an optsched model file (no format tag; files written before the "
-                   "safe format must be converted with optsched.learn.checkpoint.upgrade_policy)")
+        raise fail("not an optsched model file (no format tag)")
     if blob.get("version") != VERSION:
-        raise fail(f"file format version {blob.get('version')!r}, this optsched reads "
-                   f"{VERSION}")
+        raise fail(f"file format version {_one_line(repr(blob.get('version')), 40)}, this "
+                   f"optsched reads {VERSION}")
     if blob.get("kind") != kind:
-        hint = (" (use the policy.pt beside it)" if blob.get("kind") == "training" else "")
-        raise fail(f"a {blob.get('kind')} file, not a {kind} file{hint}")
+        theirs = f"a {blob['kind']}" if blob.get("kind") in FLAGS else "an unknown"
+        hint = " (use the policy.pt beside it)" if theirs == "a training" else ""
+        raise fail(f"{theirs} file, not a {kind} file{hint}")
     try:
         payload = decode({k: v for k, v in blob.items()
                           if k not in ("format", "version", "kind")})
@@ -105,7 +105,7 @@ def load_checkpoint(path: str | Path, kind: str,
         raise fail(f"inconsistent {kind} file: {_one_line(e)}") from None
 
 
-def _one_line(e: BaseException, limit: int = 160) -> str:
+def _one_line(e: BaseException | str, limit: int = 160) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -115,8 +115,11 @@ def _refusal(e: BaseException) -> str:
     import (refused), or that it is no readable tensor file."""
     m = re.search(r"GLOBAL ([\w.]*\w)", str(e)) if isinstance(e, pickle.UnpicklingError) else None
     if m:
-        return (f"refused: the file would load {m.group(1)}; model files may hold only "
-                "tensors, numbers and strings (nothing in it was run)")
+        what = _one_line(m.group(1), 80)
+        hint = (" (a policy from before the safe format? convert it with "
+                "optsched.learn.checkpoint.upgrade_policy)" if what.startswith("numpy") else "")
+        return (f"refused: the file would load {what}; model files may hold only "
+                f"tensors, numbers and strings (nothing in it was run){hint}")
     detail = "" if isinstance(e, pickle.UnpicklingError) else f": {_one_line(e)}"
     return f"not a readable .pt file (corrupt, truncated, or not only tensors){detail}"
 

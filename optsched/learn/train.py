@@ -33,7 +33,7 @@ from optsched.learn.sac import SAC, SACConfig
 from optsched.learn.shaping import AdditiveShaper, PotentialShaper
 from optsched.learn.td3 import TD3, TD3Config
 
-ALGOS = ("sac", "td3", "ppo")
+ALGOS = ("sac", "td3", "ppo", "bc")   # bc trains through learn.bc.train_bc
 SHAPING = ("none", "mlp", "diffusion", "potential")
 ACTIONS = {"dispatch": DispatchCore,
            "dispatch-battery": functools.partial(DispatchCore, waiting=False),
@@ -44,7 +44,7 @@ ACTIONS = {"dispatch": DispatchCore,
 class TrainConfig:
     """Every option of a run; invalid values raise `ScenarioError` naming the CLI flag."""
 
-    algo: str = "sac"                 # sac, td3 (off-policy) or ppo
+    algo: str = "sac"                 # sac, td3 (off-policy), ppo, or bc (train_bc)
     action: str = "dispatch-battery"  # dispatch: waiting values + battery over the per-slot
                                       # dispatch; dispatch-battery: battery only;
                                       # direct: every routing/step/clock/battery choice
@@ -97,7 +97,7 @@ class TrainConfig:
             v = getattr(self, key)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
                 raise ScenarioError(_flag(key), f"must be a finite number {rule}", v)
-        if self.algo != "ppo" and self.steps <= self.learning_starts:
+        if self.algo in ("sac", "td3") and self.steps <= self.learning_starts:
             raise ScenarioError("--steps", f"must exceed learning_starts ({self.learning_starts}"
                                 f"): {self.algo} acts at random and makes no update before "
                                 "it", self.steps)
@@ -211,6 +211,8 @@ class Trainer(RunTrainer):
 
 
 def make_trainer(cfg: TrainConfig, bank: DayBank) -> RunTrainer:
+    if cfg.algo == "bc":
+        raise ValueError("behaviour cloning has no trainer loop: use learn.bc.train_bc")
     torch.set_num_threads(cfg.threads)
     core = ACTIONS[cfg.action](bank, cfg.num_envs, EnvConfig(
         reward=cfg.reward, reward_scale=cfg.reward_scale))
