@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from optsched.learn.loop import RUN_FILES
+
 VARIANTS = {
     "sac": ("sac", "none"),
     "sac+mlp": ("sac", "mlp"),
@@ -83,16 +85,15 @@ def main() -> None:
                     args.action, "--reward", "settlement", "--steps", str(args.steps),
                     "--seed", str(seed), "--days", f"train:{args.train_days}", "--out",
                     str(out), *flags]))
+    for _, _, out, _ in jobs:          # the benchmark's own run folders are made anew (a
+        for name in RUN_FILES:         # training run refuses a folder holding one)
+            (out / name).unlink(missing_ok=True)
     with ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(lambda j: run(j[3]), jobs))
     rows = []
     for (name, seed, out, _), proc in zip(jobs, done, strict=True):
         if proc.returncode:
             print(f"{name} seed {seed} failed: {proc.stderr.strip()[-300:]}", file=sys.stderr)
-            continue
-        if not (out / "metrics.csv").exists():
-            print(f"{name} seed {seed}: no episode finished within {args.steps} steps "
-                  f"(one episode is 288 slots x 16 copies)", file=sys.stderr)
             continue
         metrics = pd.read_csv(out / "metrics.csv")
         ev = run([*cli, "evaluate", "jemas-3", "--policy", str(out / "policy.pt"),

@@ -1,4 +1,5 @@
-"""SAC on the batched environment: checkpoints resume exactly; learning improves."""
+"""Training on the batched environment: checkpoints resume exactly (weights and metrics),
+run folders are protected, bad options are refused up front; learning improves."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def test_agents_learn_a_tiny_scenario(tmp_path, algo):
 
 
 def test_return_norm_divides_by_the_running_std_of_discounted_returns():
-    from optsched.learn.sac import ReturnNorm
+    from optsched.learn.nets import ReturnNorm
 
     rng = np.random.default_rng(0)
     norm, g = ReturnNorm(batch=3, gamma=0.9), np.zeros(3)
@@ -120,14 +121,17 @@ def test_gae_matches_a_hand_computation():
 
 
 def test_train_and_evaluate_a_checkpoint_from_the_cli(tmp_path):
+    """A short PPO run (one episode of one copy) from the CLI, its policy evaluated; then
+    the run folder is protected: a fresh run into it and a resume without a checkpoint
+    are refused with one line and exit 2."""
     import json
     import subprocess
     import sys
 
     run = [sys.executable, "-m", "optsched.cli"]
-    out = subprocess.run([*run, "train", "--steps", "64", "--num-envs", "4", "--days",
-                          "train:2", "--shaping", "potential", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=600)
+    train_cmd = [*run, "train", "--algo", "ppo", "--steps", "288", "--num-envs", "1",
+                 "--days", "train:2", "--out", str(tmp_path)]
+    out = subprocess.run(train_cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     ev = subprocess.run([*run, "evaluate", "jemas-3", "--policy", str(tmp_path / "policy.pt"),
                          "--no-oracle", "--json"], capture_output=True, text=True, timeout=600)
@@ -136,6 +140,17 @@ def test_train_and_evaluate_a_checkpoint_from_the_cli(tmp_path):
     bad = subprocess.run([*run, "train", "--days", "4", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "held-out" in bad.stderr
+    before = (tmp_path / "metrics.csv").read_bytes()
+    again = subprocess.run(train_cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines()[-1].startswith("optsched: --out: already holds a "
+                                                            "run (checkpoint.pt, metrics.csv")
+    assert (tmp_path / "metrics.csv").read_bytes() == before
+    empty = tmp_path / "empty"
+    nothing = subprocess.run([*train_cmd[:-1], str(empty), "--resume"], capture_output=True,
+                             text=True, timeout=600)
+    assert nothing.returncode == 2 and "--resume: no checkpoint" in nothing.stderr
+    assert not empty.exists()
 
 
 def test_projection_of_local_fixed_recovers_its_action():
@@ -173,3 +188,107 @@ def test_behaviour_cloning_fits_oracle_demonstrations():
     assert obs.shape[0] == act.shape[0] == 12 and np.abs(act).max() <= 1.0
     _, _, losses = behaviour_clone(obs, act, hidden=32, updates=300, batch=12)
     assert np.mean(losses[-20:]) < 0.2 * np.mean(losses[:20])
+
+
+class Killed(Exception):
+    """Stands for a kill: raised from the progress callback mid-run."""
+
+
+def _kill_at(steps: int):
+    def progress(s: int) -> None:
+        if s >= steps:
+            raise Killed
+
+    return progress
+
+
+def _rows(path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize(("algo", "shaping"), [("sac", "potential"), ("ppo", "none")])
+def test_a_killed_run_resumed_equals_a_straight_run(tmp_path, bank, algo, shaping):
+    """Killed after its first checkpoint (96 steps) with metrics logged beyond it (to 160),
+    then resumed to 192: the same weights, policy and metrics rows as one straight run,
+    no row twice. (Before the run lifecycle, the rows from 96 to 160 were logged twice.)"""
+    from optsched.learn.checkpoint import load_checkpoint
+
+    def cfg(out):
+        return small_cfg(out, algo=algo, shaping=shaping, seed=3, steps=192,
+                         checkpoint_every=96, ppo_rollout=8)
+
+    straight = train(cfg(tmp_path / "straight"), bank)
+    with pytest.raises(Killed):
+        train(cfg(tmp_path / "killed"), bank, progress=_kill_at(160))
+    logged = _rows(tmp_path / "killed" / "metrics.csv")
+    assert int(logged[-1]["steps"]) >= 144           # rows past the checkpoint were written
+    resumed = train(cfg(tmp_path / "killed"), bank, resume=True)
+    assert resumed.steps == straight.steps
+    for (name, p), q in zip(straight.agent.state_dict().items(),
+                            resumed.agent.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    a = _rows(tmp_path / "straight" / "metrics.csv")
+    b = _rows(tmp_path / "killed" / "metrics.csv")
+    steps = [int(r["steps"]) for r in b]
+    assert a == b and steps == sorted(set(steps)) and steps[-1] == 192
+    assert ("v_loss" in b[-1]) == (algo == "ppo") and ("q_loss" in b[-1]) == (algo == "sac")
+    pa, pb = (load_checkpoint(tmp_path / d / "policy.pt", "policy")
+              for d in ("straight", "killed"))
+    assert all(torch.equal(pa["actor"][k], pb["actor"][k]) for k in pa["actor"])
+    np.testing.assert_array_equal(pa["norm"]["mean"], pb["norm"]["mean"])
+
+
+def test_resume_without_a_checkpoint_refuses_and_keeps_the_metrics(tmp_path, bank):
+    from optsched.errors import ScenarioError
+
+    (tmp_path / "metrics.csv").write_text("steps,wall_s,episode_utility\n24,0.1,5.0\n")
+    with pytest.raises(ScenarioError, match="^--resume: no checkpoint"):
+        train(small_cfg(tmp_path, steps=96), bank, resume=True)
+    assert (tmp_path / "metrics.csv").read_text().endswith("24,0.1,5.0\n")
+
+
+def test_a_fresh_run_does_not_replace_an_old_one_unless_asked(tmp_path, bank):
+    from optsched.errors import ScenarioError
+
+    train(small_cfg(tmp_path, steps=72), bank)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ScenarioError, match="^--out: already holds a run"):
+        train(small_cfg(tmp_path, steps=96, seed=1), bank)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    train(small_cfg(tmp_path, steps=96, seed=1), bank, overwrite=True)
+    assert _rows(tmp_path / "metrics.csv")[-1]["steps"] == "96"
+
+
+def test_resume_refuses_changed_options_and_a_finished_run(tmp_path, bank):
+    from optsched.errors import ScenarioError
+
+    train(small_cfg(tmp_path, steps=72), bank)
+    with pytest.raises(ScenarioError, match="^--resume: the checkpoint's run has seed=0"):
+        train(small_cfg(tmp_path, steps=96, seed=1), bank, resume=True)
+    with pytest.raises(ScenarioError, match="^--steps: the checkpoint is already at 72"):
+        train(small_cfg(tmp_path, steps=72), bank, resume=True)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    (dict(steps=40, learning_starts=48), "^--steps: must exceed learning_starts \\(48\\)"),
+    (dict(checkpoint_every=0), "^--checkpoint-every: must be an integer >= 1, got 0"),
+    (dict(gamma=float("nan")), "^--gamma: must be a finite number"),
+    (dict(algo="dqn"), "^--algo: must be one of sac, td3, ppo, bc"),
+    (dict(algo="ppo", shaping="mlp"), "^--shaping: PPO trains"),
+])
+def test_train_config_refuses_bad_values(tmp_path, kw, message):
+    from optsched.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match=message):
+        small_cfg(tmp_path, **kw)
+
+
+def test_a_run_shorter_than_one_episode_is_refused_before_writing(tmp_path, bank):
+    from optsched.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="^--steps: fewer than one episode \\(6 slots x 4"):
+        train(small_cfg(tmp_path / "run", algo="ppo", steps=20), bank)
+    assert not (tmp_path / "run").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from optsched.learn.sac import Actor, RunningNorm
+from optsched.learn.nets import Actor, RunningNorm
 
 
 def behaviour_clone(obs: np.ndarray, act: np.ndarray, hidden: int = 256, updates: int = 3000,
@@ -36,18 +36,22 @@ def behaviour_clone(obs: np.ndarray, act: np.ndarray, hidden: int = 256, updates
     return actor, norm, losses
 
 
-def train_bc(days: list[int], out: Path, seed: int = 0, hidden: int = 256) -> dict:
+def train_bc(days: list[int], out: Path, seed: int = 0, hidden: int = 256,
+             overwrite: bool = False) -> dict:
     """Behaviour cloning of the oracle on jemas-3 training `days`; writes out/policy.pt and
-    returns {"slots": demonstrated slots, "final_loss": ...}."""
+    returns {"slots": demonstrated slots, "final_loss": ...}. Like every trainer, refuses
+    a folder that holds a run unless `overwrite`."""
     from optsched.learn.demos import oracle_demonstrations
+    from optsched.learn.loop import POLICY, clear_out, prepare_out
+    from optsched.learn.policy import save_policy
     from optsched.scenario import compile_scenario, get_scenario
 
+    prepare_out(out, overwrite=overwrite)
     obs, act = oracle_demonstrations([compile_scenario(get_scenario("jemas-3", d))
                                       for d in days])
     actor, norm, losses = behaviour_clone(obs, act, hidden=hidden, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"actor": actor.state_dict(), "norm": norm.state(), "obs_dim": obs.shape[1],
-                "act_dim": act.shape[1], "hidden": hidden,
-                "config": {"algo": "bc", "days": days, "seed": seed,
-                           "final_loss": losses[-1]}}, out / "policy.pt")
+    clear_out(out)
+    save_policy(out / POLICY, actor, norm, "direct",
+                {"algo": "bc", "days": list(days), "seed": seed, "hidden": hidden,
+                 "final_loss": losses[-1]})
     return {"slots": len(obs), "final_loss": losses[-1]}

@@ -1,4 +1,5 @@
-"""A trained actor as a policy object for the environment and `optsched evaluate`."""
+"""A trained actor as a policy object for the environment and `optsched evaluate`, and the
+policy file every trainer writes (`save_policy`; format in `learn.checkpoint`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ import torch
 
 from optsched.env.core import BatchedCore
 from optsched.env.dispatch import DispatchCore
-from optsched.learn.sac import Actor, RunningNorm
+from optsched.errors import ScenarioError
+from optsched.learn.checkpoint import load_checkpoint, save_checkpoint
+from optsched.learn.nets import Actor, RunningNorm
+
+
+def save_policy(path: str | Path, actor: Actor, norm: RunningNorm, action: str,
+                config: dict) -> None:
+    """The actor, its observation normaliser and the action space it acts through."""
+    first, last = actor.body[0].weight, actor.body[-1].weight
+    save_checkpoint(path, "policy", {
+        "actor": actor.state_dict(), "norm": norm.state(), "obs_dim": first.shape[1],
+        "act_dim": last.shape[0] // 2, "hidden": first.shape[0], "action": action,
+        "config": config})
 
 
 class LearnedPolicy:
@@ -17,24 +30,36 @@ class LearnedPolicy:
     per-slot dispatch with its learned look-ahead and battery."""
 
     def __init__(self, path: str | Path, name: str | None = None):
-        blob = torch.load(path, weights_only=False)
-        self.actor = Actor(blob["obs_dim"], blob["act_dim"], blob["hidden"])
-        self.actor.load_state_dict(blob["actor"])
-        self.actor.eval()
-        self.norm = RunningNorm(blob["obs_dim"])
-        self.norm.load(blob["norm"])
+        load_checkpoint(path, "policy", self._build)
         self.name = name or Path(path).name
-        self.obs_dim = blob["obs_dim"]
-        self.action = blob.get("action", "direct")
         if self.action.startswith("dispatch"):
             self.plan = self._plan
         self._dispatch: tuple | None = None
 
+    def _build(self, blob: dict) -> None:
+        od, ad, hidden = int(blob["obs_dim"]), int(blob["act_dim"]), int(blob["hidden"])
+        # The sizes must be those of the stored weights: a file cannot make us allocate more.
+        shapes = {k: tuple(v.shape) for k, v in blob["actor"].items()}
+        if (shapes.get("body.0.weight"), shapes.get("body.4.weight")) != (
+                (hidden, od), (2 * ad, hidden)):
+            raise ValueError(f"obs_dim {od}, act_dim {ad}, hidden {hidden} do not match "
+                             f"the actor's weights")
+        if blob["action"] not in ("direct", "dispatch", "dispatch-battery"):
+            raise ValueError(f"unknown action space {blob['action']!r}")
+        self.actor = Actor(od, ad, hidden)
+        self.actor.load_state_dict(blob["actor"])
+        self.actor.eval()
+        self.norm = RunningNorm(od)
+        self.norm.load(blob["norm"])
+        if self.norm.mean.shape != (od,) or self.norm.var.shape != (od,):
+            raise ValueError(f"the normaliser does not have {od} entries")
+        self.obs_dim, self.action = od, blob["action"]
+
     @torch.no_grad()
     def act(self, core: BatchedCore, obs: np.ndarray) -> np.ndarray:
         if obs.shape[1] != self.obs_dim:
-            raise ValueError(f"{self.name} expects {self.obs_dim} observations, the "
-                             f"environment gives {obs.shape[1]}")
+            raise ScenarioError("--policy", f"expects {self.obs_dim} observations, this "
+                                f"scenario gives {obs.shape[1]}", self.name)
         x = torch.as_tensor(self.norm(obs), dtype=torch.float32)
         return self.actor(x, deterministic=True)[0].numpy()
 

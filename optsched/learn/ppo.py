@@ -1,8 +1,9 @@
 """Proximal policy optimisation (Schulman et al. 2017) in the CleanRL style, on the batched
 core: rollouts of `rollout` slots from every copy, GAE, clipped surrogate, value loss,
-several epochs of minibatches. The actor is SAC's tanh-Gaussian, so a PPO policy loads
-and acts like any other checkpoint; its log-density is evaluated at the stored pre-tanh
-sample. Checkpoints fall on rollout boundaries, so a resumed run continues exactly."""
+several epochs of minibatches. The actor is the shared tanh-Gaussian (`learn.nets`), so a
+PPO policy loads and acts like any other; its log-density is evaluated at the stored
+pre-tanh sample. Checkpoints fall on rollout boundaries, so a resumed run continues
+exactly (the lifecycle is `learn.loop`'s)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from optsched.learn.loop import run_loop
-from optsched.learn.nets import mlp
-from optsched.learn.sac import Actor
+from optsched.learn.loop import RunTrainer
+from optsched.learn.nets import Actor, mlp
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class PPO(nn.Module):
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.parameters(), cfg.max_grad_norm)
                 self.opt.step()
-                out = {"pi_loss": pi_loss.item(), "q_loss": v_loss.item(),
+                out = {"pi_loss": pi_loss.item(), "v_loss": v_loss.item(),
                        "clip_frac": ((ratio - 1).abs() > cfg.clip).float().mean().item()}
         return out
 
@@ -106,35 +106,23 @@ def gae(rew: np.ndarray, val: np.ndarray, done: np.ndarray, last_val: np.ndarray
     return adv, adv + val
 
 
-class PPOTrainer:
-    """On-policy loop with the off-policy Trainer's interface (run, save, load, steps)."""
+class PPOTrainer(RunTrainer):
+    """The on-policy trainer: rollouts of `ppo_rollout` slots from every copy, then PPO's
+    epochs of updates."""
 
     def __init__(self, cfg, core):
-        from optsched.learn.sac import ReturnNorm, RunningNorm
-
         if cfg.shaping != "none":
             raise ValueError("PPO trains on the environment's reward only (--shaping none)")
-        self.cfg, self.core = cfg, core
-        torch.manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
+        super().__init__(cfg, core)
         self.agent = PPO(core.obs_dim, core.action_dim,
                          PPOConfig(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden))
-        self.norm = RunningNorm(core.obs_dim)
-        self.rnorm = ReturnNorm(core.B, cfg.gamma) if cfg.reward_norm else None
-        self.steps, self.wall = 0, 0.0
-        self.obs = core.reset(seed=cfg.seed).copy()
 
-    def run(self, until: int | None = None, out=None, progress=None, log=None) -> None:
-        def advance() -> list[dict]:
-            rows, losses = self.rollout()
-            return [row | losses for row in rows]
-
-        run_loop(self, advance, until, out, progress, log)
-
-    def rollout(self) -> tuple[list[dict], dict[str, float]]:
+    def advance(self) -> list[dict]:
+        """One rollout and its updates; every row of an episode that ended in it carries
+        the rollout's losses."""
         cfg, core = self.cfg, self.core
         S, B = cfg.ppo_rollout, core.B
-        buf = {k: [] for k in ("obs", "u", "logp", "val", "rew", "done")}
+        buf: dict[str, list] = {k: [] for k in ("obs", "u", "logp", "val", "rew", "done")}
         rows = []
         for _ in range(S):
             self.norm.update(self.obs)
@@ -148,8 +136,7 @@ class PPOTrainer:
                 buf[k].append(x)
             self.steps += B
             if done:
-                util = core.episode_terms[:, 0] - core.episode_terms[:, 1:].sum(axis=1)
-                rows.append({"steps": self.steps, "episode_utility": float(util.mean())})
+                rows.append(self.episode_row())
                 next_obs = core.reset()
             self.obs = next_obs.copy()
         arr = {k: np.stack(v) for k, v in buf.items()}
@@ -158,28 +145,15 @@ class PPOTrainer:
         adv, ret = gae(arr["rew"], arr["val"], arr["done"], last, pc.gamma, pc.gae_lambda)
         flat = {"obs": arr["obs"].reshape(S * B, -1), "u": arr["u"].reshape(S * B, -1),
                 "logp": arr["logp"].ravel(), "adv": adv.ravel(), "ret": ret.ravel()}
-        return rows, self.agent.update(flat, self.rng)
+        losses = self.agent.update(flat, self.rng)
+        return [row | losses for row in rows]
 
-    def state(self) -> dict:
-        return {"agent": self.agent.state_dict(), "opt": self.agent.opt.state_dict(),
-                "norm": self.norm.state(), "steps": self.steps, "wall": self.wall,
-                "rnorm": None if self.rnorm is None else self.rnorm.state(),
-                "obs": self.obs, "rng": self.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "core": self.core.snapshot()}
+    def policy_actor(self) -> Actor:
+        return self.agent.actor
 
-    def save(self, path) -> None:
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), tmp)
-        tmp.replace(path)
+    def agent_state(self) -> dict:
+        return {"net": self.agent.state_dict(), "opt": self.agent.opt.state_dict()}
 
-    def load(self, path) -> None:
-        s = torch.load(path, weights_only=False)
-        self.agent.load_state_dict(s["agent"])
+    def load_agent_state(self, s: dict) -> None:
+        self.agent.load_state_dict(s["net"])
         self.agent.opt.load_state_dict(s["opt"])
-        self.norm.load(s["norm"])
-        if self.rnorm is not None:
-            self.rnorm.load(s["rnorm"])
-        self.steps, self.wall, self.obs = s["steps"], s["wall"], s["obs"]
-        self.rng.bit_generator.state = s["rng"]
-        torch.set_rng_state(s["torch_rng"])
-        self.core.restore(s["core"])

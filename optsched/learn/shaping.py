@@ -57,6 +57,9 @@ class AdditiveShaper(nn.Module):
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=lr)
         self.opt_a = torch.optim.Adam([self.log_alpha], lr=lr)
 
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.opt_q, self.opt_g, self.opt_a]
+
     def weight(self, step: int) -> float:
         """eta after the warm-up, linearly annealed to 0 over `anneal_steps` if set."""
         if step < self.warmup:
@@ -116,6 +119,9 @@ class PotentialShaper(nn.Module):
         self.eta, self.warmup, self.gamma, self.tau = eta, warmup_steps, gamma, tau
         self.scale = value_scale if value_scale is not None else 1.0 / (1.0 - gamma)
         self.opt = torch.optim.Adam(self.gen.parameters(), lr=lr)
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.opt]
 
     def phi(self, obs: torch.Tensor, target: bool = True) -> torch.Tensor:
         net = self.gen_t if target else self.gen

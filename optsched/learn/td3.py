@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from optsched.learn.nets import fit_twin_critics, mlp, soft_update
-from optsched.learn.sac import Actor, SACConfig
+from optsched.learn.nets import Actor, fit_twin_critics, mlp, soft_update
+from optsched.learn.sac import SACConfig
 
 
 @dataclass(frozen=True)

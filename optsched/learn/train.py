@@ -1,18 +1,19 @@
-"""Training a learned scheduler on the batched environment (SAC, optional reward shaping).
+"""Training a learned scheduler on the batched environment (SAC, TD3 or PPO, optional
+reward shaping).
 
-One run = one `TrainConfig`, saved beside its results. Every `checkpoint_every` env steps
-the whole state (networks, optimisers, replay buffer, normaliser, RNG states, counters)
-goes to `out/checkpoint.pt` atomically, so `resume=True` continues exactly where the last
-checkpoint left off. Metrics go to `out/metrics.csv` (steps, wall time, episode utility,
-shaped-reward stats, losses).
+One run = one `TrainConfig`, saved beside its results in its own folder; the lifecycle
+(folder, loop, checkpoints, metrics, resume) is `learn.loop`'s, shared by every trainer.
+Every `checkpoint_every` env steps the whole state (networks, optimisers, replay buffer,
+normalisers, RNG states, counters, metrics rows) goes to `out/checkpoint.pt` atomically,
+so `resume=True` continues exactly where the last checkpoint left off.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +21,19 @@ import numpy as np
 import torch
 
 from optsched.env.bank import DayBank
-from optsched.env.core import BatchedCore, EnvConfig
+from optsched.env.core import REWARD_MODES, BatchedCore, EnvConfig
 from optsched.env.dispatch import DispatchCore
-from optsched.learn.loop import run_loop
-from optsched.learn.sac import SAC, Replay, ReturnNorm, RunningNorm, SACConfig
+from optsched.errors import ScenarioError
+from optsched.io import atomic_write_text
+from optsched.learn import loop
+from optsched.learn.loop import RunTrainer, load_optimizer_states, optimizer_states
+from optsched.learn.nets import Actor, Replay
+from optsched.learn.policy import save_policy
+from optsched.learn.sac import SAC, SACConfig
 from optsched.learn.shaping import AdditiveShaper, PotentialShaper
 from optsched.learn.td3 import TD3, TD3Config
 
+ALGOS = ("sac", "td3", "ppo", "bc")   # bc trains through learn.bc.train_bc
 SHAPING = ("none", "mlp", "diffusion", "potential")
 ACTIONS = {"dispatch": DispatchCore,
            "dispatch-battery": functools.partial(DispatchCore, waiting=False),
@@ -35,7 +42,9 @@ ACTIONS = {"dispatch": DispatchCore,
 
 @dataclass
 class TrainConfig:
-    algo: str = "sac"
+    """Every option of a run; invalid values raise `ScenarioError` naming the CLI flag."""
+
+    algo: str = "sac"                 # sac, td3 (off-policy), ppo, or bc (train_bc)
     action: str = "dispatch-battery"  # dispatch: waiting values + battery over the per-slot
                                       # dispatch; dispatch-battery: battery only;
                                       # direct: every routing/step/clock/battery choice
@@ -44,8 +53,8 @@ class TrainConfig:
     steps: int = 200_000              # environment steps (copies x slots)
     seed: int = 0
     num_envs: int = 16
-    batch_size: int = 256
-    learning_starts: int = 5_000
+    batch_size: int = 256             # off-policy minibatch
+    learning_starts: int = 5_000      # off-policy: random actions and no update before
     updates_per_step: int = 4         # gradient updates per batched env step
     buffer: int = 200_000
     gamma: float = 0.99
@@ -65,31 +74,55 @@ class TrainConfig:
     threads: int = 1                  # torch threads: small MLPs gain nothing from more,
                                       # and runs side by side would oversubscribe the cores
 
+    def __post_init__(self) -> None:
+        for key, allowed in (("algo", ALGOS), ("action", tuple(ACTIONS)),
+                             ("shaping", SHAPING), ("reward", REWARD_MODES)):
+            if getattr(self, key) not in allowed:
+                raise ScenarioError(_flag(key), f"must be one of {', '.join(allowed)}",
+                                    getattr(self, key))
+        if self.algo == "ppo" and self.shaping != "none":
+            raise ScenarioError("--shaping", "PPO trains on the environment's reward only "
+                                "(none)", self.shaping)
+        for key in ("steps", "num_envs", "batch_size", "updates_per_step", "buffer", "hidden",
+                    "diffusion_steps", "latent", "checkpoint_every", "ppo_rollout", "threads"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ScenarioError(_flag(key), "must be an integer >= 1", getattr(self, key))
+        for key in ("seed", "learning_starts", "shaping_warmup", "shaping_anneal"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
+                raise ScenarioError(_flag(key), "must be an integer >= 0", getattr(self, key))
+        for key, ok, rule in (("gamma", lambda v: 0 < v <= 1, "in (0, 1]"),
+                              ("lr", lambda v: v > 0, "> 0"),
+                              ("reward_scale", lambda v: v > 0, "> 0"),
+                              ("eta", lambda v: v >= 0, ">= 0")):
+            v = getattr(self, key)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
+                raise ScenarioError(_flag(key), f"must be a finite number {rule}", v)
+        if self.algo in ("sac", "td3") and self.steps <= self.learning_starts:
+            raise ScenarioError("--steps", f"must exceed learning_starts ({self.learning_starts}"
+                                f"): {self.algo} acts at random and makes no update before "
+                                "it", self.steps)
+
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
+        atomic_write_text(path, json.dumps(dataclasses.asdict(self), indent=1) + "\n")
 
 
-class Trainer:
-    def __init__(self, cfg: TrainConfig, bank: DayBank):
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+class Trainer(RunTrainer):
+    """The off-policy trainer (SAC or TD3, with or without a reward-shaping agent)."""
+
+    def __init__(self, cfg: TrainConfig, core: BatchedCore):
         if cfg.algo not in ("sac", "td3"):
             raise ValueError(f"algo {cfg.algo!r} is not an off-policy agent (sac, td3)")
-        if cfg.action not in ACTIONS:
-            raise ValueError(f"action must be one of {tuple(ACTIONS)}, got {cfg.action!r}")
-        if cfg.shaping not in SHAPING:
-            raise ValueError(f"shaping must be one of {SHAPING}, got {cfg.shaping!r}")
-        self.cfg = cfg
-        torch.manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
-        self.core = ACTIONS[cfg.action](bank, cfg.num_envs, EnvConfig(
-            reward=cfg.reward, reward_scale=cfg.reward_scale))
-        od, ad = self.core.obs_dim, self.core.action_dim
-        if cfg.algo == "sac":
-            self.agent = SAC(od, ad, SACConfig(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden,
-                                               batch_size=cfg.batch_size))
-        else:
-            self.agent = TD3(od, ad, TD3Config(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden,
-                                               batch_size=cfg.batch_size))
-        self.shaper = None
+        super().__init__(cfg, core)
+        od, ad = core.obs_dim, core.action_dim
+        agent_cfg = dict(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden,
+                         batch_size=cfg.batch_size)
+        self.agent = (SAC(od, ad, SACConfig(**agent_cfg)) if cfg.algo == "sac" else
+                      TD3(od, ad, TD3Config(**agent_cfg)))
+        self.shaper: AdditiveShaper | PotentialShaper | None = None
         if cfg.shaping in ("mlp", "diffusion"):
             self.shaper = AdditiveShaper(od, ad, kind=cfg.shaping, eta=cfg.eta,
                                          warmup_steps=cfg.shaping_warmup,
@@ -100,25 +133,11 @@ class Trainer:
             self.shaper = PotentialShaper(od, eta=1.0, warmup_steps=cfg.shaping_warmup,
                                           gamma=cfg.gamma, lr=cfg.lr, latent=cfg.latent,
                                           steps=cfg.diffusion_steps, hidden=cfg.hidden)
-        self.norm = RunningNorm(od)
-        self.rnorm = ReturnNorm(cfg.num_envs, cfg.gamma) if cfg.reward_norm else None
         self.buffer = Replay(cfg.buffer, od, ad)
-        self.steps = 0
-        self.wall = 0.0
-        self.obs = self.core.reset(seed=cfg.seed).copy()
 
-    # ------------------------------------------------------------------ loop
-    def run(self, until: int | None = None, out: Path | None = None, progress=None,
-            log=None) -> None:
-        def advance() -> list[dict]:
-            row = self.step()
-            return [] if row is None else [row]
-
-        run_loop(self, advance, until, out, progress, log)
-
-    def step(self) -> dict | None:
+    def advance(self) -> list[dict]:
         """One batched env step (num_envs transitions) and its gradient updates; returns a
-        metrics row when episodes end."""
+        metrics row when the episodes end."""
         cfg, core = self.cfg, self.core
         self.norm.update(self.obs)
         o = self.norm(self.obs).astype(np.float32)
@@ -141,13 +160,12 @@ class Trainer:
         if self.steps >= cfg.learning_starts:
             for _ in range(cfg.updates_per_step):
                 losses = self.update()
-        row = None
+        rows = []
         if done:
-            util = core.episode_terms[:, 0] - core.episode_terms[:, 1:].sum(axis=1)
-            row = {"steps": self.steps, "episode_utility": float(util.mean()), **losses}
+            rows.append(self.episode_row() | losses)
             next_obs = core.reset().copy()
         self.obs = next_obs
-        return row
+        return rows
 
     def update(self) -> dict[str, float]:
         b = {k: torch.as_tensor(v) for k, v in
@@ -166,107 +184,85 @@ class Trainer:
         out |= self.agent.update(b["obs"], b["act"], rew, b["next_obs"], b["done"])
         return out
 
-    # ------------------------------------------------------------------ state
-    def state(self) -> dict:
-        return {
-            "agent": self.agent.state_dict(),
-            "opt": [o.state_dict() for o in self.agent.optimizers()],
-            "agent_extra": self.agent.extra_state(),
-            "shaper": None if self.shaper is None else self.shaper.state_dict(),
-            "shaper_opt": None if self.shaper is None else [
-                o.state_dict() for o in _shaper_opts(self.shaper)],
-            "norm": self.norm.state(), "buffer": self.buffer.data,
-            "rnorm": None if self.rnorm is None else self.rnorm.state(),
-            "buffer_pos": (self.buffer.n, self.buffer.i), "steps": self.steps,
-            "wall": self.wall, "obs": self.obs, "rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(), "core": self.core.snapshot(),
-            "config": dataclasses.asdict(self.cfg),
-        }
+    def policy_actor(self) -> Actor:
+        return self.agent.net if isinstance(self.agent, TD3) else self.agent.actor
 
-    def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), tmp)
-        tmp.replace(path)
+    def agent_state(self) -> dict:
+        return {"net": self.agent.state_dict(),
+                "opt": optimizer_states(self.agent.optimizers()),
+                "extra": self.agent.extra_state(),
+                "shaper": None if self.shaper is None else self.shaper.state_dict(),
+                "shaper_opt": None if self.shaper is None else optimizer_states(
+                    self.shaper.optimizers()),
+                "buffer": self.buffer.data, "buffer_pos": [self.buffer.n, self.buffer.i]}
 
-    def load(self, path: Path) -> None:
-        s = torch.load(path, weights_only=False)
-        self.agent.load_state_dict(s["agent"])
-        for o, st in zip(self.agent.optimizers(), s["opt"], strict=True):
-            o.load_state_dict(st)
-        self.agent.load_extra_state(s["agent_extra"])
+    def load_agent_state(self, s: dict) -> None:
+        self.agent.load_state_dict(s["net"])
+        load_optimizer_states(self.agent.optimizers(), s["opt"])
+        self.agent.load_extra_state(s["extra"])
         if self.shaper is not None:
             self.shaper.load_state_dict(s["shaper"])
-            for o, st in zip(_shaper_opts(self.shaper), s["shaper_opt"], strict=True):
-                o.load_state_dict(st)
-        self.norm.load(s["norm"])
-        if self.rnorm is not None:
-            self.rnorm.load(s["rnorm"])
+            load_optimizer_states(self.shaper.optimizers(), s["shaper_opt"])
+        shapes = {k: v.shape for k, v in self.buffer.data.items()}
+        if {k: np.shape(v) for k, v in s["buffer"].items()} != shapes:
+            raise ValueError("the replay buffer does not match this run's sizes")
         self.buffer.data = s["buffer"]
-        self.buffer.n, self.buffer.i = s["buffer_pos"]
-        self.steps, self.wall, self.obs = s["steps"], s["wall"], s["obs"]
-        self.rng.bit_generator.state = s["rng"]
-        torch.set_rng_state(s["torch_rng"])
-        self.core.restore(s["core"])
-
-def _shaper_opts(shaper) -> list:
-    if isinstance(shaper, AdditiveShaper):
-        return [shaper.opt_q, shaper.opt_g, shaper.opt_a]
-    return [shaper.opt]
+        self.buffer.n, self.buffer.i = (int(v) for v in s["buffer_pos"])
 
 
-def log_metrics(out: Path, row: dict) -> None:
-    path = out / "metrics.csv"
-    fields = ["steps", "wall_s", "episode_utility", "q_loss", "pi_loss", "alpha",
-              "clip_frac", "shaped_abs_mean", "shaper_q_loss", "shaper_gen_loss",
-              "shaped_mean", "shaper_td_loss"]
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerow(row)
-
-
-def make_trainer(cfg: TrainConfig, bank: DayBank):
+def make_trainer(cfg: TrainConfig, bank: DayBank) -> RunTrainer:
+    if cfg.algo == "bc":
+        raise ValueError("behaviour cloning has no trainer loop: use learn.bc.train_bc")
     torch.set_num_threads(cfg.threads)
+    core = ACTIONS[cfg.action](bank, cfg.num_envs, EnvConfig(
+        reward=cfg.reward, reward_scale=cfg.reward_scale))
     if cfg.algo == "ppo":
         from optsched.learn.ppo import PPOTrainer
 
-        if cfg.action not in ACTIONS:
-            raise ValueError(f"action must be one of {tuple(ACTIONS)}, got {cfg.action!r}")
-        core = ACTIONS[cfg.action](bank, cfg.num_envs, EnvConfig(
-            reward=cfg.reward, reward_scale=cfg.reward_scale))
         return PPOTrainer(cfg, core)
-    return Trainer(cfg, bank)
+    return Trainer(cfg, core)
 
 
-def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
-          progress=None) -> Trainer:
+def open_run(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
+             overwrite: bool = False) -> RunTrainer:
+    """The trainer of a run in `cfg.out`, resumed from its checkpoint with `resume`; every
+    refusal happens here, before anything is written: resuming without a checkpoint or
+    with other options, starting afresh over an existing run unless `overwrite`, a run too
+    short to finish one episode."""
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    loop.prepare_out(out, resume, overwrite)
     if bank is None:
         from optsched.scenario import jemas3
         bank = DayBank.from_family(list(cfg.days) or jemas3.train_days())
     trainer = make_trainer(cfg, bank)
-    ckpt = out / "checkpoint.pt"
-    if resume and ckpt.exists():
-        trainer.load(ckpt)
-    elif (out / "metrics.csv").exists():
-        (out / "metrics.csv").unlink()
-    cfg.save(out / "config.json")
-    trainer.run(out=out, progress=progress, log=lambda row: log_metrics(out, row))
-    trainer.save(ckpt)
-    actor = trainer.agent.net if cfg.algo == "td3" else trainer.agent.actor
-    torch.save({"actor": actor.state_dict(), "norm": trainer.norm.state(),
-                "obs_dim": trainer.core.obs_dim, "act_dim": trainer.core.action_dim,
-                "action": cfg.action,
-                "hidden": cfg.hidden, "config": dataclasses.asdict(cfg)}, out / "policy.pt")
-    if (out / "metrics.csv").exists():
-        import matplotlib.pyplot as plt
-
-        from optsched.report.plots import learning_figure
-
-        fig = learning_figure([out / "metrics.csv"])
-        fig.savefig(out / "curves.png", dpi=100)
-        plt.close(fig)
+    episode = trainer.core.T * cfg.num_envs
+    if cfg.steps < episode:
+        raise ScenarioError("--steps", f"fewer than one episode ({trainer.core.T} slots x "
+                            f"{cfg.num_envs} copies = {episode} steps): no episode would "
+                            "finish and no metrics would be written", cfg.steps)
+    if resume:
+        trainer.load(out / loop.CHECKPOINT)
     return trainer
+
+
+def run_training(trainer: RunTrainer, progress=None) -> RunTrainer:
+    """Run an opened run to its steps; writes config.json, metrics.csv, checkpoint.pt,
+    policy.pt and curves.png in its folder (a fresh run first removes an old one's)."""
+    cfg = trainer.cfg
+    out = Path(cfg.out)
+    if trainer.steps == 0:
+        loop.clear_out(out)
+    cfg.save(out / loop.CONFIG)
+    loop.write_metrics(out / loop.METRICS, trainer.rows)
+    trainer.run(out=out, progress=progress)
+    trainer.save(out / loop.CHECKPOINT)
+    save_policy(out / loop.POLICY, trainer.policy_actor(), trainer.norm, cfg.action,
+                dataclasses.asdict(cfg))
+    loop.write_curves(out)
+    return trainer
+
+
+def train(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False,
+          progress=None, overwrite: bool = False) -> RunTrainer:
+    """`open_run` then `run_training`."""
+    return run_training(open_run(cfg, bank, resume, overwrite), progress)
