@@ -115,9 +115,8 @@ class RunTrainer:
 
     def episode_row(self) -> dict:
         """The metrics row of the episodes that just ended (mean over copies)."""
-        terms = self.core.episode_terms
-        util = terms[:, 0] - terms[:, 1:].sum(axis=1)
-        return {"steps": self.steps, "episode_utility": float(util.mean())}
+        return {"steps": self.steps,
+                "episode_utility": float(self.core.episode_utility.mean())}
 
     # ------------------------------------------------------------ the loop
     def run(self, until: int | None = None, out: Path | None = None,
