@@ -30,7 +30,8 @@ BYTES_PER_VAR = 2_800
 class ModelSize:
     n_vars: int
     n_cons: int
-    nnz: int                        # nonzeros of the constraint matrix
+    nnz: int                        # structural nonzeros of the constraint matrix (the
+                                    # built one omits coefficients that happen to be 0)
 
     @property
     def peak_bytes(self) -> int:
