@@ -70,8 +70,9 @@ def solve(c: Compiled, backend: str = "pyomo", relax: bool = False,
         sol = solve_matrix(c, relax, time_limit, mip_gap)
     if sol.schedule is None:
         if sol.status == "time_limit":
+            bound = "" if sol.bound is None else f" (best bound on the utility {sol.bound:,.2f})"
             sol.diagnosis = (f"no feasible schedule found within the time limit of "
-                             f"{time_limit:g} s; allow more time")
+                             f"{time_limit:g} s{bound}; allow more time")
         else:
             from optsched.oracle.diagnose import diagnose
             from optsched.oracle.matrix import build_matrix
@@ -83,4 +84,4 @@ def solve(c: Compiled, backend: str = "pyomo", relax: bool = False,
 
 
 __all__ = ["BACKENDS", "MAX_VARS", "MIP_GAP", "ModelSize", "ObjectiveMismatch", "Solution",
-           "model_size", "solve"]
+           "check_inputs", "model_size", "solve"]

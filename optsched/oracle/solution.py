@@ -14,7 +14,7 @@ OBJECTIVE_RTOL = 1e-6
 @dataclass
 class Solution:
     schedule: Schedule | None
-    objective: float | None           # solver objective (utility, $)
+    objective: float | None           # solver objective (utility, $) of the schedule
     status: str                       # optimal | time_limit | infeasible | unbounded | error
     backend: str
     relaxed: bool
