@@ -37,3 +37,16 @@ class ScenarioError(OptschedError):
 
 class InfeasibleError(OptschedError):
     """A scenario or schedule that cannot be satisfied, with the diagnosis in the message."""
+
+
+class ModelTooLarge(ScenarioError):
+    """An oracle model above the size limit, refused before it is built."""
+
+    def __init__(self, n_vars: int, nnz: int, peak_bytes: int, limit: float, kind: str):
+        self.n_vars, self.nnz, self.peak_bytes, self.limit = n_vars, nnz, peak_bytes, limit
+        super().__init__(
+            "--max-vars",
+            f"the oracle's {kind} would have {n_vars:,} variables and {nnz:,} nonzeros "
+            f"(about {peak_bytes / 2**30:,.1f} GiB of memory at its peak), above the limit "
+            f"of {limit:,.0f} variables; raise it with --max-vars N (solve(max_vars=N) in "
+            f"Python, or the environment variable OPTSCHED_MAX_VARS) or shorten the horizon")

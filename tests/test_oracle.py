@@ -142,3 +142,32 @@ def test_time_limit_without_a_schedule_is_reported_not_diagnosed():
     sol = solve(c, "highs", relax=True, time_limit=0.01)
     assert sol.schedule is None and sol.status == "time_limit"
     assert "time limit of 0.01 s" in sol.diagnosis
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "highs"])
+def test_a_time_limited_milp_is_reported_as_such(backend):
+    """The default day's MILP needs seconds; stopped at 0.05 s it is a time-limited solve
+    (never an objective mismatch), and its record is valid JSON (no infinite gap)."""
+    c = compile_scenario(get_scenario("jemas-3"))
+    sol = solve(c, backend, relax=False, time_limit=0.05)
+    assert sol.status == "time_limit"
+    json.dumps(sol.to_dict(), allow_nan=False)
+    if sol.schedule is None:
+        assert "time limit of 0.05 s" in sol.diagnosis
+    else:                      # an incumbent: scored by the evaluator, below the bound
+        assert sol.evaluation.feasible
+        assert sol.bound is None or sol.bound >= sol.objective
+
+
+def test_milp_reports_its_gap_and_best_bound_on_every_backend():
+    """Seed 1 stops inside the default 0.1% gap, short of proven optimality: the bound
+    lies above the incumbent by the reported gap and below the LP relaxation's optimum."""
+    c = small_scenario(1)
+    lp = solve(c, "highs", relax=True)
+    assert lp.bound is None and lp.mip_gap is None
+    for backend in BACKENDS:
+        sol = solve(c, backend, relax=False)
+        assert 0 < sol.mip_gap <= 1e-3, backend
+        assert sol.objective < sol.bound <= lp.objective * (1 + 1e-9), backend
+        assert (sol.bound - sol.objective) / abs(sol.objective) == pytest.approx(
+            sol.mip_gap, rel=1e-6), backend

@@ -8,11 +8,19 @@ re-canonicalising (`CvxpyOracle.update`).
 from __future__ import annotations
 
 import time
+import warnings
 
 import cvxpy as cp
 import numpy as np
 
-from optsched.oracle.highs_direct import HIGHS_OPTIONS
+from optsched.oracle.highs import (
+    FEASIBLE,
+    MIP_GAP,
+    finite_or_none,
+    highs_options,
+    mip_bound,
+    quiet_banner,
+)
 from optsched.oracle.layout import build_layout, shift_matrix
 from optsched.oracle.matrix import unpack
 from optsched.oracle.solution import Solution
@@ -122,17 +130,22 @@ class CvxpyOracle:
         p["terminal_price"].value = tp if len(L.batt) else np.zeros(1)
 
     def solve(self, c: Compiled, solver: str = "highs", time_limit: float | None = None,
-              mip_gap: float = 1e-3) -> Solution:
+              mip_gap: float = MIP_GAP) -> Solution:
         opts: dict = {}
         if solver == "highs":
-            opts = {"mip_rel_gap": mip_gap, **HIGHS_OPTIONS}
-            if time_limit is not None:
-                opts["time_limit"] = float(time_limit)
+            opts = highs_options(time_limit, mip_gap)
+            quiet_banner()
+        elif time_limit is not None:
+            opts = {"time_limit": float(time_limit)}
         t1 = time.perf_counter()
         try:
-            self.problem.solve(solver=SOLVERS[solver], **opts)
+            with warnings.catch_warnings():
+                # A stop at the time limit is reported in the Solution's status.
+                warnings.filterwarnings("ignore", "Solution may be inaccurate")
+                self.problem.solve(solver=SOLVERS[solver], **opts)
         except cp.error.SolverError as exc:
-            return self._empty(f"error: {exc}", time.perf_counter() - t1)
+            return self._empty(solver, f"error: {exc}", self.build_s,
+                               time.perf_counter() - t1)
         # CVXPY canonicalises inside solve(): count that as build time (it is ~0 on a
         # re-solve after `update`, thanks to DPP).
         compile_s = float(self.problem.compilation_time or 0.0)
@@ -141,33 +154,38 @@ class CvxpyOracle:
         status = {"optimal": "optimal", "optimal_inaccurate": "optimal",
                   "infeasible": "infeasible", "unbounded": "unbounded",
                   "user_limit": "time_limit"}.get(self.problem.status, self.problem.status)
-        if self.v["x"].value is None:
-            return self._empty(status, solve_s)
-        L = self.layout
-        Ib, T = len(L.batt), c.T
+        # HiGHS's own record of the run (CVXPY hands over its HighsInfo): at a time limit
+        # CVXPY fills the variables with zeros when HiGHS has no feasible point.
+        info = self.problem.solver_stats.extra_stats if solver == "highs" else None
+        gap = bound = None
+        if info is not None and not self.relax:
+            gap = finite_or_none(info.mip_gap)
+            bound = mip_bound(info, self.relax, maximize=False)   # CVXPY minimises -utility
+        feasible = (info.primal_solution_status == FEASIBLE if info is not None
+                    else status == "optimal")
+        if self.v["x"].value is None or not feasible or status not in ("optimal",
+                                                                         "time_limit"):
+            return self._empty(solver, status, build_s, solve_s, gap, bound)
 
         def get(name):
             var = self.v.get(name)
             if var is None:
-                return np.zeros((0, T))
+                return np.zeros((0, c.T))
             return np.asarray(var.value, float).reshape(var.shape if name != "peak"
                                                         else (c.I,))
-        schedule = unpack(c, L, get)
-        del Ib
-        stats = self.problem.solver_stats
-        gap = None
-        if not self.relax:
-            extra = getattr(stats, "extra_stats", None)
-            gap = _mip_gap(extra)
-        return Solution(schedule=schedule, objective=float(self.problem.value), status=status,
+        # The objective at the returned point (the incumbent, after a time limit).
+        objective = float(self.problem.objective.value)
+        return Solution(schedule=unpack(c, self.layout, get), objective=objective,
+                        status=status, backend=f"cvxpy-{solver}", relaxed=self.relax,
+                        mip_gap=gap, build_s=build_s, solve_s=solve_s,
+                        n_vars=self._n_vars(), n_cons=self._n_cons(), bound=bound)
+
+    def _empty(self, solver: str, status: str, build_s: float, solve_s: float,
+               gap: float | None = None, bound: float | None = None) -> Solution:
+        return Solution(schedule=None, objective=None, status=status,
                         backend=f"cvxpy-{solver}", relaxed=self.relax, mip_gap=gap,
                         build_s=build_s, solve_s=solve_s, n_vars=self._n_vars(),
-                        n_cons=self._n_cons())
-
-    def _empty(self, status: str, solve_s: float) -> Solution:
-        return Solution(schedule=None, objective=None, status=status, backend="cvxpy",
-                        relaxed=self.relax, mip_gap=None, build_s=self.build_s,
-                        solve_s=solve_s, n_vars=self._n_vars(), n_cons=self._n_cons())
+                        n_cons=self._n_cons(), bound=bound)
 
     def _n_vars(self) -> int:
         return int(sum(v.size for v in self.problem.variables()))
@@ -176,14 +194,6 @@ class CvxpyOracle:
         return int(sum(con.size for con in self.problem.constraints))
 
 
-def _mip_gap(extra) -> float | None:
-    """HiGHS's MIP gap from CVXPY's solver stats, where the interface exposes it."""
-    try:
-        return float(extra.getInfo().mip_gap)
-    except AttributeError:
-        return None
-
-
 def solve_cvxpy(c: Compiled, relax: bool = False, time_limit: float | None = None,
-                solver: str = "highs", mip_gap: float = 1e-3) -> Solution:
+                solver: str = "highs", mip_gap: float = MIP_GAP) -> Solution:
     return CvxpyOracle(c, relax).solve(c, solver, time_limit, mip_gap)

@@ -13,6 +13,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from optsched.oracle.highs import highs_lp, new_highs
 from optsched.oracle.matrix import MatrixModel
 
 
@@ -34,17 +35,13 @@ def diagnose(m: MatrixModel, tol: float = 1e-6) -> str:
     rows = m.n_cons
     eye = sp.eye(rows, format="csc")
     A = sp.hstack([m.A.tocsc(), eye, -eye], format="csc")
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = m.n_vars + 2 * rows, rows
-    lp.col_cost_ = np.concatenate([np.zeros(m.n_vars), np.ones(2 * rows)])
-    lp.col_lower_ = np.concatenate([m.col_lo, np.zeros(2 * rows)])
-    lp.col_upper_ = np.concatenate([m.col_hi, np.full(2 * rows, np.inf)])
-    lp.row_lower_, lp.row_upper_ = m.row_lo, m.row_hi
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.passModel(lp)
+    n = m.n_vars + 2 * rows
+    h = new_highs()
+    h.passModel(highs_lp(
+        np.concatenate([np.zeros(m.n_vars), np.ones(2 * rows)]),
+        np.concatenate([m.col_lo, np.zeros(2 * rows)]),
+        np.concatenate([m.col_hi, np.full(2 * rows, np.inf)]),
+        m.row_lo, m.row_hi, A, np.zeros(n, bool)))
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return f"the elastic model did not solve either ({h.getModelStatus()})"

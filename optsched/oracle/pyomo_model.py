@@ -15,7 +15,7 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
-from optsched.oracle.highs_direct import highs_lp, new_highs, read_result
+from optsched.oracle.highs import MIP_GAP, highs_lp, load_highs, run_highs
 from optsched.oracle.layout import Layout, build_layout
 from optsched.oracle.matrix import unpack
 from optsched.oracle.solution import Solution
@@ -130,7 +130,7 @@ def build_pyomo(c: Compiled, relax: bool = False) -> tuple[pyo.ConcreteModel, La
     return m, L
 
 
-def to_highs_lp(sf) -> highspy.HighsLp:
+def standard_form_to_highs(sf) -> highspy.HighsLp:
     """Pyomo's standard form (mixed rows, objective sense kept) as a HiGHS model."""
     cols = sf.columns
     kind = np.array([bound for _, bound in sf.rows])
@@ -145,7 +145,7 @@ def to_highs_lp(sf) -> highspy.HighsLp:
 
 
 def solve_pyomo(c: Compiled, relax: bool = False, time_limit: float | None = None,
-                mip_gap: float = 1e-3) -> Solution:
+                mip_gap: float = MIP_GAP) -> Solution:
     """Build the Pyomo model, compile it to standard form (Pyomo's own matrix compiler),
     solve that with HiGHS and load the values back into the model's variables.
 
@@ -155,27 +155,23 @@ def solve_pyomo(c: Compiled, relax: bool = False, time_limit: float | None = Non
     t0 = time.perf_counter()
     m, L = build_pyomo(c, relax)
     sf = LinearStandardFormCompiler().write(m, mixed_form=True, set_sense=None)
-    lp = to_highs_lp(sf)
+    h = load_highs(standard_form_to_highs(sf), time_limit, mip_gap)
     n_vars = sum(len(v) for v in m.component_objects(pyo.Var))
     n_cons = sum(len(k) for k in m.component_objects(pyo.Constraint))
-    # HiGHS has the matrix now; the expression trees (and the rows that point at them)
-    # are released before the solve, which is where the peak comes (10-site MILP).
+    # HiGHS has its own copy of the matrix now; the expression trees (and the rows that
+    # point at them) are released before the solve, which is where the peak comes
+    # (10-site MILP).
     columns, cost, offset = sf.columns, sf.c, float(sf.c_offset[0])
     del sf
     for comp in list(m.component_objects((pyo.Constraint, pyo.Objective))):
         m.del_component(comp)
     gc.collect()
     build_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    h = new_highs(time_limit, mip_gap)
-    h.passModel(lp)
-    del lp
-    h.run()
-    solve_s = time.perf_counter() - t1
-    status, values, gap = read_result(h, relax)
+    res, solve_s = run_highs(h, relax, maximize=True)
+    values = res.values
     if values is None:
-        return Solution(None, None, status, "pyomo", relax, None, build_s, solve_s,
-                        n_vars, n_cons)
+        return Solution(None, None, res.status, "pyomo", relax, res.mip_gap, build_s,
+                        solve_s, n_vars, n_cons, bound=res.bound)
     for v in m.component_data_objects(pyo.Var):
         v.set_value(0.0, skip_validation=True)      # variables no row or cost refers to
     for v, val in zip(columns, values.tolist(), strict=True):
@@ -190,5 +186,5 @@ def solve_pyomo(c: Compiled, relax: bool = False, time_limit: float | None = Non
         vals = np.fromiter((v.value for v in comp.values()), float, len(comp))
         return vals.reshape(shapes.get(name, (-1, c.T)))
 
-    return Solution(unpack(c, L, get), obj, status, "pyomo", relax, gap, build_s, solve_s,
-                    n_vars, n_cons)
+    return Solution(unpack(c, L, get), obj, res.status, "pyomo", relax, res.mip_gap, build_s,
+                    solve_s, n_vars, n_cons, bound=res.bound)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from optsched.evaluate import Evaluation, evaluate
 from optsched.scenario.compile import Compiled
@@ -14,7 +14,7 @@ OBJECTIVE_RTOL = 1e-6
 @dataclass
 class Solution:
     schedule: Schedule | None
-    objective: float | None           # solver objective (utility, $)
+    objective: float | None           # solver objective (utility, $) of the schedule
     status: str                       # optimal | time_limit | infeasible | unbounded | error
     backend: str
     relaxed: bool
@@ -23,19 +23,16 @@ class Solution:
     solve_s: float
     n_vars: int
     n_cons: int
+    bound: float | None = None        # MILP: best bound on the utility (>= objective)
     evaluation: Evaluation | None = None
     diagnosis: str | None = None
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.schedule is not None
 
     def to_dict(self) -> dict:
         ev = self.evaluation
         return {
             "utility": self.objective, "status": self.status, "backend": self.backend,
-            "relaxed": self.relaxed, "mip_gap": self.mip_gap, "build_s": self.build_s,
+            "relaxed": self.relaxed, "mip_gap": self.mip_gap, "bound": self.bound,
+            "build_s": self.build_s,
             "solve_s": self.solve_s, "variables": self.n_vars, "constraints": self.n_cons,
             "terms": ev.terms if ev else None,
             "jobs": ev.jobs if ev else None,
