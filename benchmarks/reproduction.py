@@ -35,8 +35,8 @@ LEVERS = ("no-transfer", "fixed-steps", "no-dvfs", "no-renewables")
 
 
 def measure(days: list[int], policy: str) -> dict:
-    from optsched.policies import get_policy, rollout
     from optsched.oracle.cache import DEFAULT_CACHE, cached_oracle
+    from optsched.policies import get_policy, rollout
     from optsched.scenario import compile_scenario, get_scenario
     from optsched.scenario.ablations import ablate
 
