@@ -65,5 +65,6 @@ def parse_days(spec: str | None, source: str | Path = "jemas-3",
     n = jemas3.n_days()
     outside = [d for d in days if d >= n]
     if outside:
-        raise ScenarioError(key, f"days of {source} are 0..{n - 1}", outside[0])
+        raise ScenarioError(key, f"days of {source} are 0..{n - 1} ({outside[0]} is not)",
+                            spec)
     return days
