@@ -90,10 +90,10 @@ def emit_json(obj: dict) -> None:
 @contextlib.contextmanager
 def status(title: str) -> Iterator[Callable[[str], None]]:
     """Progress of a step: yields `update(message)`. A spinner on a terminal, else one
-    log line per message on stderr."""
+    log line per message on stderr (none before the first, so that an error raised while
+    checking the input stays the only line)."""
     if err.is_terminal:
         with err.status(title) as spin:
             yield lambda msg: spin.update(f"{title}: {msg}")
         return
-    sys.stderr.write(f"optsched: {title}\n")
-    yield lambda msg: sys.stderr.write(f"optsched: {title}: {msg}\n")
+    yield lambda msg: print(f"optsched: {title}: {msg}", file=sys.stderr, flush=True)
