@@ -156,12 +156,13 @@ def compare_runs(scenario: Any, policies: Sequence[str], days: Any = None, *,
     rows, runs = [], {}
     pairs = days_of(scenario, days)
     for day, c in pairs:
+        on = "" if day is None else f", day {day}"
         day_rows = []
         if oracle:
-            say(f"oracle, day {day}")
+            say(f"oracle{on}")
             u_o = _oracle_row(c, day, backend, cache, day_rows, runs)
         for name, (pol, removed) in plays.items():
-            say(f"{name}, day {day}")
+            say(f"{name}{on}")
             t0 = time.perf_counter()
             run = rollout(ablate(c, removed) if removed else c, pol)
             runs[name, day] = run
