@@ -24,7 +24,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from optsched.cli import parse_days
+    from optsched.days import parse_days
     from optsched.oracle import solve
     from optsched.scenario import compile_scenario, get_scenario
     from optsched.scenario.ablations import ABLATIONS, ablate

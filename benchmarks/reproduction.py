@@ -35,13 +35,13 @@ LEVERS = ("no-transfer", "fixed-steps", "no-dvfs", "no-renewables")
 
 
 def measure(days: list[int], policy: str) -> dict:
+    from optsched.oracle.cache import DEFAULT_CACHE, cached_oracle
     from optsched.policies import get_policy, rollout
-    from optsched.report.report import cached_oracle
     from optsched.scenario import compile_scenario, get_scenario
     from optsched.scenario.ablations import ablate
 
     comp = [compile_scenario(get_scenario("jemas-3", d)) for d in days]
-    oracle = np.array([cached_oracle(c, Path(".optsched-cache"))[1] for c in comp])
+    oracle = np.array([cached_oracle(c, DEFAULT_CACHE).objective for c in comp])
 
     def run(name: str, scen) -> list:
         return [ev for _, ev, _ in rollout(get_policy(name), scen)]
@@ -97,7 +97,7 @@ def main() -> None:
                     help="results.json files of shaping grids")
     ap.add_argument("--out", type=Path, default=Path("runs/reproduction.json"))
     args = ap.parse_args()
-    from optsched.cli import parse_days
+    from optsched.days import parse_days
 
     days = parse_days(args.days, "jemas-3")
     m = measure(days, args.policy)

@@ -26,15 +26,53 @@ def test_scenario_show_prints_tables_and_json():
     assert data["name"] == "jemas-3/day-010" and len(data["sites"]) == 3
 
 
-def test_evaluate_json_contract():
-    out = run("evaluate", "jemas-3", "--policy", "local-fixed", "--json")
+def arbitrage_toml(tmp_path) -> str:
+    """TINY without jobs, with a price spread worth one battery cycle: the oracle earns
+    (200 x 7.2 - 10 x 10) / 1000 = $1.34; local-fixed idles and earns exactly $0."""
+    from optsched.scenario import save_scenario, scenario_from_dict
+    from tests.conftest import TINY
+
+    raw = json.loads(json.dumps(TINY))
+    raw["sites"][0].update(price=[10.0, 200.0], export_cap_kw=100.0, sell_factor=1.0)
+    raw["classes"][0]["arrivals"] = [0.0, 0.0]
+    path = tmp_path / "arbitrage.toml"
+    save_scenario(scenario_from_dict(raw), path)
+    return str(path)
+
+
+def test_evaluate_json_contract_on_a_scenario_known_by_hand(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "optsched.cli", "evaluate",
+                          arbitrage_toml(tmp_path), "--policy", "local-fixed", "--json"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)                       # exactly one JSON object
     assert set(TERMS) == set(data["terms"])
-    assert {"utility", "terms", "oracle_utility", "gap", "jobs", "feasible"} <= set(data)
-    revenue = data["terms"].pop("revenue")
-    assert data["utility"] == pytest.approx(revenue - sum(data["terms"].values()), rel=1e-9)
+    assert data["utility"] == pytest.approx(0.0, abs=1e-12)
+    assert data["oracle_utility"] == pytest.approx(1.34, rel=1e-9)
+    assert data["gap"] == pytest.approx(1.0, rel=1e-9)
+    assert data["captured"] == 0.0
     assert data["feasible"]
+
+
+def test_version_and_a_closed_pipe():
+    from importlib.metadata import version
+
+    assert run("--version").stdout.strip() == f"optsched {version('optsched')}"
+    shown = subprocess.run(f"{sys.executable} -m optsched.cli scenario show jemas-3 | head -1",
+                           shell=True, capture_output=True, text=True, timeout=120,
+                           executable="/bin/bash")
+    piped = subprocess.run(f"set -o pipefail; {sys.executable} -m optsched.cli scenario show "
+                           "jemas-3 | head -1 > /dev/null", shell=True, capture_output=True,
+                           text=True, timeout=120, executable="/bin/bash")
+    assert shown.stdout.startswith("jemas-3/day-004")
+    assert piped.returncode == 0 and "Error" not in piped.stderr, piped.stderr
+
+
+def test_unknown_policy_lists_every_kind():
+    out = run("evaluate", "jemas-3", "--policy", "nope", "--no-oracle")
+    assert out.returncode == 2
+    for word in ("local-fixed", "greedy", "mpc-noisy", "learned", "PATH.pt"):
+        assert word in out.stderr
 
 
 def test_evaluate_over_days_and_writes_csv(tmp_path):
@@ -54,6 +92,12 @@ def test_evaluate_over_days_and_writes_csv(tmp_path):
     ("sweep", "jemas-3", "--param", "gpus", "--values", "1"),
     ("report", "jemas-3", "--metrics", "missing.csv"),
     ("train", "--action", "sideways"),
+    ("train", "--checkpoint-every", "0"),
+    ("evaluate", "jemas-3", "--days", "5..3"),
+    ("evaluate", "jemas-3", "--days", "tests"),
+    ("report", "jemas-3", "--days", "test:0"),
+    ("solve", "jemas-3", "--backend", "gurobi"),
+    ("evaluate", "jemas-3", "--ablate", "no-gpus"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args):
     out = run(*args)

@@ -59,23 +59,31 @@ def test_bad_sensitivity_values_name_the_key(day):
         vary(day, "gpu-count", 2)
 
 
-def test_sweep_rows_are_each_variants_evaluator_and_oracle(tmp_path):
-    from optsched.oracle import solve
-    from optsched.policies import get_policy, rollout
+def test_sweep_scales_a_known_optimum(tmp_path):
+    """TINY without jobs, with a price spread worth one battery cycle: the oracle earns
+    (200 x 7.2 - 10 x 10) / 1000 = $1.34 at price level 1 and that times the level;
+    local-fixed leaves the battery idle and earns $0 (gap 1, captured 0)."""
+    import json
+
     from optsched.report.sweep import sweep
 
-    path = tmp_path / "tiny.toml"
-    save_scenario(scenario_from_dict(TINY), path)
-    frame = sweep(str(path), [None], "load", [0.5, 3.0], ["greedy"], out=tmp_path / "out")
+    raw = json.loads(json.dumps(TINY))
+    raw["sites"][0].update(price=[10.0, 200.0], export_cap_kw=100.0, sell_factor=1.0)
+    raw["classes"][0]["arrivals"] = [0.0, 0.0]
+    path = tmp_path / "arbitrage.toml"
+    save_scenario(scenario_from_dict(raw), path)
+    frame = sweep(str(path), [None], "price-level", [0.5, 2.0], ["greedy"],
+                  out=tmp_path / "out", cache=tmp_path / "cache")
     assert (tmp_path / "out" / "sweep.png").stat().st_size > 0
-    for v in (0.5, 3.0):
-        c = compile_scenario(vary(scenario_from_dict(TINY), "load", v))
-        oracle = solve(c, "highs").objective
-        greedy = rollout(get_policy("greedy"), [c])[0][1].utility
+    assert list(frame.columns) == ["param", "value", "day", "policy", "utility", "gap",
+                                   "captured"]
+    for v in (0.5, 2.0):
         rows = frame[frame.value == v].set_index("policy")
-        assert rows.loc["oracle", "utility"] == pytest.approx(oracle, rel=1e-9)
-        assert rows.loc["greedy", "utility"] == pytest.approx(greedy, rel=1e-12)
-        assert rows.loc["greedy", "gap"] == pytest.approx((oracle - greedy) / abs(oracle))
+        assert rows.loc["oracle", "utility"] == pytest.approx(1.34 * v, rel=1e-9)
+        assert rows.loc["oracle", "gap"] == 0.0 and rows.loc["oracle", "captured"] == 1.0
+        assert rows.loc["local-fixed", "utility"] == pytest.approx(0.0, abs=1e-12)
+        assert rows.loc["local-fixed", "captured"] == 0.0
+        assert rows.loc["greedy", "utility"] <= rows.loc["oracle", "utility"] + 1e-9
 
 
 def test_sweep_cli_rejects_a_bad_value_with_exit_2(tmp_path):

@@ -1,12 +1,12 @@
-"""Policies: rule-based baselines (and, in later issues, MPC and learned agents), all
-acting on the batched environment and scored only by the evaluator."""
+"""Policies: rule-based baselines, MPC and learned agents, all acting on the environment
+(the `Actor` or `Planner` protocol) and scored only by the evaluator (`rollout`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from optsched.evaluate import Evaluation
-from optsched.policies.base import Policy, rollout
+from optsched.policies.base import Actor, Planner, Policy, day_rng, rollout
 from optsched.policies.rules import POLICIES, LocalFixed
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
@@ -15,8 +15,14 @@ from optsched.schedule import Schedule
 SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "jemas3-scheduler.pt"
 
 
-def get_policy(name: str) -> Policy:
-    """A baseline by name, `learned` (the shipped model), or a checkpoint path (`*.pt`)."""
+def known() -> str:
+    """The accepted policy names, for messages."""
+    return f"{', '.join(POLICIES)}, learned or PATH.pt"
+
+
+def get_policy(name: str, seed: int = 0) -> Policy:
+    """A baseline by name, `learned` (the shipped model), or a checkpoint path (`*.pt`).
+    `seed` seeds the policy's own randomness (mpc-noisy's forecast errors)."""
     from optsched.errors import ScenarioError
 
     if name == "learned":
@@ -31,9 +37,11 @@ def get_policy(name: str) -> Policy:
         from optsched.learn.policy import LearnedPolicy
         return LearnedPolicy(name)
     if name not in POLICIES:
-        raise ScenarioError("--policy", f"unknown policy (known: {', '.join(POLICIES)})",
-                            name)
-    return POLICIES[name]()
+        raise ScenarioError("--policy", f"unknown policy (known: {known()})", name)
+    policy = POLICIES[name]()
+    if hasattr(policy, "seed"):
+        policy.seed = int(seed)
+    return policy
 
 
 def run_policy(name: str, c: Compiled) -> tuple[Schedule, Evaluation]:
@@ -46,5 +54,5 @@ def local_fixed(c: Compiled) -> Schedule:
     return run_policy("local-fixed", c)[0]
 
 
-__all__ = ["POLICIES", "LocalFixed", "Policy", "get_policy", "local_fixed", "rollout",
-           "run_policy"]
+__all__ = ["POLICIES", "Actor", "LocalFixed", "Planner", "Policy", "day_rng", "get_policy",
+           "known", "local_fixed", "rollout", "run_policy"]

@@ -1,8 +1,17 @@
-"""Policies act on the batched environment; `rollout` scores them with the evaluator."""
+"""The policy interface and the one rollout: policies act on the environment, the evaluator
+scores what they did.
+
+Same question, same answer: `rollout` plays every day in its own environment (a bank of
+that day alone), so a day's result never depends on which other days were asked for in the
+same call (the environment's observation scales are taken over its bank), and a policy's
+randomness comes from generators seeded by (its `seed`, that day's forecast series) (see
+`day_rng`), never from a stream shared across days.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import hashlib
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -13,9 +22,9 @@ from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
 
-class Policy(Protocol):
-    """Acts through the action space (`act`) or, for planners such as MPC, through a
-    detailed plan (`plan(core) -> (x [B, K, O], battery kW [B, I], drops [B, K])`)."""
+@runtime_checkable
+class Actor(Protocol):
+    """Acts through the environment's action space."""
 
     name: str
 
@@ -24,28 +33,52 @@ class Policy(Protocol):
         ...
 
 
+@runtime_checkable
+class Planner(Protocol):
+    """Acts through a detailed plan, repaired by the environment (MPC, dispatch-based
+    learned policies)."""
+
+    name: str
+
+    def plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x [B, K, O], battery kW [B, I], drops [B, K]) for the core's current slot."""
+        ...
+
+
+Policy = Actor | Planner
+
+
+def day_rng(seed: int, c: Compiled) -> np.random.Generator:
+    """The random stream of one day: seeded by `seed` and the day's forecast series
+    (arrivals, prices, renewables), so it is the same whichever days share a run."""
+    h = hashlib.sha256()
+    for key in ("arrivals", "price", "renewable"):
+        h.update(np.ascontiguousarray(getattr(c, key), dtype=np.float64).tobytes())
+    return np.random.default_rng([int(seed), int.from_bytes(h.digest()[:8], "little")])
+
+
 def rollout(policy: Policy, days: list[Compiled] | DayBank, reward: str = "dense"
             ) -> list[tuple[Schedule, Evaluation, float]]:
-    """Run one episode per day in one batch; per day the repaired schedule, its evaluation
-    and the sum of rewards (equal to the evaluator's utility, checked here)."""
-    bank = days if isinstance(days, DayBank) else DayBank.from_compiled(list(days))
-    core = BatchedCore(bank, len(bank), EnvConfig(reward=reward, record=True))
-    obs = core.reset(days=np.arange(len(bank)))
-    total = np.zeros(len(bank))
-    done = False
-    planner = getattr(policy, "plan", None)
+    """One episode per day, each in its own environment; per day the repaired schedule,
+    its evaluation and the sum of rewards (equal to the evaluator's utility, checked)."""
+    compiled = [days.day(j) for j in range(len(days))] if isinstance(days, DayBank) \
+        else list(days)
+    return [_episode(policy, c, reward) for c in compiled]
+
+
+def _episode(policy: Policy, c: Compiled, reward: str) -> tuple[Schedule, Evaluation, float]:
+    core = BatchedCore(DayBank.from_compiled([c]), 1, EnvConfig(reward=reward, record=True))
+    obs = core.reset(days=np.zeros(1, dtype=np.int64))
+    total, done = 0.0, False
+    planner = isinstance(policy, Planner)
     while not done:
-        if planner is not None:
-            obs, r, done, _ = core.step_plan(*planner(core))
+        if planner:
+            obs, r, done, _ = core.step_plan(*policy.plan(core))
         else:
             obs, r, done, _ = core.step(policy.act(core, obs))
-        total += r
-    out = []
-    for j in range(len(bank)):
-        sched = core.schedule(j)
-        ev = evaluate(bank.day(j), sched, milp=True)
-        if abs(ev.utility - total[j]) > 1e-6 * max(1.0, abs(ev.utility)):
-            raise AssertionError(f"{policy.name}: rewards {total[j]!r} != evaluator "
-                                 f"{ev.utility!r}")
-        out.append((sched, ev, float(total[j])))
-    return out
+        total += float(r[0])
+    sched = core.schedule(0)
+    ev = evaluate(c, sched, milp=True)
+    if abs(ev.utility - total) > 1e-6 * max(1.0, abs(ev.utility)):
+        raise AssertionError(f"{policy.name}: rewards {total!r} != evaluator {ev.utility!r}")
+    return sched, ev, total

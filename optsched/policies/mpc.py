@@ -5,7 +5,9 @@ the current state (backlog, state of charge, import peak so far) and forecasts, 
 HiGHS, and its plan is executed through the environment's repair (`step_plan`) until the
 next re-plan. The current slot is known exactly; later slots come from forecasts, perfect
 or with a multiplicative lognormal error whose sd grows with the square root of the lead
-time (`error` at one hour ahead). The terminal state-of-charge rule applies at every
+time (`error` at one hour ahead). Each day's errors come from its own generator, seeded by
+(`seed`, the day's series) (policies.base.day_rng), so a day's result does not depend on
+the other days rolled with it. The terminal state-of-charge rule applies at every
 window's end, so no window plans to empty the battery. `myopic-lp` is the one-slot
 window re-solved every slot: no look-ahead at all.
 """
@@ -38,7 +40,7 @@ class MPC:
     def __post_init__(self):
         self._plans: dict[int, tuple[int, dict]] = {}
         self._highs: dict[int, tuple] = {}
-        self._rng = np.random.default_rng(self.seed)
+        self._rngs: dict[int, np.random.Generator] = {}
 
     def plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x [B, K, O], battery kW [B, I], drops [B, K]) for the core's current slot."""
@@ -48,8 +50,11 @@ class MPC:
         bat = np.zeros((B, c0.I))
         drop = np.zeros((B, c0.K))
         if t == 0:
+            from optsched.policies.base import day_rng
+
             self._plans.clear()
             self._highs.clear()
+            self._rngs = {j: day_rng(self.seed, core.compiled(j)) for j in range(B)}
         for j in range(B):
             start, plan = self._plans.get(j, (None, None))
             if plan is None or t - start >= min(self.replan_every, plan["x"].shape[-1]) \
@@ -69,14 +74,15 @@ class MPC:
             drop[j] = plan["y"][:, k] * factor
         return x, bat, drop
 
-    def _forecast(self, c: Compiled, t: int, end: int) -> dict[str, np.ndarray]:
+    def _forecast(self, c: Compiled, t: int, end: int, rng: np.random.Generator
+                  ) -> dict[str, np.ndarray]:
         out = {}
         lead_h = (np.arange(t, end) - t) * c.dt_h
         for key in FORECAST:
             series = getattr(c, key)[..., t:end].copy()
             if self.error > 0:
                 sd = self.error * np.sqrt(lead_h)
-                series *= np.exp(self._rng.normal(0.0, 1.0, series.shape) * sd - sd**2 / 2)
+                series *= np.exp(rng.normal(0.0, 1.0, series.shape) * sd - sd**2 / 2)
             out[key] = series
         return out
 
@@ -92,7 +98,7 @@ class MPC:
         W = min(self.horizon, c.T)
         end = min(t + W, c.T)
         real = end - t
-        fc = self._forecast(c, t, end)
+        fc = self._forecast(c, t, end, self._rngs[j])
 
         def padded(a: np.ndarray, fill: float = 0.0) -> np.ndarray:
             out = np.full(a.shape[:-1] + (W,), fill)

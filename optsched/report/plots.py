@@ -74,13 +74,13 @@ def decisions_figure(c: Compiled, s: Schedule, title: str = "") -> plt.Figure:
 
 def save_schedule_plots(c: Compiled, s: Schedule, ev: Evaluation, out: Path,
                         title: str = "") -> list[Path]:
+    from optsched.report.output import save_figure
+
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fig in (("dispatch.png", dispatch_figure(c, ev, title)),
                       ("decisions.png", decisions_figure(c, s, title))):
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        paths.append(out / name)
+        paths.append(save_figure(fig, out / name))
     return paths
 
 

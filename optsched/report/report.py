@@ -4,120 +4,52 @@ For each day the oracle is solved (or read from a cache keyed on the compiled sc
 contents, so any change to the scenario invalidates it) and every policy is rolled through
 the environment and scored by the evaluator. Written: `results.csv`/`.parquet` (one row
 per policy and day, every utility term), `report.md` and a self-contained `report.html`
-(figures embedded as data URIs, no network).
+(figures embedded as data URIs, no network). The table itself is optsched.compare's.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
-import json
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from optsched.evaluate import TERMS, Evaluation, captured, gap
+from optsched.evaluate import TERMS
+from optsched.oracle.cache import DEFAULT_CACHE
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
 
-def scenario_key(c: Compiled, backend: str) -> str:
-    """A digest of everything the oracle reads: arrays, scalars and names."""
-    h = hashlib.sha256(backend.encode())
-    for name, value in sorted(c.arrays().items()):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(value).tobytes() if isinstance(value, np.ndarray)
-                 else repr(value).encode())
-    return h.hexdigest()[:24]
-
-
-def cached_oracle(c: Compiled, cache: Path | None, backend: str = "highs"
-                  ) -> tuple[Schedule, float, float]:
-    """(schedule, objective, solve seconds), from the cache when the scenario matches."""
-    from optsched.oracle import solve
-
-    path = None if cache is None else cache / f"oracle-{scenario_key(c, backend)}"
-    if path is not None and path.with_suffix(".json").exists():
-        meta = json.loads(path.with_suffix(".json").read_text())
-        return Schedule.load(path.with_suffix(".npz")), meta["objective"], meta["seconds"]
-    t0 = time.perf_counter()
-    sol = solve(c, backend, relax=False)
-    seconds = time.perf_counter() - t0
-    if path is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        sol.schedule.save(path.with_suffix(".npz"))
-        path.with_suffix(".json").write_text(json.dumps({"objective": sol.objective,
-                                                         "seconds": seconds}))
-    return sol.schedule, sol.objective, seconds
-
-
-def _row(policy: str, day, ev: Evaluation, oracle_u: float, base_u: float, seconds: float,
-         T: int) -> dict:
-    share = captured(ev.utility, oracle_u, base_u)
-    return {
-        "policy": policy, "day": day, "utility": ev.utility, "oracle_utility": oracle_u,
-        "gap": gap(ev.utility, oracle_u), "captured": np.nan if share is None else share,
-        **{f"term_{k}": ev.terms[k] for k in TERMS},
-        **{f"jobs_{k}": v for k, v in ev.jobs.items()},
-        "violations": sum(ev.violation_counts.values()),
-        "mean_quality": ev.mean_quality, "mean_steps": ev.mean_steps,
-        "grid_kwh": sum(s["grid_import_kwh"] for s in ev.sites.values()),
-        "emissions_kg": sum(s["emissions_kg"] for s in ev.sites.values()),
-        "decision_s_per_slot": seconds / T,
-    }
-
-
 def build_report(scenario: str, days: list, policies: list[str], out: Path,
-                 cache: Path | None = None, progress=None,
+                 cache: Path | None = DEFAULT_CACHE, progress=None,
                  metrics: list[Path] | tuple = (), ablations: tuple[str, ...] = (),
                  ablated: str | None = None) -> pd.DataFrame:
-    """`metrics`: training metrics.csv files whose learning curves join the report.
+    """The table of optsched.compare (local-fixed always included, as the baseline of
+    `captured`) written as results.csv/.parquet, report.md and report.html.
+    `metrics`: training metrics.csv files whose learning curves join the report.
     `ablations`: the paper's levers removed, one at a time, from policy `ablated` (rows
     `name [lever]`, scored on the ablated scenario against the full oracle)."""
-    from optsched.evaluate import evaluate
-    from optsched.policies import get_policy, rollout
-    from optsched.scenario import compile_scenario, get_scenario
+    from optsched.api import compare_runs
+    from optsched.io import atomic_write_text
+    from optsched.report.output import write_csv, write_parquet
 
-    out.mkdir(parents=True, exist_ok=True)
-    days_c = [compile_scenario(get_scenario(scenario, d)) for d in days]
-    oracle = []
-    for d, c in zip(days, days_c, strict=True):
-        if progress:
-            progress(f"oracle, day {d}")
-        oracle.append(cached_oracle(c, cache))
-    rolled = {}
-    for name in dict.fromkeys(["local-fixed", *policies]):
-        if progress:
-            progress(f"policy {name}")
-        t0 = time.perf_counter()
-        rolled[name] = (rollout(get_policy(name), days_c), time.perf_counter() - t0)
-    if ablated is not None:
-        from optsched.scenario.ablations import ablate
-
-        for lever in ablations:
-            if progress:
-                progress(f"policy {ablated} without {lever}")
-            t0 = time.perf_counter()
-            rolled[f"{ablated} [{lever}]"] = (rollout(get_policy(ablated), [
-                ablate(c, [lever]) for c in days_c]), time.perf_counter() - t0)
-    rows = []
-    for j, (d, c) in enumerate(zip(days, days_c, strict=True)):
-        sched_o, u_o, secs_o = oracle[j]
-        base = rolled["local-fixed"][0][j][1].utility
-        rows.append(_row("oracle", d, evaluate(c, sched_o), u_o, base, secs_o, c.T))
-        for name, (results, secs) in rolled.items():
-            rows.append(_row(name, d, results[j][1], u_o, base, secs / len(days), c.T))
-    frame = pd.DataFrame(rows)
-    frame.to_csv(out / "results.csv", index=False)
-    frame.to_parquet(out / "results.parquet", index=False)
-    first = {name: results[0][0] for name, (results, _) in rolled.items()}
-    figures = _figures(frame, days_c[0], oracle[0][0], first, list(metrics))
+    comp = compare_runs(scenario, ["local-fixed", *policies], days, cache=cache,
+                        ablated=ablated, levers=ablations if ablated else (),
+                        progress=progress)
+    frame = comp.table
+    first = frame["day"].iloc[0]
+    day0 = comp.days[first]
+    schedules = {name: run.schedule for (name, d), run in comp.runs.items()
+                 if d == first and name != "oracle"}
+    figures = _figures(frame, day0, comp.runs["oracle", first].schedule, schedules,
+                       list(metrics))
     summary = summarize(frame)
-    (out / "report.md").write_text(_markdown(scenario, days, summary))
-    (out / "report.html").write_text(_html(scenario, days, summary, figures))
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(frame, out / "results.csv")
+    write_parquet(frame, out / "results.parquet")
+    atomic_write_text(out / "report.md", _markdown(scenario, days, summary))
+    atomic_write_text(out / "report.html", _html(scenario, days, summary, figures))
     return frame
 
 

@@ -1,8 +1,8 @@
 """Sensitivity sweeps: the oracle and every policy as one scenario parameter varies.
 
-One row per (value, day, policy), scored by the evaluator against the oracle of that
-variant (cached like the report's, keyed on the compiled scenario), with the gap and the
-share of the oracle's gain over local-fixed captured. `sweep.csv` and `sweep.png`
+One row per (value, day, policy) of optsched.compare's table on that variant (the oracle
+cached, keyed on the compiled scenario), with the gap and the share of the oracle's gain
+over local-fixed captured. `sweep.csv` and `sweep.png`
 (utility and gap against the value, medians over days) go to `out`.
 """
 
@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from optsched.evaluate import captured, gap
+from optsched.oracle.cache import DEFAULT_CACHE
+
+COLUMNS = ["param", "value", "day", "policy", "utility", "gap", "captured"]
 
 
 def sweep(scenario: str, days: list, param: str, values: list, policies: list[str],
-          out: Path | None = None, cache: Path | None = None, progress=None
+          out: Path | None = None, cache: Path | None = DEFAULT_CACHE, progress=None
           ) -> pd.DataFrame:
-    from optsched.policies import get_policy, rollout
-    from optsched.report.report import cached_oracle
+    """optsched.compare on every variant of the scenario (`param` set to each value)."""
+    from optsched.api import compare
+    from optsched.policies import get_policy
     from optsched.scenario import compile_scenario, get_scenario
     from optsched.scenario.sensitivity import vary
 
@@ -27,29 +30,17 @@ def sweep(scenario: str, days: list, param: str, values: list, policies: list[st
         get_policy(name)                                # bad names fail before any work
     variants = {v: [compile_scenario(vary(get_scenario(scenario, d), param, v)) for d in days]
                 for v in values}                        # bad values fail before any work
-    rows = []
+    frames = []
     for v, comp in variants.items():
-        if progress:
-            progress(f"{param} = {v}: oracle")
-        oracle = [cached_oracle(c, cache)[1] for c in comp]
-        rolled = {}
-        for name in dict.fromkeys(["local-fixed", *policies]):
-            if progress:
-                progress(f"{param} = {v}: {name}")
-            rolled[name] = [ev.utility for _, ev, _ in rollout(get_policy(name), comp)]
-        for j, d in enumerate(days):
-            base = rolled["local-fixed"][j]
-            rows.append({"param": param, "value": v, "day": d, "policy": "oracle",
-                         "utility": oracle[j], "gap": 0.0, "captured": 1.0})
-            for name, us in rolled.items():
-                share = captured(us[j], oracle[j], base)
-                rows.append({"param": param, "value": v, "day": d, "policy": name,
-                             "utility": us[j], "gap": gap(us[j], oracle[j]),
-                             "captured": float("nan") if share is None else share})
-    frame = pd.DataFrame(rows)
+        say = (lambda msg, v=v: progress(f"{param} = {v}: {msg}")) if progress else None
+        table = compare(comp, ["local-fixed", *policies], days, cache=cache, progress=say)
+        frames.append(table.assign(param=param, value=v)[COLUMNS])
+    frame = pd.concat(frames, ignore_index=True)
     if out is not None:
+        from optsched.report.output import write_csv
+
         out.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out / "sweep.csv", index=False)
+        write_csv(frame, out / "sweep.csv")
         plot_sweep(frame, out / "sweep.png")
     return frame
 
@@ -78,5 +69,6 @@ def plot_sweep(frame: pd.DataFrame, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    from optsched.report.output import save_figure
+
+    save_figure(fig, path)

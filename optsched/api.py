@@ -1,0 +1,321 @@
+"""The Python API: what the command line does, callable from a notebook.
+
+    import optsched
+    sc = optsched.load_scenario("jemas-3", day=4)
+    sol = optsched.solve(sc)                       # the oracle (MILP, HiGHS)
+    ev = optsched.evaluate(sc, sol.schedule)       # the one evaluator
+    run = optsched.rollout(sc, "greedy")           # a policy through the environment
+    table = optsched.compare("jemas-3", ["local-fixed", "greedy"], days="test:2")
+
+Every command of the CLI is a thin layer over these functions; `compare` is the only place
+the policy-versus-oracle table is built.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from optsched.oracle.cache import DEFAULT_CACHE
+from optsched.oracle.highs_direct import MIP_GAP
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from optsched.env.gym import OptschedEnv
+    from optsched.evaluate import Evaluation
+    from optsched.oracle.solution import Solution
+    from optsched.policies.base import Policy
+    from optsched.scenario import Compiled, Scenario
+    from optsched.schedule import Schedule
+
+Progress = Callable[[str], None] | None
+
+
+class Run(NamedTuple):
+    """One policy on one day: the repaired schedule and its evaluation."""
+
+    schedule: Schedule
+    evaluation: Evaluation
+
+
+@dataclass
+class Comparison:
+    """`compare`'s table plus the runs behind it, keyed (policy, day), and the days."""
+
+    table: pd.DataFrame
+    runs: dict[tuple[str, Any], Run] = field(default_factory=dict)
+    days: dict[Any, Compiled] = field(default_factory=dict)
+
+
+def load_scenario(source: str | Path, day: int | None = None) -> Scenario:
+    """A scenario: an embedded family's day (`"jemas-3"`, first held-out day by default) or
+    a TOML file. Bad input raises ScenarioError naming the key and the value."""
+    from optsched.scenario import get_scenario
+
+    return get_scenario(source, day)
+
+
+def compiled(scenario: Any, day: int | None = None) -> Compiled:
+    """The compiled arrays of a source, a Scenario or a Compiled (returned as it is)."""
+    from optsched.scenario import Compiled, Scenario, compile_scenario
+
+    if isinstance(scenario, Compiled):
+        return scenario
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario, day)
+    return compile_scenario(scenario)
+
+
+def solve(scenario_or_compiled: Any, backend: str = "highs", relax: bool = False,
+          mip_gap: float = MIP_GAP, time_limit: float | None = None) -> Solution:
+    """The offline oracle (perfect foresight): the MILP, or its LP relaxation with
+    `relax`. The solution's schedule is scored by the evaluator, which must agree with
+    the solver's objective; no schedule raises InfeasibleError with a diagnosis."""
+    from optsched.errors import ScenarioError
+    from optsched.options import check_backend
+    from optsched.oracle import solve as oracle_solve
+
+    check_backend(backend)
+    if backend == "cvxpy-clarabel" and not relax:
+        raise ScenarioError("--backend", "cvxpy-clarabel solves the LP only: add --relax",
+                            backend)
+    return oracle_solve(compiled(scenario_or_compiled), backend, relax, time_limit, mip_gap,
+                        raise_infeasible=True)
+
+
+def evaluate(scenario: Any, schedule: Schedule, *, milp: bool = False,
+             tol: float = 1e-6) -> Evaluation:
+    """Score a schedule with the one evaluator: utility, its terms, jobs, violations."""
+    from optsched.evaluate import evaluate as evaluate_schedule
+
+    return evaluate_schedule(compiled(scenario), schedule, milp=milp, tol=tol)
+
+
+def rollout(scenario: Any, policy: str | Policy, day: int | None = None,
+            seed: int = 0) -> Run:
+    """Play a policy (a name, `learned`, a `.pt` path, or a policy object) through one day
+    and score it. The same policy, day and seed give the same result everywhere."""
+    from optsched.policies import get_policy
+    from optsched.policies import rollout as play
+
+    pol = get_policy(policy, seed) if isinstance(policy, str) else policy
+    schedule, ev, _ = play(pol, [compiled(scenario, day)])[0]
+    return Run(schedule, ev)
+
+
+def days_of(scenario: Any, days: str | Sequence[int | None] | None
+            ) -> list[tuple[Any, Compiled]]:
+    """(label, compiled day) pairs: `days` is a day spec (optsched.days), a list of day
+    numbers, or None for the scenario itself; a list of Compiled is taken as it is."""
+    from optsched.days import parse_days
+    from optsched.scenario import Compiled
+
+    if isinstance(scenario, (list, tuple)) and all(isinstance(c, Compiled) for c in scenario):
+        labels = list(days) if days is not None else list(range(len(scenario)))
+        return list(zip(labels, scenario, strict=True))
+    if isinstance(days, str) or days is None:
+        day_list = parse_days(days, scenario) if isinstance(scenario, (str, Path)) else [None]
+    else:
+        day_list = list(days)
+    return [(d, compiled(scenario, d)) for d in day_list]
+
+
+def compare(scenario: Any, policies: Sequence[str], days: Any = None, **options
+            ) -> pd.DataFrame:
+    """THE policy-versus-oracle table: one row per (policy, day) with utility,
+    oracle_utility, gap, captured (share of the oracle's gain over local-fixed), every
+    utility term (`term_*`), jobs (`jobs_*`), violations, quality, steps, grid energy,
+    emissions and seconds. Options as for `compare_runs`."""
+    return compare_runs(scenario, policies, days, **options).table
+
+
+def compare_runs(scenario: Any, policies: Sequence[str], days: Any = None, *,
+                 oracle: bool = True, backend: str = "highs",
+                 cache: Path | None = DEFAULT_CACHE, ablations: Sequence[str] = (),
+                 ablated: str | None = None, levers: Sequence[str] = (), seed: int = 0,
+                 progress: Progress = None) -> Comparison:
+    """`compare`'s table and the runs behind it. `oracle`: add the oracle's row and the
+    gap (solved with `backend`, read from or written to `cache`); `ablations`: levers
+    removed from the scenario every policy plays; `ablated` with `levers`: extra rows
+    `ablated [lever]`, that policy on the scenario without one lever at a time (scored
+    against the full oracle); `seed`: the policies' randomness (mpc-noisy)."""
+    from optsched.options import check_levers
+    from optsched.policies import get_policy
+    from optsched.scenario.ablations import ablate
+
+    ablations, levers = check_levers(ablations), check_levers(levers)
+    names = list(dict.fromkeys(policies))
+    plays = {n: (get_policy(n, seed), list(ablations)) for n in names}  # bad names fail first
+    if ablated is not None:
+        plays |= {f"{ablated} [{lv}]": (get_policy(ablated, seed), [lv]) for lv in levers}
+    say = progress or (lambda _msg: None)
+    rows, runs = [], {}
+    pairs = days_of(scenario, days)
+    for day, c in pairs:
+        on = "" if day is None else f", day {day}"
+        day_rows = []
+        if oracle:
+            say(f"oracle{on}")
+            u_o = _oracle_row(c, day, backend, cache, day_rows, runs)
+        for name, (pol, removed) in plays.items():
+            say(f"{name}{on}")
+            t0 = time.perf_counter()
+            run = rollout(ablate(c, removed) if removed else c, pol)
+            runs[name, day] = run
+            day_rows.append(_row(name, day, run.evaluation, time.perf_counter() - t0, c.T))
+        if oracle:
+            lf = runs.get(("local-fixed", day)) if not ablations else None
+            base = (lf or rollout(c, "local-fixed")).evaluation.utility
+            for row in day_rows:
+                _score(row, u_o, base)
+        rows += day_rows
+    return Comparison(_frame(rows), runs, dict(pairs))
+
+
+def evaluate_policy(scenario: Any, policy: str, days: Any = None, *, oracle: bool = True,
+                    backend: str = "highs", cache: Path | None = DEFAULT_CACHE,
+                    ablations: Sequence[str] = (), seed: int = 0, progress: Progress = None
+                    ) -> tuple[dict, list[Evaluation]]:
+    """One policy over days, as `optsched evaluate` reports it: (summary, evaluations).
+    The summary holds mean utility, terms and jobs, the mean oracle utility, the median
+    gap (with its interquartile range) and captured share, and one entry per day."""
+    import numpy as np
+
+    comp = compare_runs(scenario, [policy], days, oracle=oracle, backend=backend,
+                        cache=cache, ablations=ablations, seed=seed, progress=progress)
+    rows = comp.table[comp.table.policy == policy].to_dict("records")
+    evs = [comp.runs[policy, r["day"]].evaluation for r in rows]
+    keep = ("utility", "terms", "jobs", "mean_quality", "mean_steps", "feasible",
+            "violation_counts")
+    per_day = [{"day": r["day"], **{k: ev.to_dict()[k] for k in keep},
+                **{k: _none(r[k]) for k in ("oracle_utility", "gap", "captured")}}
+               for r, ev in zip(rows, evs, strict=True)]
+    summary = {
+        "scenario": str(scenario) if isinstance(scenario, (str, Path)) else None,
+        "policy": policy, "ablations": list(ablations),
+        "utility": float(np.mean([e.utility for e in evs])),
+        "terms": {k: float(np.mean([e.terms[k] for e in evs])) for k in evs[0].terms},
+        "jobs": {k: float(np.mean([e.jobs[k] for e in evs])) for k in evs[0].jobs},
+        "feasible": all(e.feasible for e in evs),
+        **_oracle_summary(per_day, oracle), "days": per_day}
+    return summary, evs
+
+
+def _none(v):
+    """NaN (no value) as None, for JSON."""
+    return None if v != v else v
+
+
+def _oracle_summary(per_day: list[dict], oracle: bool) -> dict:
+    import numpy as np
+
+    if not oracle:
+        return {"oracle_utility": None, "gap": None, "captured": None}
+    gaps = np.array([r["gap"] for r in per_day])
+    cap = [r["captured"] for r in per_day if r["captured"] is not None]
+    return {"oracle_utility": float(np.mean([r["oracle_utility"] for r in per_day])),
+            "gap": float(np.median(gaps)),
+            "gap_iqr": [float(np.quantile(gaps, 0.25)), float(np.quantile(gaps, 0.75))],
+            "captured": float(np.median(cap)) if cap else None}
+
+
+def _oracle_row(c: Compiled, day, backend: str, cache, rows: list, runs: dict) -> float:
+    """Append the oracle's row; its utility is the solver's objective (checked against
+    the evaluator by the cache), so its gap is 0 and it captures all of its gain."""
+    from optsched.evaluate import evaluate as evaluate_schedule
+    from optsched.oracle.cache import cached_oracle
+
+    hit = cached_oracle(c, cache, backend)
+    ev = evaluate_schedule(c, hit.schedule, tol=1e-5, milp=True)
+    runs["oracle", day] = Run(hit.schedule, ev)
+    row = _row("oracle", day, ev, hit.seconds, c.T)
+    row["utility"] = hit.objective
+    rows.append(row)
+    return hit.objective
+
+
+def _row(policy: str, day, ev: Evaluation, seconds: float, T: int) -> dict:
+    from optsched.evaluate import TERMS
+
+    nan = float("nan")
+    return {
+        "policy": policy, "day": day, "utility": ev.utility, "oracle_utility": nan,
+        "gap": nan, "captured": nan, **{f"term_{k}": ev.terms[k] for k in TERMS},
+        **{f"jobs_{k}": v for k, v in ev.jobs.items()},
+        "violations": sum(ev.violation_counts.values()), "feasible": ev.feasible,
+        "mean_quality": ev.mean_quality, "mean_steps": ev.mean_steps,
+        "grid_kwh": sum(s["grid_import_kwh"] for s in ev.sites.values()),
+        "emissions_kg": sum(s["emissions_kg"] for s in ev.sites.values()),
+        "seconds": seconds, "decision_s_per_slot": seconds / T,
+    }
+
+
+def _score(row: dict, u_oracle: float, u_base: float) -> None:
+    from optsched.evaluate import captured, gap
+
+    share = captured(row["utility"], u_oracle, u_base)
+    row.update(oracle_utility=u_oracle, gap=gap(row["utility"], u_oracle),
+               captured=float("nan") if share is None else share)
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def build_scenario(day: str, base: str | Path = "jemas-3", **sources) -> Scenario:
+    """A scenario for a real calendar day (YYYY-MM-DD) from CSV files: `base` (an embedded
+    family or a TOML file) gives everything but the day's series; `sources` as
+    optsched.data.build.build_day takes them (data_dir, prices, weather, carbon, pv_kwp,
+    trace, price_clock)."""
+    import datetime as dt
+    import tomllib
+
+    from optsched.data.build import build_day
+    from optsched.errors import ScenarioError
+    from optsched.options import choice
+    from optsched.scenario import is_embedded, scenario_from_dict
+
+    try:
+        date = dt.date.fromisoformat(day)
+    except ValueError:
+        raise ScenarioError("--day", "expected a date YYYY-MM-DD", day) from None
+    choice("--price-clock", sources.get("price_clock", "auto"), ("auto", "utc",
+                                                                  "local-is-utc"))
+    if is_embedded(base):
+        from optsched.scenario.jemas3 import base as family_base
+        raw, base_dir = family_base(), Path(".")
+    else:
+        path = Path(base)
+        if not path.is_file():
+            raise ScenarioError("--base", "no such file or embedded scenario", str(base))
+        raw, base_dir = tomllib.loads(path.read_text()), path.parent
+        raw.setdefault("name", path.stem)
+    return scenario_from_dict(build_day(raw, date, **sources), base_dir)
+
+
+def make_env(scenario: Any = "jemas-3", days: Any = None, **options) -> OptschedEnv:
+    """A Gymnasium env (one copy, one day per episode) on a scenario's days: for the
+    embedded family `days` is a day spec or list (training days by default), a TOML file
+    is its one horizon. `options` go to OptschedEnv (reward, reward_scale, ...)."""
+    from optsched.env.bank import DayBank
+    from optsched.env.gym import OptschedEnv, default_bank
+    from optsched.scenario import is_embedded
+
+    if isinstance(scenario, (str, Path)) and is_embedded(scenario):
+        if days is None:
+            return OptschedEnv(default_bank(), **options)
+        return OptschedEnv(DayBank.from_family([d for d, _ in days_of(scenario, days)],
+                                               str(scenario)), **options)
+    pairs = days_of(scenario, days)
+    return OptschedEnv(DayBank.from_compiled([c for _, c in pairs], [d for d, _ in pairs]),
+                       **options)
+
+
+__all__ = ["Comparison", "Run", "build_scenario", "compare", "compare_runs", "compiled", "days_of",
+           "evaluate", "evaluate_policy", "load_scenario", "make_env", "rollout", "solve"]

@@ -1,0 +1,70 @@
+"""Day selection for embedded scenario families: the one parser behind every `--days`.
+
+Grammar (days are numbers of the family, 0 .. n_days - 1; jemas-3 has 365, and the held-out
+test days are those with day % 5 == 4):
+
+    N           one day                       e.g. 4
+    A..B        A to B inclusive, A <= B      e.g. 4..9
+    A,B,C       a list, no repeats            e.g. 4,9,14
+    test        every held-out test day
+    train       every training day
+    test:N      the first N test days, N >= 1
+    train:N     the first N training days, N >= 1
+
+Anything else is a ScenarioError (CLI exit 2) that lists these forms.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from optsched.errors import ScenarioError
+
+FORMS = "N, A..B (A <= B), A,B,C, test, train, test:N or train:N (N >= 1)"
+
+_INT = r"\d+"
+_SPLIT = re.compile(rf"^(test|train)(?::({_INT}))?$")
+_RANGE = re.compile(rf"^({_INT})\.\.({_INT})$")
+_LIST = re.compile(rf"^{_INT}(,{_INT})*$")
+
+
+def parse_days(spec: str | None, source: str | Path = "jemas-3",
+               key: str = "--days") -> list[int | None]:
+    """The days `spec` selects in the family `source`; `[None]` (the scenario's own single
+    horizon) when `spec` is None."""
+    from optsched.scenario import is_embedded
+
+    if spec is None:
+        return [None]
+    if not is_embedded(source):
+        raise ScenarioError(key, "only applies to embedded scenarios", spec)
+    from optsched.scenario import jemas3
+
+    text = "".join(spec.split())
+    bad = ScenarioError(key, f"expected {FORMS}", spec)
+    if m := _SPLIT.match(text):
+        days = jemas3.test_days() if m[1] == "test" else jemas3.train_days()
+        if m[2] is None:
+            return list(days)
+        count = int(m[2])
+        if not 1 <= count <= len(days):
+            raise ScenarioError(key, f"{m[1]}:N needs 1 <= N <= {len(days)}", spec)
+        return list(days[:count])
+    if m := _RANGE.match(text):
+        a, b = int(m[1]), int(m[2])
+        if a > b:
+            raise ScenarioError(key, f"A..B needs A <= B ({FORMS})", spec)
+        days = list(range(a, b + 1))
+    elif _LIST.match(text):
+        days = [int(d) for d in text.split(",")]
+        if len(set(days)) != len(days):
+            raise ScenarioError(key, "a day is listed twice", spec)
+    else:
+        raise bad
+    n = jemas3.n_days()
+    outside = [d for d in days if d >= n]
+    if outside:
+        raise ScenarioError(key, f"days of {source} are 0..{n - 1} ({outside[0]} is not)",
+                            spec)
+    return days

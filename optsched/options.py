@@ -1,0 +1,103 @@
+"""Checks of the choices a user passes (CLI options, API arguments): each bad one is a
+ScenarioError naming the option and the value (CLI exit 2), raised before any work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from optsched.errors import ScenarioError
+
+
+def choice(key: str, value, allowed: Sequence) -> None:
+    if value not in allowed:
+        raise ScenarioError(key, f"must be one of {', '.join(map(str, allowed))}", value)
+
+
+def check_backend(backend: str, key: str = "--backend") -> str:
+    from optsched.oracle import BACKENDS
+
+    choice(key, backend, BACKENDS)
+    return backend
+
+
+def check_levers(names: Sequence[str] | None, key: str = "--ablate") -> list[str]:
+    """`names` if every one is a lever the scenario can lose (scenario.ablations)."""
+    from optsched.scenario.ablations import ABLATIONS
+
+    for name in names or ():
+        choice(key, name, ABLATIONS)
+    return list(names or ())
+
+
+def check_policies(names: Sequence[str]) -> list[str]:
+    """`names` if every one is a known policy (loading learned ones checks their files)."""
+    from optsched.policies import get_policy
+
+    for name in names:
+        get_policy(name)
+    return list(names)
+
+
+def check_files(paths: Sequence[Path], key: str) -> list[Path]:
+    for path in paths:
+        if not Path(path).is_file():
+            raise ScenarioError(key, "file not found", str(path))
+    return list(paths)
+
+
+def day_selection(scenario: str, day: int | None, days: str | None) -> list[int | None]:
+    """`--day N` or `--days SPEC` (not both) as a list of days, checked."""
+    from optsched.days import parse_days
+
+    if day is not None and days is not None:
+        raise ScenarioError("--days", "give --day or --days, not both", days)
+    if day is None:
+        return parse_days(days, scenario)
+    from optsched.scenario import get_scenario
+
+    get_scenario(scenario, day)                       # checks the day before any work
+    return [day]
+
+
+def sweep_values(param: str, values: str) -> list[str]:
+    """`--values` split (';' between model mixes, ',' otherwise), for a known `param`."""
+    from optsched.scenario.sensitivity import PARAMS
+
+    choice("--param", param, PARAMS)
+    vals = [v.strip() for v in values.split(";" if param == "model-mix" else ",")
+            if v.strip()]
+    if not vals:
+        raise ScenarioError("--values", "give at least one value", values)
+    return vals
+
+
+def train_days(spec: str) -> list[int]:
+    """Training days of jemas-3 from a day spec; held-out test days are refused."""
+    from optsched.days import parse_days
+    from optsched.scenario import jemas3
+
+    days = parse_days(spec, "jemas-3")
+    held_out = [d for d in days if jemas3.is_test_day(d)]
+    if held_out:
+        raise ScenarioError("--days", "held-out test days may not be trained on", held_out)
+    return days
+
+
+def train_config(**fields):
+    """A checked TrainConfig: algorithm, shaping, reward and action by name, counts >= 1."""
+    from optsched.env.core import REWARD_MODES
+    from optsched.learn.train import ACTIONS, SHAPING, TrainConfig
+
+    choice("--algo", fields["algo"], ("sac", "td3", "ppo", "bc"))
+    if fields["algo"] == "ppo" and fields["shaping"] != "none":
+        raise ScenarioError("--shaping", "PPO trains on the environment's reward only "
+                            "(none)", fields["shaping"])
+    choice("--shaping", fields["shaping"], SHAPING)
+    choice("--reward", fields["reward"], REWARD_MODES)
+    choice("--action", fields["action"], list(ACTIONS))
+    for key in ("steps", "num_envs", "updates_per_step", "diffusion_steps", "latent",
+                "checkpoint_every"):
+        if fields[key] < 1:
+            raise ScenarioError(f"--{key.replace('_', '-')}", "must be >= 1", fields[key])
+    return TrainConfig(**fields)

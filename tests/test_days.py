@@ -1,0 +1,64 @@
+"""The one day-selection parser: its grammar, accepted and refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from optsched.days import FORMS, parse_days
+from optsched.errors import ScenarioError
+
+# jemas-3: 365 days; held-out test days are day % 5 == 4 (73 of them), the rest train.
+GOOD = [
+    ("4", [4]),
+    ("0", [0]),
+    ("364", [364]),
+    ("4..9", [4, 5, 6, 7, 8, 9]),
+    ("7..7", [7]),
+    ("4,9,14", [4, 9, 14]),
+    (" 4, 9 ", [4, 9]),
+    ("test:3", [4, 9, 14]),
+    ("train:4", [0, 1, 2, 3]),
+    ("test:73", list(range(4, 365, 5))),
+]
+
+BAD = ["5..3", "9..4", "test:0", "train:0", "test3", "tests", "train:", "test:-1",
+       "test:74", "365", "0..365", "-1", "4,,9", "4,4", "x..y", "", "a", "4.5", "1e3",
+       "test:1:2", "TEST"]
+
+
+@pytest.mark.parametrize("spec,days", GOOD)
+def test_accepted_forms(spec, days):
+    assert parse_days(spec, "jemas-3") == days
+
+
+def test_whole_splits_partition_the_year():
+    test, train = parse_days("test", "jemas-3"), parse_days("train", "jemas-3")
+    assert len(test) == 73 and len(train) == 292
+    assert sorted(test + train) == list(range(365))
+    assert all(d % 5 == 4 for d in test) and not any(d % 5 == 4 for d in train)
+
+
+@pytest.mark.parametrize("spec", BAD)
+def test_refused_forms_name_the_option_and_the_value(spec):
+    with pytest.raises(ScenarioError, match="^--days: ") as e:
+        parse_days(spec, "jemas-3")
+    assert repr(spec) in str(e.value)
+
+
+def test_no_spec_means_the_scenario_itself_and_files_take_no_days(tmp_path):
+    assert parse_days(None, "jemas-3") == [None]
+    with pytest.raises(ScenarioError, match="only applies to embedded"):
+        parse_days("4", str(tmp_path / "x.toml"))
+
+
+@pytest.mark.parametrize("spec", ["5..3", "test:0", "tests"])
+def test_cli_exits_2_with_the_accepted_forms(spec):
+    out = subprocess.run([sys.executable, "-m", "optsched.cli", "evaluate", "jemas-3",
+                          "--days", spec, "--no-oracle"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "--days" in out.stderr
+    assert FORMS in out.stderr or "N <=" in out.stderr or "A <= B" in out.stderr
