@@ -7,8 +7,6 @@ use) and registers the Gymnasium environment `optsched/Jemas3-v0`.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 from optsched.errors import OptschedError, ScenarioError
@@ -30,25 +28,6 @@ def _register_env() -> None:
 
 
 _register_env()
-
-
-class _Package(types.ModuleType):
-    """`optsched.evaluate` is the API's evaluate(scenario, schedule) although a submodule
-    of that name exists: the import system's binding of the submodule (when something runs
-    `from optsched.evaluate import ...`) lands in the setter and leaves the function."""
-
-    @property
-    def evaluate(self):
-        from optsched.api import evaluate
-
-        return evaluate
-
-    @evaluate.setter
-    def evaluate(self, module: types.ModuleType) -> None:
-        self.__dict__["_evaluate_module"] = module
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from optsched.env.gym import OptschedEnv
-    from optsched.evaluate import Evaluation
+    from optsched.evaluator import Evaluation
     from optsched.oracle.solution import Solution
     from optsched.policies.base import Policy
     from optsched.scenario import Compiled, Scenario
@@ -71,26 +71,24 @@ def compiled(scenario: Any, day: int | None = None) -> Compiled:
 
 
 def solve(scenario_or_compiled: Any, backend: str = "highs", relax: bool = False,
-          mip_gap: float = MIP_GAP, time_limit: float | None = None) -> Solution:
+          mip_gap: float = MIP_GAP, time_limit: float | None = None,
+          max_vars: float | None = None) -> Solution:
     """The offline oracle (perfect foresight): the MILP, or its LP relaxation with
     `relax`. The solution's schedule is scored by the evaluator, which must agree with
-    the solver's objective; no schedule raises InfeasibleError with a diagnosis."""
-    from optsched.errors import ScenarioError
-    from optsched.options import check_backend
+    the solver's objective; no schedule raises InfeasibleError with a diagnosis. Bad
+    arguments and models above `max_vars` variables are refused before any build."""
+    from optsched.oracle import check_inputs
     from optsched.oracle import solve as oracle_solve
 
-    check_backend(backend)
-    if backend == "cvxpy-clarabel" and not relax:
-        raise ScenarioError("--backend", "cvxpy-clarabel solves the LP only: add --relax",
-                            backend)
+    check_inputs(backend, relax, time_limit, mip_gap)
     return oracle_solve(compiled(scenario_or_compiled), backend, relax, time_limit, mip_gap,
-                        raise_infeasible=True)
+                        raise_infeasible=True, max_vars=max_vars)
 
 
 def evaluate(scenario: Any, schedule: Schedule, *, milp: bool = False,
              tol: float = 1e-6) -> Evaluation:
     """Score a schedule with the one evaluator: utility, its terms, jobs, violations."""
-    from optsched.evaluate import evaluate as evaluate_schedule
+    from optsched.evaluator import evaluate as evaluate_schedule
 
     return evaluate_schedule(compiled(scenario), schedule, milp=milp, tol=tol)
 
@@ -226,7 +224,7 @@ def _oracle_summary(per_day: list[dict], oracle: bool) -> dict:
 def _oracle_row(c: Compiled, day, backend: str, cache, rows: list, runs: dict) -> float:
     """Append the oracle's row; its utility is the solver's objective (checked against
     the evaluator by the cache), so its gap is 0 and it captures all of its gain."""
-    from optsched.evaluate import evaluate as evaluate_schedule
+    from optsched.evaluator import evaluate as evaluate_schedule
     from optsched.oracle.cache import cached_oracle
 
     hit = cached_oracle(c, cache, backend)
@@ -239,7 +237,7 @@ def _oracle_row(c: Compiled, day, backend: str, cache, rows: list, runs: dict) -
 
 
 def _row(policy: str, day, ev: Evaluation, seconds: float, T: int) -> dict:
-    from optsched.evaluate import TERMS
+    from optsched.evaluator import TERMS
 
     nan = float("nan")
     return {
@@ -255,7 +253,7 @@ def _row(policy: str, day, ev: Evaluation, seconds: float, T: int) -> dict:
 
 
 def _score(row: dict, u_oracle: float, u_base: float) -> None:
-    from optsched.evaluate import captured, gap
+    from optsched.evaluator import captured, gap
 
     share = captured(row["utility"], u_oracle, u_base)
     row.update(oracle_utility=u_oracle, gap=gap(row["utility"], u_oracle),
@@ -272,31 +270,17 @@ def build_scenario(day: str, base: str | Path = "jemas-3", **sources) -> Scenari
     """A scenario for a real calendar day (YYYY-MM-DD) from CSV files: `base` (an embedded
     family or a TOML file) gives everything but the day's series; `sources` as
     optsched.data.build.build_day takes them (data_dir, prices, weather, carbon, pv_kwp,
-    trace, price_clock)."""
+    trace, price_clock, pattern)."""
     import datetime as dt
-    import tomllib
 
-    from optsched.data.build import build_day
     from optsched.errors import ScenarioError
-    from optsched.options import choice
-    from optsched.scenario import is_embedded, scenario_from_dict
+    from optsched.scenario import build_scenario as build
 
     try:
         date = dt.date.fromisoformat(day)
     except ValueError:
         raise ScenarioError("--day", "expected a date YYYY-MM-DD", day) from None
-    choice("--price-clock", sources.get("price_clock", "auto"), ("auto", "utc",
-                                                                  "local-is-utc"))
-    if is_embedded(base):
-        from optsched.scenario.jemas3 import base as family_base
-        raw, base_dir = family_base(), Path(".")
-    else:
-        path = Path(base)
-        if not path.is_file():
-            raise ScenarioError("--base", "no such file or embedded scenario", str(base))
-        raw, base_dir = tomllib.loads(path.read_text()), path.parent
-        raw.setdefault("name", path.stem)
-    return scenario_from_dict(build_day(raw, date, **sources), base_dir)
+    return build(date, base, **sources)
 
 
 def make_env(scenario: Any = "jemas-3", days: Any = None, **options) -> OptschedEnv:

@@ -18,7 +18,8 @@ import typer
 from optsched.console import emit_json, err, json_stdout, out, status, to_json
 from optsched.errors import OptschedError, ScenarioError
 from optsched.oracle.cache import DEFAULT_CACHE
-from optsched.oracle.highs_direct import MIP_GAP
+from optsched.oracle.highs import MIP_GAP
+from optsched.scenario.load import ALLOW_OUTSIDE_ENV
 
 
 def _version(value: bool) -> None:
@@ -40,8 +41,13 @@ app.add_typer(scenario_app, name="scenario")
 
 @app.callback()
 def _main(version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Print the version.")] = False):
+        "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+          allow_outside_paths: Annotated[bool, typer.Option(
+              "--allow-outside-paths", help="Let scenario files read CSV files outside "
+              "their own folder (refused by default: docs/security.md).")] = False):
     """Energy-aware scheduling of diffusion-model jobs across data centres."""
+    if allow_outside_paths:
+        os.environ[ALLOW_OUTSIDE_ENV] = "1"
 
 
 ScenarioArg = Annotated[str, typer.Argument(help="TOML file or embedded name (jemas-3).")]
@@ -116,24 +122,30 @@ def scenario_build(
     out_path: Annotated[Path, typer.Option("--out", help="TOML file to write.")],
     base: Annotated[str, typer.Option("--base", help="Embedded family or TOML.")] = "jemas-3",
     data_dir: Annotated[Path | None, typer.Option(
-        "--data-dir", help="Folder with prices/, weather/, carbon/ as in shared/data.")] = None,
+        "--data-dir", help="Folder with prices/, weather/, carbon/ holding files named by "
+        "--pattern for the day's year (docs/data.md).")] = None,
+    pattern: Annotated[str, typer.Option(
+        "--pattern", help="File names under --data-dir.")] = "{region}_{year}.csv",
     prices: Annotated[list[str] | None, typer.Option("--prices", help="SITE=CSV")] = None,
     weather: Annotated[list[str] | None, typer.Option("--weather", help="SITE=CSV")] = None,
     carbon: Annotated[list[str] | None, typer.Option("--carbon", help="SITE=CSV")] = None,
     pv_kwp: Annotated[list[str] | None, typer.Option("--pv-kwp", help="SITE=kWp")] = None,
     trace: Annotated[Path | None, typer.Option("--trace", help="Request trace CSV.")] = None,
-    price_clock: Annotated[str, typer.Option(
-        "--price-clock", help="auto | utc | local-is-utc (see data card)")] = "auto",
+    price_clock: Annotated[list[str] | None, typer.Option(
+        "--price-clock", help="MODE or SITE=MODE, repeatable; MODE: auto (detected per file) "
+        "| utc | local-is-utc (docs/data.md).")] = None,
 ):
     """Build a scenario for a real calendar day from CSV files (written as TOML)."""
     from optsched.api import build_scenario
+    from optsched.data.build import parse_price_clock
     from optsched.scenario import save_scenario
 
     sc = build_scenario(day, base, data_dir=data_dir, prices=_pairs(prices, "--prices"),
                         weather=_pairs(weather, "--weather"),
                         carbon=_pairs(carbon, "--carbon"),
                         pv_kwp=_pairs(pv_kwp, "--pv-kwp", float), trace=trace,
-                        price_clock=price_clock)
+                        price_clock=parse_price_clock(price_clock or ["auto"]),
+                        pattern=pattern)
     save_scenario(sc, out_path)
     err.print(f"wrote {out_path}: {sc.name}")
 
@@ -149,22 +161,25 @@ def solve_cmd(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder: schedule + plots.")
                        ] = None,
     ablations: AblateOpt = None,
+    max_vars: Annotated[float | None, typer.Option(
+        "--max-vars", help="Refuse models with more variables (default 12e6, or "
+        "OPTSCHED_MAX_VARS).")] = None,
     json_out: JsonOpt = False,
 ):
     """The offline oracle (perfect foresight): the model as a MILP or its LP relaxation."""
     from optsched import api
     from optsched.options import check_levers
+    from optsched.oracle import check_inputs
     from optsched.report import terminal
     from optsched.report.output import write_solution
     from optsched.scenario.ablations import ablate
 
-    if time_limit is not None and time_limit <= 0:
-        raise ScenarioError("--time-limit", "must be > 0 seconds", time_limit)
+    check_inputs(backend, relax, time_limit, mip_gap)
     ablations = check_levers(ablations)
     sc = api.load_scenario(scenario, day)
     c = ablate(api.compiled(sc), ablations)
     with status(f"solving {sc.name} ({backend}, {'LP' if relax else 'MILP'})"):
-        sol = api.solve(c, backend, relax, mip_gap, time_limit)
+        sol = api.solve(c, backend, relax, mip_gap, time_limit, max_vars=max_vars)
     result = {"scenario": sc.name, "ablations": ablations, **sol.to_dict()}
     if out_dir is not None:
         write_solution(c, sol, out_dir, sc.name, to_json(result, indent=1))
@@ -230,7 +245,11 @@ def train_cmd(
     days: Annotated[str, typer.Option("--days", help="Training days (train, train:N, A..B)")
                     ] = "train",
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/sac"),
-    resume: Annotated[bool, typer.Option("--resume")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the run in --out from its checkpoint (only --steps may "
+        "grow).")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace a finished or started run in --out.")] = False,
     checkpoint_every: Annotated[int, typer.Option(
         "--checkpoint-every", help="Env steps between checkpoints.")] = 20_000,
 ):
@@ -247,25 +266,27 @@ def train_cmd(
         from optsched.learn.bc import train_bc
 
         with status(f"behaviour cloning of the oracle on {len(day_list)} training days"):
-            info = train_bc(day_list, out_dir, seed)
+            info = train_bc(day_list, out_dir, seed, overwrite=overwrite)
         err.print(f"done: {info['slots']:,} demonstrated slots, final loss "
                   f"{info['final_loss']:.4f}; policy at {out_dir / 'policy.pt'}")
         return
-    trainer = _train(dataclasses.replace(cfg, days=tuple(day_list)), resume)
+    trainer = _train(dataclasses.replace(cfg, days=tuple(day_list)), resume, overwrite)
     err.print(f"done: {trainer.steps:,} env steps in {trainer.wall:.0f} s; policy at "
               f"{out_dir / 'policy.pt'}, metrics at {out_dir / 'metrics.csv'}")
 
 
-def _train(cfg, resume: bool):
-    """Train with a progress bar on a terminal, log lines every 10% otherwise."""
+def _train(cfg, resume: bool, overwrite: bool):
+    """Open the run (every refusal before any output), then train with a progress bar on
+    a terminal, log lines every 10% otherwise."""
     from rich.progress import Progress
 
-    from optsched.learn.train import train
+    from optsched.learn.train import open_run, run_training
 
+    trainer = open_run(cfg, resume=resume, overwrite=overwrite)
     if err.is_terminal:
         with Progress(console=err) as bar:
             task = bar.add_task(f"training {cfg.algo}/{cfg.shaping}", total=cfg.steps)
-            return train(cfg, resume=resume, progress=lambda s: bar.update(task, completed=s))
+            return run_training(trainer, lambda s: bar.update(task, completed=s))
     tenth = max(cfg.steps // 10, 1)
     seen = {-1}
 
@@ -273,7 +294,7 @@ def _train(cfg, resume: bool):
         if s // tenth not in seen:
             seen.add(s // tenth)
             sys.stderr.write(f"optsched: training {cfg.algo}: {s:,}/{cfg.steps:,} steps\n")
-    return train(cfg, resume=resume, progress=log)
+    return run_training(trainer, log)
 
 
 @app.command("report")

@@ -85,19 +85,7 @@ def train_days(spec: str) -> list[int]:
 
 
 def train_config(**fields):
-    """A checked TrainConfig: algorithm, shaping, reward and action by name, counts >= 1."""
-    from optsched.env.core import REWARD_MODES
-    from optsched.learn.train import ACTIONS, SHAPING, TrainConfig
+    """A checked TrainConfig (TrainConfig validates every field, naming its CLI flag)."""
+    from optsched.learn.train import TrainConfig
 
-    choice("--algo", fields["algo"], ("sac", "td3", "ppo", "bc"))
-    if fields["algo"] == "ppo" and fields["shaping"] != "none":
-        raise ScenarioError("--shaping", "PPO trains on the environment's reward only "
-                            "(none)", fields["shaping"])
-    choice("--shaping", fields["shaping"], SHAPING)
-    choice("--reward", fields["reward"], REWARD_MODES)
-    choice("--action", fields["action"], list(ACTIONS))
-    for key in ("steps", "num_envs", "updates_per_step", "diffusion_steps", "latent",
-                "checkpoint_every"):
-        if fields[key] < 1:
-            raise ScenarioError(f"--{key.replace('_', '-')}", "must be >= 1", fields[key])
     return TrainConfig(**fields)

@@ -48,7 +48,7 @@ class Schedule:
 
     @classmethod
     def load(cls, path: str | Path) -> Schedule:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             return cls(**{f.name: data[f.name] for f in fields(cls)})
 
     def frames(self, c: Compiled) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -36,7 +36,7 @@ BOXES = {
     "policies": (88, 48, 22, 9, "policies", "policies/ (baselines, MPC)\nlearn/ (agents)",
                  "#fce5cd"),
     "schedule": (39, 32, 34, 7, "Schedule: the decision arrays", "schedule.py", "#d9ead3"),
-    "evaluate": (39, 20, 34, 7, "evaluator: the only scorer", "evaluate.py", "#d9ead3"),
+    "evaluate": (39, 20, 34, 7, "evaluator: the only scorer", "evaluator.py", "#d9ead3"),
     "report": (18, 6, 28, 7, "tables, plots, reports", "report/", "#ead1dc"),
     "api": (50, 6, 28, 7, "public Python API", "api.py (days.py)", "#ead1dc"),
     "cli": (82, 6, 26, 7, "command line", "cli.py (thin)", "#ead1dc"),

@@ -34,7 +34,7 @@ def test_ablation_removes_its_lever_and_costs_utility(day, name):
     else:
         assert s.ch.max() == 0.0 and s.dis.max() == 0.0
     # Scored on the full scenario, the ablated schedule is still feasible.
-    from optsched.evaluate import evaluate
+    from optsched.evaluator import evaluate
     if name in ("no-transfer", "fixed-steps", "no-dvfs", "no-battery"):
         assert evaluate(c, s).feasible
 

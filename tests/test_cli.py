@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from optsched.evaluate import TERMS
+from optsched.evaluator import TERMS
 
 
 def run(*args, timeout=300):

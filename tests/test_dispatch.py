@@ -8,7 +8,7 @@ import pytest
 from optsched.env.bank import DayBank
 from optsched.env.core import EnvConfig
 from optsched.env.dispatch import CAP_RTOL, TAU, DispatchCore, Dispatcher, continuation
-from optsched.evaluate import evaluate
+from optsched.evaluator import evaluate
 from optsched.policies import get_policy, rollout
 from optsched.scenario import compile_scenario, scenario_from_dict
 from tests.conftest import small_scenario, two_sites

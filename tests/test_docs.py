@@ -10,7 +10,7 @@ from pydantic import create_model
 
 from optsched.clidoc import cli_reference
 from optsched.env.core import REWARD_MODES
-from optsched.evaluate import TERMS
+from optsched.evaluator import TERMS
 from optsched.scenario import loads_scenario
 from optsched.scenario.ablations import ABLATIONS
 from optsched.scenario.reference import DESCRIPTIONS, scenario_reference

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from optsched.env import ENV_ID, BatchedCore, DayBank, EnvConfig
 from optsched.env.gym import OptschedEnv, OptschedVectorEnv
-from optsched.evaluate import evaluate
+from optsched.evaluator import evaluate
 from optsched.policies import LocalFixed, rollout
 from optsched.scenario import compile_scenario, get_scenario
 from tests.conftest import small_scenario

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from optsched import physics
-from optsched.evaluate import TERMS, evaluate, utility_of
+from optsched.evaluator import TERMS, evaluate, utility_of
 from optsched.scenario import compile_scenario, scenario_from_dict
 from optsched.schedule import Schedule, complete
 from tests.conftest import two_sites

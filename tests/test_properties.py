@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optsched.evaluate import evaluate
+from optsched.evaluator import evaluate
 from optsched.schedule import complete
 from tests.conftest import small_scenario
 

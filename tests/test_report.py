@@ -25,7 +25,7 @@ def test_report_rows_obey_the_oracle_bound_and_the_baseline(report):
     """Invariants, not a second run of the same code: the oracle bounds every policy (to
     its MIP gap), scores gap 0 and captures all of its own gain; local-fixed, the
     baseline, captures none; utility is revenue less every cost."""
-    from optsched.evaluate import COSTS
+    from optsched.evaluator import COSTS
     from optsched.oracle import MIP_GAP
 
     _, frame = report

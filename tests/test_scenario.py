@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optsched.evaluate import evaluate
+from optsched.evaluator import evaluate
 from optsched.policies import local_fixed
 from optsched.scenario import (
     compile_scenario,

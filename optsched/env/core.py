@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from optsched.env import kernel
 from optsched.env.bank import DayBank
-from optsched.evaluate import TERMS, utility_of
+from optsched.evaluator import TERMS, utility_of
 from optsched.schedule import Schedule
 
 F64 = NDArray[np.float64]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from optsched.evaluate import TERMS
+from optsched.evaluator import TERMS
 
 # Columns of the per-site parameter table site[i, col].
 # Reciprocals (inv_*) turn the slot's divisions by constants into multiplications: a

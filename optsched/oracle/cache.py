@@ -96,7 +96,7 @@ def _write(path: Path, schedule: Schedule, meta: dict) -> None:
 
 def _read(c: Compiled, path: Path, digest: str, config: dict) -> CachedSolution | None:
     """A checked entry, or None (with a warning saying why) when it cannot be believed."""
-    from optsched.evaluate import evaluate
+    from optsched.evaluator import evaluate
 
     try:
         meta = json.loads(path.with_suffix(".json").read_text())

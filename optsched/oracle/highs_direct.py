@@ -6,12 +6,9 @@ from __future__ import annotations
 import time
 
 from optsched.oracle.highs import MIP_GAP, load_highs, matrix_to_highs, run_highs
-from optsched.oracle.highs import new_highs as new_highs  # policies/mpc.py's import path
 from optsched.oracle.matrix import build_matrix, unpack
 from optsched.oracle.solution import Solution
 from optsched.scenario.compile import Compiled
-
-to_highs_lp = matrix_to_highs       # policies/mpc.py's name for it, until its import moves
 
 
 def solve_matrix(c: Compiled, relax: bool = False, time_limit: float | None = None,

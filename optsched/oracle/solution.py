@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from optsched.evaluate import Evaluation, evaluate
+from optsched.evaluator import Evaluation, evaluate
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 

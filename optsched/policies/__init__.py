@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optsched.evaluate import Evaluation
+from optsched.evaluator import Evaluation
 from optsched.policies.base import Actor, Planner, Policy, day_rng, rollout
 from optsched.policies.rules import POLICIES, LocalFixed
 from optsched.scenario.compile import Compiled

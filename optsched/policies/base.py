@@ -17,7 +17,7 @@ import numpy as np
 
 from optsched.env.bank import DayBank
 from optsched.env.core import BatchedCore, EnvConfig
-from optsched.evaluate import Evaluation, evaluate
+from optsched.evaluator import Evaluation, evaluate
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 

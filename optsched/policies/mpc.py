@@ -21,7 +21,7 @@ import highspy
 import numpy as np
 
 from optsched.env.core import BatchedCore
-from optsched.oracle.highs_direct import new_highs, to_highs_lp
+from optsched.oracle.highs import matrix_to_highs, new_highs
 from optsched.oracle.matrix import build_matrix
 from optsched.scenario.compile import Compiled
 
@@ -122,7 +122,7 @@ class MPC:
         h, A_prev = self._highs.get(j, (None, None))
         if h is None or A_prev is None or A_prev.shape != m.A.shape or (A_prev != m.A).nnz:
             h = new_highs(None)
-            h.passModel(to_highs_lp(m))
+            h.passModel(matrix_to_highs(m))
         else:
             cols, rows = np.arange(m.n_vars, dtype=np.int32), np.arange(m.n_cons,
                                                                         dtype=np.int32)

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from optsched.evaluate import Evaluation  # noqa: E402
+from optsched.evaluator import Evaluation  # noqa: E402
 from optsched.scenario.compile import Compiled  # noqa: E402
 from optsched.schedule import Schedule  # noqa: E402
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from optsched.evaluate import TERMS
+from optsched.evaluator import TERMS
 from optsched.oracle.cache import DEFAULT_CACHE
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
@@ -78,7 +78,7 @@ def _figures(frame: pd.DataFrame, c: Compiled, oracle_schedule: Schedule,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from optsched.evaluate import evaluate
+    from optsched.evaluator import evaluate
     from optsched.report import plots
 
     figs = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import os
 import re
 import tomllib
 import uuid
@@ -62,6 +63,11 @@ def _expand(values: list[float], hourly: bool, slots: int, slot_minutes: int, pa
     return [v for v in values for _ in range(per_hour)][:slots]
 
 
+# Set to 1 (the CLI's --allow-outside-paths does) to allow CSV files outside the scenario's
+# folder in every load of this process.
+ALLOW_OUTSIDE_ENV = "OPTSCHED_ALLOW_OUTSIDE_PATHS"
+
+
 def csv_path(csv: Any, path: str, base_dir: Path, allow_outside: bool = False) -> Path:
     """A series' CSV reference -> the file, relative to the scenario's folder. A path that
     is absolute or leaves that folder (through `..` or a symbolic link) is refused unless
@@ -70,6 +76,7 @@ def csv_path(csv: Any, path: str, base_dir: Path, allow_outside: bool = False) -
         raise ScenarioError(f"{path}.csv", "must be a file path (string)", csv)
     base = Path(base_dir).resolve()
     file = (base / csv).resolve()
+    allow_outside = allow_outside or os.environ.get(ALLOW_OUTSIDE_ENV) == "1"
     if not allow_outside and (Path(csv).is_absolute() or not file.is_relative_to(base)):
         raise ScenarioError(f"{path}.csv", "must be a path inside the scenario's folder "
                             f"({str(base)!r}); allow files elsewhere explicitly "
