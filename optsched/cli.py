@@ -96,8 +96,10 @@ def scenario_export(scenario: ScenarioArg,
                     day: DayOpt = None):
     """Write a scenario (e.g. one day of an embedded family) as a self-contained TOML."""
     from optsched.api import load_scenario
+    from optsched.options import check_out
     from optsched.scenario import save_scenario
 
+    check_out(out_path, folder=False)
     save_scenario(load_scenario(scenario, day), out_path)
     err.print(f"wrote {out_path}")
 
@@ -138,8 +140,10 @@ def scenario_build(
     """Build a scenario for a real calendar day from CSV files (written as TOML)."""
     from optsched.api import build_scenario
     from optsched.data.build import parse_price_clock
+    from optsched.options import check_out
     from optsched.scenario import save_scenario
 
+    check_out(out_path, folder=False)
     sc = build_scenario(day, base, data_dir=data_dir, prices=_pairs(prices, "--prices"),
                         weather=_pairs(weather, "--weather"),
                         carbon=_pairs(carbon, "--carbon"),
@@ -168,13 +172,14 @@ def solve_cmd(
 ):
     """The offline oracle (perfect foresight): the model as a MILP or its LP relaxation."""
     from optsched import api
-    from optsched.options import check_levers
+    from optsched.options import check_levers, check_out
     from optsched.oracle import check_inputs
     from optsched.report import terminal
     from optsched.report.output import write_solution
     from optsched.scenario.ablations import ablate
 
     check_inputs(backend, relax, time_limit, mip_gap)
+    check_out(out_dir)
     ablations = check_levers(ablations)
     sc = api.load_scenario(scenario, day)
     c = ablate(api.compiled(sc), ablations)
@@ -204,11 +209,18 @@ def evaluate_cmd(
     """Roll a policy over a scenario and score it with the evaluator (itemised), with the
     oracle's utility and the gap alongside."""
     from optsched import api
-    from optsched.options import check_backend, check_levers, check_policies, day_selection
+    from optsched.options import (
+        check_backend,
+        check_levers,
+        check_out,
+        check_policies,
+        day_selection,
+    )
     from optsched.report import terminal
     from optsched.report.output import write_evaluation
 
     day_list = day_selection(scenario, day, days)
+    check_out(out_dir)
     check_backend(oracle_backend, "--oracle-backend")
     check_policies([policy])
     check_levers(ablations)
@@ -254,8 +266,9 @@ def train_cmd(
         "--checkpoint-every", help="Env steps between checkpoints.")] = 20_000,
 ):
     """Train a learned scheduler on jemas-3 training days (checkpoints, metrics CSV)."""
-    from optsched.options import train_config, train_days
+    from optsched.options import check_out, train_config, train_days
 
+    check_out(out_dir)
     cfg = train_config(algo=algo, action=action, shaping=shaping, reward=reward, steps=steps,
                        seed=seed, reward_norm=reward_norm, num_envs=num_envs,
                        updates_per_step=updates_per_step, eta=eta,
@@ -314,10 +327,11 @@ def report_cmd(
     """Every policy against the oracle on held-out days: gap table, terms, plots (Markdown,
     self-contained HTML, CSV/Parquet)."""
     from optsched.days import parse_days
-    from optsched.options import check_files, check_policies
+    from optsched.options import check_files, check_out, check_policies
     from optsched.report.report import build_report
     from optsched.scenario.ablations import ABLATIONS
 
+    check_out(out_dir)
     names = check_policies(policies or ["greedy", "myopic-lp", "dispatch", "learned", "mpc",
                                         "mpc-noisy"])
     check_files(metrics or [], "--metrics")
@@ -349,10 +363,11 @@ def sweep_cmd(
     """A sensitivity study: the oracle and every policy as one parameter varies (table,
     sweep.csv, sweep.png)."""
     from optsched.days import parse_days
-    from optsched.options import sweep_values
+    from optsched.options import check_out, sweep_values
     from optsched.report import terminal
     from optsched.report.sweep import sweep
 
+    check_out(out_dir)
     vals = sweep_values(param, values)
     day_list = parse_days(days, scenario)
     with status("sweep") as update:

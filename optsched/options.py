@@ -89,3 +89,20 @@ def train_config(**fields):
     from optsched.learn.train import TrainConfig
 
     return TrainConfig(**fields)
+
+
+def check_out(path: Path | None, key: str = "--out", folder: bool = True) -> Path | None:
+    """An output location that can be written, checked before any work: a folder (or, with
+    `folder=False`, a file) whose nearest existing ancestor is a folder."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise ScenarioError(key, f"must be a {'folder' if folder else 'file'}, and this is "
+                            f"{'a file' if folder else 'a folder'}", str(path))
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ScenarioError(key, f"{str(parent)!r} is a file, not a folder", str(path))
+    return path

@@ -186,7 +186,7 @@ PROBES: list[tuple[str, list[str], str]] = [
     ("train-ppo-shaping", ["train", "--algo", "ppo", "--shaping", "diffusion", "--out", OUT],
      "--shaping"),
     ("train-held-out-days", ["train", "--days", "test", "--out", OUT], "--days"),
-    ("train-resume-nothing", ["train", "--resume", "--steps", "100", "--out",
+    ("train-resume-nothing", ["train", "--algo", "ppo", "--resume", "--out",
                               "{tmp}/run-empty"], "--resume"),
     ("train-checkpoint-every-zero", ["train", "--checkpoint-every", "0", "--out", OUT],
      "--checkpoint-every"),
