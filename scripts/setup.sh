@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install optsched with everything it needs (idempotent).
-# torch: the CPU build that lies on this machine kind's disk (DEVELOPERS.md); a plain
+# torch: pinned to the CPU build first (torch==2.13.0); a plain
 # `torch` requirement would pull a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
