@@ -67,6 +67,7 @@ BAD = {
                                 "num_images_per_prompt"),
     "empty status": ([row("2024-11-15 00:01:00", status="")], 2, "predict_status"),
     "blank line": ([GOOD[0], "", GOOD[1]], 3, "line"),
+    "header only": ([], 2, "no requests"),
 }
 
 
@@ -246,3 +247,14 @@ def test_build_day_replays_a_genai_trace_per_class(tiny, tmp_path):
     assert later["classes"][0]["arrivals"] == [75.0, 0.0]
     with pytest.raises(ScenarioError, match="Sunday"):
         build.build_day(tiny, dt.date(2024, 11, 24), trace=path)
+
+
+def test_build_day_keeps_the_azure_trace_path(tiny, tmp_path):
+    """Hourly counts 1 (partial), 2, 4, 1 (partial): the complete hours give the pattern
+    [2, 4] / 3, so tiny's [100, 50] becomes [66.7, 66.7], rounded to 67."""
+    stamps = ["2023-11-16 18:30:00", "2023-11-16 19:10:00", "2023-11-16 19:20:00",
+              *[f"2023-11-16 20:{m:02d}:00" for m in (1, 2, 3, 4)], "2023-11-16 21:05:00"]
+    path = tmp_path / "azure.csv"
+    path.write_text("TIMESTAMP,ContextTokens\n" + "".join(f"{t},5\n" for t in stamps))
+    raw = build.build_day(tiny, dt.date(2023, 11, 16), trace=path)
+    assert raw["classes"][0]["arrivals"] == [67.0, 67.0]

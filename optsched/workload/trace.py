@@ -60,6 +60,8 @@ def read_genai_trace(path: str | Path) -> pd.DataFrame:
         raise ScenarioError(key, f"line 1: missing column(s) {', '.join(missing)}")
     _check_line_count(path, frame)
     frame = _strip_trailing_blank(frame)
+    if frame.empty:
+        raise ScenarioError(key, "line 2: no requests after the header")
     lines = np.arange(len(frame)) + 2
     blank = (frame.apply(lambda c: c.str.strip()) == "").all(axis=1).to_numpy()
     if blank.any():
