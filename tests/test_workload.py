@@ -39,7 +39,7 @@ GOOD = [row("2024-11-15 00:01:00"), row("2024-11-15 00:01:00", images="4.0"),
 
 
 def test_reader_reads_a_good_file_with_pending_rows(tmp_path):
-    df = read_genai_trace(write(tmp_path / "t.csv", *GOOD))
+    df = read_genai_trace(write(tmp_path / "t.csv", *GOOD, "", ",,,,,,"))   # trailing blanks
     assert len(df) == 3 and df["line"].tolist() == [2, 3, 4]
     assert df["images"].tolist()[:2] == [1.0, 4.0] and np.isnan(df["images"].iloc[2])
     assert df["time"].iloc[2].minute == 7

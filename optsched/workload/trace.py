@@ -59,11 +59,12 @@ def read_genai_trace(path: str | Path) -> pd.DataFrame:
     if missing:
         raise ScenarioError(key, f"line 1: missing column(s) {', '.join(missing)}")
     _check_line_count(path, frame)
-    frame = _strip_trailing_blank(frame)
+    blank = (frame.apply(lambda c: c.str.strip()) == "").all(axis=1).to_numpy()
+    end = len(blank) - int(np.argmin(blank[::-1])) if not blank.all() else 0
+    frame, blank = frame.iloc[:end], blank[:end]        # trailing blank lines are fine
     if frame.empty:
         raise ScenarioError(key, "line 2: no requests after the header")
     lines = np.arange(len(frame)) + 2
-    blank = (frame.apply(lambda c: c.str.strip()) == "").all(axis=1).to_numpy()
     if blank.any():
         raise ScenarioError(key, f"line {lines[np.argmax(blank)]}: blank line")
 
@@ -93,14 +94,6 @@ def read_genai_trace(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame({"time": times.to_numpy(), "status": status.to_numpy(),
                          "exec_s": exec_s, "images": sizes[IMAGES], "steps": sizes[STEPS],
                          "line": lines})
-
-
-def _strip_trailing_blank(frame: pd.DataFrame) -> pd.DataFrame:
-    blank = (frame.apply(lambda c: c.str.strip()) == "").all(axis=1).to_numpy()
-    end = len(frame)
-    while end > 0 and blank[end - 1]:
-        end -= 1
-    return frame.iloc[:end]
 
 
 def _check_line_count(path: Path, frame: pd.DataFrame) -> None:
