@@ -3,7 +3,9 @@
 The base gives everything static (models, sites, classes, network) and, for the embedded
 family, each site's region, PV size and arrival profile. Real files then replace the
 series: prices, PV from weather (pvlib clear sky x cloud cover), carbon intensity, and,
-with a request trace, the slot-to-slot fluctuation of arrivals.
+with a request trace, the arrivals: an Azure LLM trace (`TIMESTAMP`) gives the slot-to-slot
+fluctuation of the base's profile; a GenTD26 text-to-image trace (optsched/workload) gives
+one real day's arrivals per slot and class (`genai_arrivals`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from optsched.data import generator as gen
 from optsched.data.readers import (
@@ -27,6 +30,13 @@ from optsched.data.readers import (
     read_weather,
 )
 from optsched.errors import ScenarioError
+from optsched.workload.sampler import CLASSES, day_from_trace
+from optsched.workload.trace import (
+    daily_counts,
+    is_genai_trace,
+    read_genai_trace,
+    steady_days,
+)
 
 
 def trace_pattern(trace_path: str | Path, slot_minutes: int, slots: int) -> np.ndarray:
@@ -37,6 +47,38 @@ def trace_pattern(trace_path: str | Path, slot_minutes: int, slots: int) -> np.n
     if counts.sum() <= 0:
         raise ScenarioError(str(trace_path), "trace has no complete slot of arrivals")
     return np.resize(counts / counts.mean(), slots)
+
+
+def genai_trace_day(trace: pd.DataFrame, date: dt.date, path: str | Path) -> dt.date:
+    """The trace day to replay for a scenario day: `date` itself when the trace holds it,
+    otherwise one of the trace's steady days (after its ramp-up) of the same weekday,
+    taken in turn week by week, so that consecutive weeks replay different real days."""
+    if pd.Timestamp(date) in daily_counts(trace).index:
+        return date
+    days = steady_days(trace).index
+    same = [d.date() for d in days if d.weekday() == date.weekday()]
+    if not same:
+        raise ScenarioError(str(path), f"trace has no steady day on a "
+                            f"{date.strftime('%A')} to replay for {date.isoformat()}")
+    return same[(date.toordinal() // 7) % len(same)]
+
+
+def genai_arrivals(trace_path: str | Path, date: dt.date, slot_minutes: int, slots: int,
+                   trace_day: dt.date | None = None) -> tuple[dict[str, np.ndarray], dt.date]:
+    """Arrivals per slot of one real GenTD26 day, per workload class (interactive: one
+    image, batch: more), each divided by its class's mean over the trace's steady days in
+    the same window (so 1 per slot on an average day; a busy day is busier; a class with
+    no such requests is left out), and the day replayed (`genai_trace_day` unless
+    `trace_day` is given)."""
+    trace = read_genai_trace(trace_path)
+    day = trace_day or genai_trace_day(trace, date, trace_path)
+    counts = day_from_trace(trace, day, slot_minutes, slots).counts()
+    steady = steady_days(trace).index
+    mean = sum(day_from_trace(trace, d, slot_minutes, slots).counts().sum(axis=1)
+               for d in steady) / (len(steady) * slots)
+    # A kind the trace lacks in the window is left out; build_day refuses a class of it.
+    return ({name: counts[j] / mean[j] for j, name in enumerate(CLASSES) if mean[j] > 0},
+            day)
 
 
 KINDS = ("prices", "weather", "carbon")
@@ -93,7 +135,7 @@ def parse_price_clock(values: list[str]) -> dict[str, str]:
 def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
               prices: dict[str, Path] | None = None, weather: dict[str, Path] | None = None,
               carbon: dict[str, Path] | None = None, pv_kwp: dict[str, float] | None = None,
-              trace: Path | None = None,
+              trace: Path | None = None, trace_day: dt.date | None = None,
               price_clock: PriceClock | Mapping[str, str] = "auto",
               pattern: str = FILE_PATTERN) -> dict:
     """A raw scenario mapping for `date` (validate it with the scenario loader).
@@ -104,6 +146,11 @@ def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
     the site's name; explicit per-site paths (`prices`, `weather`, `carbon`) override or
     replace it. `price_clock` is one mode or a per-site mapping (see `price_clocks`);
     `auto` detects a shifted price file from its own rows (readers.detect_price_clock).
+    `trace` is an Azure LLM trace (its slot pattern scales every class's profile) or a
+    GenTD26 request trace, detected by its columns: then each class gets the real day's
+    arrivals of its kind (interactive: one-image requests, deferrable: batches), scaled so
+    that the class's profile total is the trace's mean day (`genai_arrivals`); `trace_day`
+    picks the trace day to replay (default `genai_trace_day`).
     """
     raw = json.loads(json.dumps(base))
     fam = raw.pop("family", {})
@@ -146,7 +193,9 @@ def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
                                  str(weather_files[name]))
                 site["renewable_kw"] = _round(
                     gen.pv_slots(pv_kwp[name], loc, times, cloud, minutes), 4)
-    shape = trace_pattern(trace, minutes, slots) if trace else np.ones(slots)
+    genai, replayed = (genai_arrivals(trace, date, minutes, slots, trace_day)
+                       if trace and is_genai_trace(trace) else (None, None))
+    shape = trace_pattern(trace, minutes, slots) if trace and not genai else np.ones(slots)
     for cl in raw["classes"]:
         if "peak_jobs" in fam:          # the family's diurnal profile, no random bursts
             home_tz = tz_of.get(cl["home"], tz)
@@ -158,10 +207,18 @@ def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
         else:
             raise ScenarioError(f"classes.{cl['name']}.arrivals", "the base must give one "
                                 "value per slot to build a real day from")
+        if genai:
+            kind = CLASSES[0] if cl["kind"] == "interactive" else CLASSES[1]
+            if kind not in genai:
+                raise ScenarioError(str(trace), f"trace has no {kind} requests on its "
+                                    "steady days in the horizon's window")
+            base_arrivals = base_arrivals.mean() * genai[kind]
         cl["arrivals"] = [float(v) for v in np.round(base_arrivals * shape)]
     raw["name"] = f"{raw.get('name', 'scenario')}/{date.isoformat()}"
+    used = (f" with trace {Path(trace).name}" if trace else "") + \
+        (f" (day {replayed.isoformat()})" if replayed else "")
     raw["description"] = (f"{raw.get('description', '')}; real data of {date.isoformat()}"
-                          f"{' with trace ' + Path(trace).name if trace else ''}").lstrip("; ")
+                          f"{used}").lstrip("; ")
     return raw
 
 
