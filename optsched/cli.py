@@ -104,6 +104,17 @@ def scenario_export(scenario: ScenarioArg,
     err.print(f"wrote {out_path}")
 
 
+def _date(value: str | None, key: str):
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ScenarioError(key, "expected a date YYYY-MM-DD", value) from None
+
+
 def _pairs(values: list[str] | None, key: str, cast=Path) -> dict:
     """`SITE=VALUE` options as a dict."""
     result = {}
@@ -132,7 +143,12 @@ def scenario_build(
     weather: Annotated[list[str] | None, typer.Option("--weather", help="SITE=CSV")] = None,
     carbon: Annotated[list[str] | None, typer.Option("--carbon", help="SITE=CSV")] = None,
     pv_kwp: Annotated[list[str] | None, typer.Option("--pv-kwp", help="SITE=kWp")] = None,
-    trace: Annotated[Path | None, typer.Option("--trace", help="Request trace CSV.")] = None,
+    trace: Annotated[Path | None, typer.Option(
+        "--trace", help="Request trace CSV: Azure (TIMESTAMP) or GenTD26 (gmt_create, ...).")
+                     ] = None,
+    trace_day: Annotated[str | None, typer.Option(
+        "--trace-day", help="GenTD26: the trace's day to replay (YYYY-MM-DD); default the "
+        "same day, else a same-weekday day.")] = None,
     price_clock: Annotated[list[str] | None, typer.Option(
         "--price-clock", help="MODE or SITE=MODE, repeatable; MODE: auto (detected per file) "
         "| utc | local-is-utc (docs/data.md).")] = None,
@@ -149,7 +165,7 @@ def scenario_build(
                         carbon=_pairs(carbon, "--carbon"),
                         pv_kwp=_pairs(pv_kwp, "--pv-kwp", float), trace=trace,
                         price_clock=parse_price_clock(price_clock or ["auto"]),
-                        pattern=pattern)
+                        pattern=pattern, trace_day=_date(trace_day, "--trace-day"))
     save_scenario(sc, out_path)
     err.print(f"wrote {out_path}: {sc.name}")
 
