@@ -10,6 +10,7 @@ per policy and day, every utility term), `report.md` and a self-contained `repor
 from __future__ import annotations
 
 import base64
+import html
 import io
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def _figures(frame: pd.DataFrame, c: Compiled, oracle_schedule: Schedule,
     names = [p for p in dict.fromkeys(frame["policy"]) if p != "oracle"]
     ax.boxplot([100 * frame.loc[frame.policy == p, "gap"] for p in names])
     ax.set_xticks(range(1, len(names) + 1), names, rotation=20)
+    ax.set_xlabel("policy")
     ax.set_ylabel("gap to the oracle (%)")
     fig.tight_layout()
     figs["gap distribution per policy"] = _png(fig)
@@ -116,6 +118,16 @@ def _png(fig) -> str:
 COLUMNS = ["utility", "gap", "captured", "served", "dropped", "late", "mean_quality",
            "mean_steps", "energy", "demand", "grid_kwh", "emissions_kg",
            "decision_s_per_slot"]
+# The HTML table's headers: words that can wrap, with units (report.md keeps the keys).
+HEADERS = {"utility": "utility $", "gap": "gap", "captured": "captured",
+           "served": "served jobs", "dropped": "dropped jobs", "late": "late jobs",
+           "mean_quality": "mean quality", "mean_steps": "mean steps",
+           "energy": "energy cost $", "demand": "demand cost $", "grid_kwh": "grid kWh",
+           "emissions_kg": "emissions kg CO2", "decision_s_per_slot": "decision s per slot"}
+# TERMS lists revenue first, then the costs (optsched.evaluator.utility_of).
+TERMS_NOTE = (f"utility = revenue - ({' + '.join(TERMS[1:])}), $ per day; "
+              "medians over days (over several days the medians of the terms need not add "
+              "up to the median utility)")
 
 
 def _fmt(col: str, v: float) -> str:
@@ -128,6 +140,11 @@ def _fmt(col: str, v: float) -> str:
     return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
 
 
+def _terms_rows(s: pd.DataFrame) -> list[tuple[str, list[str]]]:
+    """The utility-terms table: per policy every term of TERMS then utility, $ per day."""
+    return [(p, [f"{r[t]:,.2f}" for t in (*TERMS, "utility")]) for p, r in s.iterrows()]
+
+
 def _markdown(scenario: str, days: list, s: pd.DataFrame) -> str:
     lines = [f"# Optimality gaps on {scenario}", "",
              f"Days: {', '.join(map(str, days))}. Medians over days; gap IQR in brackets. "
@@ -138,24 +155,43 @@ def _markdown(scenario: str, days: list, s: pd.DataFrame) -> str:
         cells = [_fmt(c, r[c]) for c in COLUMNS]
         cells[1] += f" [{100 * r.gap_q25:.2f}, {100 * r.gap_q75:.2f}]"
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
-    lines += ["", "Utility terms (median $ per day):", "",
-              "| policy | " + " | ".join(TERMS) + " |", "|---|" + "---|" * len(TERMS)]
-    for p, r in s.iterrows():
-        lines.append(f"| {p} | " + " | ".join(f"{r[t]:,.2f}" for t in TERMS) + " |")
+    lines += ["", f"Utility terms: {TERMS_NOTE}.", "",
+              "| policy | " + " | ".join((*TERMS, "utility")) + " |",
+              "|---|" + "---|" * (len(TERMS) + 1)]
+    lines += [f"| {p} | " + " | ".join(cells) + " |" for p, cells in _terms_rows(s)]
     return "\n".join(lines) + "\n"
 
 
+CSS = ("body{font-family:sans-serif;margin:2em;max-width:1400px}"
+       ".wide{max-width:100%;overflow-x:auto}"          # a last resort: the page never scrolls
+       "table{border-collapse:collapse;font-size:0.85em;margin-bottom:0.5em}"
+       "td,th{border:1px solid #bbb;padding:3px 5px;text-align:right}"
+       "th{vertical-align:bottom;max-width:7em;overflow-wrap:break-word}"
+       "td{white-space:nowrap}td:first-child,th:first-child{text-align:left}"
+       "caption{caption-side:top;text-align:left;padding:0.3em 0;font-size:0.95em}"
+       "img{max-width:100%}")
+
+
+def _table(caption: str, headers: list[str], rows: list[tuple[str, list[str]]],
+           klass: str) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in ["policy", *headers])
+    body = "".join(f"<tr><td>{esc(p)}</td>" + "".join(f"<td>{c}</td>" for c in cells)
+                   + "</tr>" for p, cells in rows)
+    return (f"<div class=\"wide\"><table class=\"{klass}\"><caption>{esc(caption)}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+
+
 def _html(scenario: str, days: list, s: pd.DataFrame, figures: dict[str, str]) -> str:
-    head = "".join(f"<th>{c}</th>" for c in ["policy", *COLUMNS])
-    body = ""
-    for p, r in s.iterrows():
-        body += f"<tr><td>{p}</td>" + "".join(f"<td>{_fmt(c, r[c])}</td>" for c in COLUMNS) \
-            + "</tr>"
+    gaps = _table("Gap to the oracle and what each policy did (medians over days)",
+                  [HEADERS[c] for c in COLUMNS],
+                  [(p, [_fmt(c, r[c]) for c in COLUMNS]) for p, r in s.iterrows()], "gaps")
+    terms = _table(f"Utility terms: {TERMS_NOTE}", [*TERMS, "utility"], _terms_rows(s),
+                   "terms")
     imgs = "".join(f"<h2>{t}</h2><img alt=\"{t}\" src=\"data:image/png;base64,{b}\">"
                    for t, b in figures.items())
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>optsched report"
-            f"</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:"
-            f"collapse}}td,th{{border:1px solid #bbb;padding:3px 6px;text-align:right}}"
-            f"img{{max-width:100%}}</style></head><body><h1>Optimality gaps on {scenario}</h1>"
-            f"<p>Days: {', '.join(map(str, days))}. Medians over days.</p><table><tr>{head}"
-            f"</tr>{body}</table>{imgs}</body></html>\n")
+            f"</title><style>{CSS}</style></head><body><h1>Optimality gaps on {scenario}</h1>"
+            f"<p>Days: {', '.join(map(str, days))}. Medians over days. <i>captured</i> is the "
+            f"share of the oracle's gain over local-fixed.</p>{gaps}{terms}{imgs}"
+            f"</body></html>\n")

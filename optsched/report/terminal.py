@@ -1,9 +1,13 @@
-"""The CLI's tables and summaries on the terminal (rich), from the API's results."""
+"""The CLI's tables and summaries on the terminal (rich), from the API's results.
+
+Names (policies, sites, sweep values) are escaped: rich would read an ablation suffix such
+as `greedy [no-transfer]` as markup and print `greedy`."""
 
 from __future__ import annotations
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from optsched.console import out
@@ -15,7 +19,7 @@ def table(title: str, rows: list[dict]) -> Table:
         t.add_column(str(key), justify="right" if isinstance(rows[0][key], (int, float))
                      else "left")
     for row in rows:
-        t.add_row(*(f"{v:g}" if isinstance(v, float) else str(v) for v in row.values()))
+        t.add_row(*(f"{v:g}" if isinstance(v, float) else escape(str(v)) for v in row.values()))
     return t
 
 
@@ -60,7 +64,7 @@ def solution(sol, name: str, relax: bool) -> None:
 def evaluation(summary: dict, evs: list) -> None:
     con = out()
     n = len(evs)
-    con.print(f"[bold]{summary['policy']}[/bold] on {summary['scenario']}"
+    con.print(f"[bold]{escape(summary['policy'])}[/bold] on {escape(summary['scenario'])}"
               f"{f' ({n} days, means)' if n > 1 else ''}: utility "
               f"[bold]${summary['utility']:,.2f}[/bold]"
               f"{'' if summary['feasible'] else '  [red]INFEASIBLE[/red]'}")
@@ -73,7 +77,7 @@ def evaluation(summary: dict, evs: list) -> None:
         con.print(table("per site", [{"": m, **{s: round(d[m], 3) for s, d in ev.sites.items()}}
                                      for m in metrics]))
         for v in ev.violations[:10]:
-            con.print(f"[red]violation[/red] {v}")
+            con.print(f"[red]violation[/red] {escape(str(v))}")
     if summary["oracle_utility"] is None:
         con.print("oracle: not solved (--no-oracle)")
         return
@@ -109,7 +113,7 @@ def demo(name: str, rows: list[dict]) -> None:
         t.add_column(col, justify="left" if col == "policy" else "right")
     for r in rows:
         cap = "" if r["captured"] is None else f"{100 * r['captured']:.1f}%"
-        t.add_row(r["policy"], f"{r['utility']:,.2f}", f"{100 * r['gap']:.2f}%", cap,
+        t.add_row(escape(r["policy"]), f"{r['utility']:,.2f}", f"{100 * r['gap']:.2f}%", cap,
                   f"{r['served']:,.0f}", f"{r['dropped']:,.0f}", f"{r['transferred']:,.0f}",
                   f"{r['mean_quality']:.3f}", f"{r['mean_steps']:.1f}",
                   f"{r['energy_cost']:.2f}", f"{r['demand_cost']:.2f}", f"{r['seconds']:.1f}")
@@ -127,6 +131,7 @@ def sweep(med: pd.DataFrame, param: str, scenario_name: str, n_days: int) -> Non
     for col in ("value", "policy", "utility $", "gap", "captured"):
         t.add_column(col, justify="left" if col in ("value", "policy") else "right")
     for r in med.itertuples():
-        t.add_row(str(r.value), r.policy, f"{r.utility:,.2f}", f"{100 * r.gap:.2f}%",
+        t.add_row(escape(str(r.value)), escape(r.policy), f"{r.utility:,.2f}",
+                  f"{100 * r.gap:.2f}%",
                   "" if r.captured != r.captured else f"{100 * r.captured:.1f}%")
     out().print(t)
