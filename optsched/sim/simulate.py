@@ -54,11 +54,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from optsched import physics
 from optsched.errors import ScenarioError
 from optsched.evaluate import evaluate, utility_of
 from optsched.scenario.compile import Compiled
 from optsched.scenario.schema import Scenario
-from optsched.schedule import Schedule, complete
+from optsched.schedule import Schedule, complete, it_kw
 from optsched.sim import engine
 from optsched.sim.jobs import ColdStart, Jobs, poisson_jobs
 
@@ -292,9 +293,10 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
     busy = float(np.sum(c.busy_kwh[o_d] * jobs.work[done]))
     idle = float(c.dt_h * np.sum(c.idle_kw[:, None] * schedule.n))
     cold_kwh = float(np.sum(c.idle_kw[:, None] * cold_s) / 3600.0)
+    p_it = it_kw(c, x_work, n_eff)              # the evaluator's it_kwh would count x_real
     energy = {"busy_kwh": busy, "idle_kwh": idle, "cold_start_kwh": cold_kwh,
-              "it_kwh": sum(s["it_kwh"] for s in ev.sites.values()),
-              "facility_kwh": sum(s["facility_kwh"] for s in ev.sites.values()),
+              "it_kwh": float(c.dt_h * p_it.sum()),
+              "facility_kwh": float(c.dt_h * physics.facility_kw(c.pue, p_it).sum()),
               "cold_starts": float(cold_n.sum())}
     fluid = {"utility": fluid_ev.utility, **{f"{k}": v for k, v in fluid_ev.jobs.items()},
              "it_kwh": sum(s["it_kwh"] for s in fluid_ev.sites.values()),
