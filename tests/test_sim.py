@@ -216,6 +216,10 @@ def test_same_seed_same_result_other_seed_other_result():
     sched = rollout(get_policy("greedy"), [c])[0][0]
     a, b = (simulate(c, sched, seed=7, deadline_s=dl) for _ in range(2))
     other = simulate(c, sched, seed=8, deadline_s=dl)
+    parent = np.random.SeedSequence(7)
+    first, second = parent.spawn(2)
+    runs = [simulate(c, sched, seed=ss, deadline_s=dl).to_dict() for ss in (first, first, second)]
+    assert runs[0] == runs[1] != runs[2]
     assert a.to_dict() == b.to_dict()
     np.testing.assert_array_equal(a.latency_s, b.latency_s)
     assert not np.array_equal(np.nan_to_num(a.latency_s), np.nan_to_num(other.latency_s))

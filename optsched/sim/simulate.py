@@ -200,8 +200,7 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
     drawn here), the shuffle of options over jobs and the cold-start delays."""
     cold_start = ColdStart.default() if cold_start is None else cold_start
     fluid_ev = evaluate(c, schedule, keep=0)                      # also checks the shapes
-    job_ss, admit_ss, cold_ss = np.random.SeedSequence(
-        seed.entropy if isinstance(seed, np.random.SeedSequence) else seed).spawn(3)
+    job_ss, admit_ss, cold_ss = _streams(seed, 3)
     jobs = poisson_jobs(c, job_ss, counts="exact") if jobs is None else jobs
     jobs.check(c)
     deadline = _deadlines(c, deadline_s)
@@ -308,6 +307,13 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
         latency_pct=pct, utility=float(utility_of(terms)), terms=terms, energy=energy,
         fluid=fluid, slot_served=slot_served, slot_late=slot_late.astype(np.int64),
         option=option, latency_s=latency)
+
+
+def _streams(seed: int | np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
+    """n independent streams under `seed`, like `spawn` but without changing `seed`, so the
+    same SeedSequence given twice gives the same result."""
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return [np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, j)) for j in range(n)]
 
 
 def _deadlines(c: Compiled, deadline_s: ArrayLike | None) -> F:
