@@ -175,6 +175,14 @@ def test_cold_start_delays_the_first_jobs_on_a_gpu_switched_on():
     assert warm.energy["cold_starts"] == 0
 
 
+def test_a_job_draining_past_its_slot_keeps_its_gpu_busy():
+    sc, c = tiny([1.0, 0.0, 1.0])
+    jobs = Jobs.of([0.0, 7200.0], [0, 0], [8000.0, 1.0])   # the first runs 0 - 8000 s
+    res = simulate(c, plan(c, [1, 0, 1], one_second(c), [1, 0, 1]), jobs, cold_start=WARM,
+                   deadline_s=deadlines(sc))
+    np.testing.assert_allclose(res.latency_s, [8000.0, 801.0])     # waits for the GPU
+
+
 def test_cold_start_distribution_matches_the_trace():
     delay = ColdStart.default().sample(np.random.default_rng(0), 200_000)
     assert np.median(delay) == pytest.approx(22.7, rel=0.01)

@@ -71,14 +71,16 @@ def serve_site(ready_hi, work_hi, ready_lo, work_lo, iv_start, iv_end, gpu_ptr,
     iv_start/iv_end[gpu_ptr[g]:gpu_ptr[g+1]] (sorted); a job may start only inside one and
     runs to its end even past it. Start times are written; inf = never started."""
     G = gpu_ptr.size - 1
+    start_hi[:] = np.inf
+    start_lo[:] = np.inf
+    if G == 0:
+        return
     free = np.full(G, np.inf)
     cur = gpu_ptr[:-1].copy()
     for g in range(G):
         if cur[g] < gpu_ptr[g + 1]:
             free[g] = iv_start[cur[g]]
     nh, nl = ready_hi.size, ready_lo.size
-    start_hi[:] = np.inf
-    start_lo[:] = np.inf
     ph = 0
     pl = 0
     while ph < nh or pl < nl:
@@ -88,8 +90,8 @@ def serve_site(ready_hi, work_hi, ready_lo, work_lo, iv_start, iv_end, gpu_ptr,
             break                                    # no GPU is on again: the rest waits
         end = iv_end[cur[g]]
         if f >= end:                                 # this on-interval is over: next one
-            cur[g] += 1
-            free[g] = iv_start[cur[g]] if cur[g] < gpu_ptr[g + 1] else np.inf
+            cur[g] += 1                              # (a drained job may run into it)
+            free[g] = max(f, iv_start[cur[g]]) if cur[g] < gpu_ptr[g + 1] else np.inf
             continue
         r_hi = ready_hi[ph] if ph < nh else np.inf
         r_lo = ready_lo[pl] if pl < nl else np.inf

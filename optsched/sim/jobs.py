@@ -30,7 +30,8 @@ class Jobs:
     work: F
 
     def __post_init__(self) -> None:
-        for name in ("arrival_s", "k", "work"):
+        for name, dtype in (("arrival_s", np.float64), ("k", np.int64), ("work", np.float64)):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=dtype))
             if np.ndim(getattr(self, name)) != 1:
                 raise ScenarioError(f"jobs.{name}", "must be a 1-D array",
                                     np.shape(getattr(self, name)))
@@ -40,9 +41,8 @@ class Jobs:
 
     @classmethod
     def of(cls, arrival_s: ArrayLike, k: ArrayLike, work: ArrayLike | None = None) -> Jobs:
-        a = np.asarray(arrival_s, dtype=np.float64)
-        return cls(a, np.asarray(k, dtype=np.int64),
-                   np.ones_like(a) if work is None else np.asarray(work, dtype=np.float64))
+        """Jobs from array-likes; `work` defaults to 1 (the option's nominal time)."""
+        return cls(arrival_s, k, np.ones(np.shape(arrival_s)) if work is None else work)
 
     def __len__(self) -> int:
         return int(self.arrival_s.size)
