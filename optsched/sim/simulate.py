@@ -206,53 +206,18 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
     deadline = _deadlines(c, deadline_s)
     K, O, T, dt = c.K, c.O, c.T, c.dt_s
     N = len(jobs)
-
-    # 1. admission per class
-    served_n, dropped_n = cum_round(schedule.x.sum(axis=1)), cum_round(schedule.y)
-    held_n = np.rint(np.maximum(schedule.q, 0.0)).astype(np.int64)
-    opt_count = split_counts(schedule.x, served_n)
-    assert np.array_equal(opt_count.sum(axis=1), served_n), "largest remainder lost a job"
     slot_of = np.minimum((jobs.arrival_s // dt).astype(np.int64), T - 1)
-    option = np.empty(N, np.int64)
-    event_slot = np.empty(N, np.int64)
-    hold = np.zeros((K, T), np.int64)
-    drop = np.zeros((K, T), np.int64)
-    admit_rng = np.random.default_rng(admit_ss)
-    for k in range(K):
-        idx = np.flatnonzero(jobs.k == k)
-        sk = slot_of[idx]
-        tails = np.searchsorted(sk, np.arange(T), side="right").astype(np.int64)
-        opt_k, ev_k = np.empty(idx.size, np.int64), np.empty(idx.size, np.int64)
-        engine.admit_class(sk, tails, served_n[k], dropped_n[k], held_n[k],
-                           np.ascontiguousarray(opt_count[k]), int(c.max_wait[k]),
-                           admit_rng.random(int(served_n[k].sum())), opt_k, ev_k, hold[k],
-                           drop[k])
-        option[idx], event_slot[idx] = opt_k, ev_k
+    option, event_slot, hold, drop = _admit(c, schedule, jobs, slot_of,
+                                            np.random.default_rng(admit_ss))
     deferred_mask = (event_slot > slot_of) | (option == engine.QUEUED_END)
-
-    # 2-3. service at each site on the powered-on GPUs
     sent = np.flatnonzero(option >= 0)
     o_s, k_s = option[sent], jobs.k[sent]
-    release = np.maximum(jobs.arrival_s[sent], event_slot[sent] * dt)
-    ready = release + (c.latency_s - c.gpu_s[None, :])[k_s, o_s]
     work = c.gpu_s[o_s] * jobs.work[sent]
-    site = c.opt_site[o_s]
-    hi = c.interactive[k_s]
-    intervals, cold_s, cold_n = _gpu_intervals(c, schedule.n, cold_start,
-                                               np.random.default_rng(cold_ss))
-    start = np.full(sent.size, np.inf)
-    for i, (lo, up, ptr) in enumerate(intervals):
-        tiers = []
-        for tier in (True, False):
-            sel = np.flatnonzero((site == i) & (hi == tier))
-            tiers.append(sel[np.argsort(ready[sel], kind="stable")])
-        (a, b) = tiers
-        sa, sb = np.empty(a.size), np.empty(b.size)
-        engine.serve_site(ready[a], work[a], ready[b], work[b], lo, up, ptr, sa, sb)
-        start[a], start[b] = sa, sb
+    start, cold_s, cold_n = _serve(c, schedule, cold_start, np.random.default_rng(cold_ss),
+                                   jobs.arrival_s[sent], k_s, o_s, event_slot[sent], work)
     never = ~np.isfinite(start)
     option[sent[never]] = engine.QUEUED_END
-    ok = ~never
+    ok = ~never                                      # served: started (and so finishes)
     done, o_d, k_d = sent[ok], o_s[ok], k_s[ok]
     finish = start[ok] + work[ok]
     latency = np.full(N, np.nan)
@@ -260,7 +225,7 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
     slack_end = (slot_of[done] + c.max_wait[k_d] + 1) * dt
     is_late = np.where(c.interactive[k_d], latency[done] > deadline[k_d], finish > slack_end)
 
-    # 4. counts
+    # 4. outcomes per class and slot
     t_d = event_slot[done]
     flat = (k_d * O + o_d) * T + t_d
     x_real = np.bincount(flat, minlength=K * O * T).reshape(K, O, T).astype(float)
@@ -307,6 +272,52 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
         latency_pct=pct, utility=float(utility_of(terms)), terms=terms, energy=energy,
         fluid=fluid, slot_served=slot_served, slot_late=slot_late.astype(np.int64),
         option=option, latency_s=latency)
+
+
+def _admit(c: Compiled, schedule: Schedule, jobs: Jobs, slot_of: I_,
+           rng: np.random.Generator) -> tuple[I_, I_, I_, I_]:
+    """Step 1 of the module docstring for every class: per job its outcome (option,
+    DROPPED or QUEUED_END) and that outcome's slot; per class and slot the jobs held and
+    dropped."""
+    K, T = c.K, c.T
+    served_n, dropped_n = cum_round(schedule.x.sum(axis=1)), cum_round(schedule.y)
+    held_n = np.rint(np.maximum(schedule.q, 0.0)).astype(np.int64)
+    opt_count = split_counts(schedule.x, served_n)
+    assert np.array_equal(opt_count.sum(axis=1), served_n), "largest remainder lost a job"
+    option = np.empty(len(jobs), np.int64)
+    event_slot = np.empty(len(jobs), np.int64)
+    hold = np.zeros((K, T), np.int64)
+    drop = np.zeros((K, T), np.int64)
+    for k in range(K):
+        idx = np.flatnonzero(jobs.k == k)
+        sk = slot_of[idx]
+        tails = np.searchsorted(sk, np.arange(T), side="right").astype(np.int64)
+        opt_k, ev_k = np.empty(idx.size, np.int64), np.empty(idx.size, np.int64)
+        engine.admit_class(sk, tails, served_n[k], dropped_n[k], held_n[k],
+                           np.ascontiguousarray(opt_count[k]), int(c.max_wait[k]),
+                           rng.random(int(served_n[k].sum())), opt_k, ev_k, hold[k], drop[k])
+        option[idx], event_slot[idx] = opt_k, ev_k
+    return option, event_slot, hold, drop
+
+
+def _serve(c: Compiled, schedule: Schedule, cold_start: ColdStart, rng: np.random.Generator,
+           arrival_s: F, k: I_, o: I_, slot: I_, work: F) -> tuple[F, F, I_]:
+    """Steps 2-3 of the module docstring for the admitted jobs (arrival, class, option,
+    serving slot, GPU seconds needed): their start times (inf: never started), and per site
+    and slot the cold-start seconds and count."""
+    release = np.maximum(arrival_s, slot * c.dt_s)
+    ready = release + (c.latency_s - c.gpu_s[None, :])[k, o]        # + transfer latency
+    site = c.opt_site[o]
+    interactive = c.interactive[k]
+    intervals, cold_s, cold_n = _gpu_intervals(c, schedule.n, cold_start, rng)
+    start = np.full(o.size, np.inf)
+    for i, (lo, up, ptr) in enumerate(intervals):
+        hi, low = (sel[np.argsort(ready[sel], kind="stable")] for sel in (
+            np.flatnonzero((site == i) & interactive), np.flatnonzero((site == i) & ~interactive)))
+        s_hi, s_low = np.empty(hi.size), np.empty(low.size)
+        engine.serve_site(ready[hi], work[hi], ready[low], work[low], lo, up, ptr, s_hi, s_low)
+        start[hi], start[low] = s_hi, s_low
+    return start, cold_s, cold_n
 
 
 def _streams(seed: int | np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
