@@ -255,6 +255,18 @@ def test_poisson_jobs_exact_counts_and_slots():
     assert abs(drawn.sum() - c.arrivals.sum()) < 4 * np.sqrt(c.arrivals.sum())
 
 
+def test_burstiness_makes_arrivals_within_a_slot_overdispersed():
+    _, c = tiny([36000.0] * 4)
+    def dispersion(burstiness: float) -> float:
+        jobs = poisson_jobs(c, 1, burstiness=burstiness, counts="exact")
+        n = np.bincount((jobs.arrival_s // 360).astype(int), minlength=40)   # per tenth
+        return n.var() / n.mean()
+    # uniform times: multinomial counts, var/mean = 1 - 1/10; Gamma intensity of variance
+    # 0.5: var/mean about 1 + 0.5 x 3600 jobs per tenth
+    assert dispersion(0.0) < 2.0
+    assert dispersion(0.5) > 500.0
+
+
 def test_bad_jobs_and_missing_deadlines_are_one_line_errors():
     sc, c = tiny([4.0, 0.0])
     sched = plan(c, [4, 0], one_second(c), [1, 1])
