@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from optsched.errors import ScenarioError
-from optsched.evaluate import evaluate
+from optsched.evaluator import evaluate
 from optsched.policies import get_policy, rollout
 from optsched.scenario import compile_scenario, save_scenario, scenario_from_dict
 from optsched.schedule import complete

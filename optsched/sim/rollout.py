@@ -24,7 +24,7 @@ def simulate_days(scenario: str | Path, policy: str, days: list[int | None], see
 
     scenarios = [get_scenario(scenario, day) for day in days]
     compiled = [compile_scenario(sc) for sc in scenarios]
-    rolled = rollout(get_policy(policy), compiled)
+    rolled = rollout(get_policy(policy, seed), compiled)
     out = []
     for day, sc, c, (sched, _, _) in zip(days, scenarios, compiled, rolled, strict=True):
         job_ss, sim_ss = np.random.SeedSequence([seed, 0 if day is None else day + 1]).spawn(2)

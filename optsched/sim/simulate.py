@@ -56,7 +56,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from optsched import physics
 from optsched.errors import ScenarioError
-from optsched.evaluate import evaluate, utility_of
+from optsched.evaluator import evaluate, utility_of
 from optsched.scenario.compile import Compiled
 from optsched.scenario.schema import Scenario
 from optsched.schedule import Schedule, complete, it_kw
