@@ -144,7 +144,7 @@ def simulation(scenario_name: str, policy: str, days: list, results: list) -> No
     for day, r in zip(days, results, strict=True):
         d = r.to_dict()
         fluid = d["fluid"]
-        con.print(f"[bold]{policy}[/bold] on {scenario_name}"
+        con.print(f"[bold]{escape(policy)}[/bold] on {escape(scenario_name)}"
                   f"{'' if day is None else f' day {day}'}, simulated job by job: utility "
                   f"${d['utility']:,.2f} (fluid model ${fluid['utility']:,.2f}); late "
                   f"{d['jobs']['late']:,.0f} of {d['jobs']['served']:,.0f} served "
@@ -155,5 +155,5 @@ def simulation(scenario_name: str, policy: str, days: list, results: list) -> No
             t.add_column(str(col), justify="left" if col in ("class", "kind") else "right")
         for row in frame.itertuples(index=False):
             t.add_row(*(f"{v:.3g}" if isinstance(v, float) else
-                        f"{v:,}" if isinstance(v, int) else str(v) for v in row))
+                        f"{v:,}" if isinstance(v, int) else escape(str(v)) for v in row))
         con.print(t)
