@@ -46,29 +46,7 @@ def sweep(scenario: str, days: list, param: str, values: list, policies: list[st
 
 
 def plot_sweep(frame: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    med = frame.groupby(["policy", "value"], sort=False)[["utility", "gap"]].median()
-    values = list(dict.fromkeys(frame["value"]))
-    x = range(len(values))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for policy in dict.fromkeys(frame["policy"]):
-        m = med.loc[policy].reindex(values)
-        axes[0].plot(x, m["utility"], marker="o", label=policy)
-        if policy != "oracle":
-            axes[1].plot(x, 100 * m["gap"], marker="o", label=policy)
-    param = frame["param"].iloc[0]
-    for ax, label in zip(axes, ("utility $ (median over days)", "gap to the oracle %"),
-                         strict=True):
-        ax.set_xticks(list(x), [str(v) for v in values])
-        ax.set_xlabel(param)
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
     from optsched.report.output import save_figure
+    from optsched.report.plots import sweep_figure
 
-    save_figure(fig, path)
+    save_figure(sweep_figure(frame), path)
