@@ -398,7 +398,41 @@ def sweep_cmd(
     err.print(f"wrote {out_dir / 'sweep.csv'} and {out_dir / 'sweep.png'}")
 
 
-BENCHMARKS = ("oracle", "env", "levers", "learning", "reproduction")
+@app.command("simulate")
+def simulate_cmd(
+    scenario: ScenarioArg,
+    policy: Annotated[str, typer.Option("--policy", help="Policy name.")] = "dispatch",
+    days: Annotated[str, typer.Option("--days", help="N, A..B, A,B,C, test[:N]")] = "test:1",
+    seed: Annotated[int, typer.Option("--seed", help="Jobs, cold starts, policy noise.")] = 0,
+    burstiness: Annotated[float, typer.Option(
+        "--burstiness", help="Gamma-modulated arrival rate within slots (0: uniform).")] = 0.0,
+    counts: Annotated[str, typer.Option(
+        "--counts", help="exact (the arrivals the schedule planned for) | poisson")] = "exact",
+    json_out: JsonOpt = False,
+):
+    """Replay a policy's schedule job by job (FCFS queues on the powered GPUs, cold starts,
+    transfers, deadlines): latency percentiles, late, served and dropped per class."""
+    from optsched.days import parse_days
+    from optsched.options import check_policies, choice
+    from optsched.report import terminal
+    from optsched.sim import simulate_days
+
+    check_policies([policy])
+    choice("--counts", counts, ("exact", "poisson"))
+    if not burstiness >= 0:
+        raise ScenarioError("--burstiness", "must be a number >= 0", burstiness)
+    day_list = parse_days(days, scenario)
+    with status(f"simulating {policy} over {len(day_list)} day(s)"):
+        results = simulate_days(scenario, policy, day_list, seed, burstiness=burstiness,
+                                counts=counts)
+    rows = [{"day": d, **r.to_dict()} for d, r in zip(day_list, results, strict=True)]
+    if json_out:
+        emit_json({"scenario": scenario, "policy": policy, "seed": seed, "days": rows})
+        return
+    terminal.simulation(scenario, policy, day_list, results)
+
+
+BENCHMARKS = ("oracle", "env", "levers", "learning", "reproduction", "sim")
 
 
 @app.command("bench", context_settings={"allow_extra_args": True,

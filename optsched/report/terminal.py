@@ -130,3 +130,25 @@ def sweep(med: pd.DataFrame, param: str, scenario_name: str, n_days: int) -> Non
         t.add_row(str(r.value), r.policy, f"{r.utility:,.2f}", f"{100 * r.gap:.2f}%",
                   "" if r.captured != r.captured else f"{100 * r.captured:.1f}%")
     out().print(t)
+
+
+def simulation(scenario_name: str, policy: str, days: list, results: list) -> None:
+    """Per day: the per-job simulation's classes (latency percentiles, late, dropped) and
+    its utility beside the fluid model's."""
+    con = out()
+    for day, r in zip(days, results, strict=True):
+        d = r.to_dict()
+        fluid = d["fluid"]
+        con.print(f"[bold]{policy}[/bold] on {scenario_name}"
+                  f"{'' if day is None else f' day {day}'}, simulated job by job: utility "
+                  f"${d['utility']:,.2f} (fluid model ${fluid['utility']:,.2f}); late "
+                  f"{d['jobs']['late']:,.0f} of {d['jobs']['served']:,.0f} served "
+                  f"(fluid model {fluid['late']:,.0f})")
+        frame = r.frame().reset_index()
+        t = Table(title="per class (latency in seconds)", title_justify="left")
+        for col in frame.columns:
+            t.add_column(str(col), justify="left" if col in ("class", "kind") else "right")
+        for row in frame.itertuples(index=False):
+            t.add_row(*(f"{v:.3g}" if isinstance(v, float) else
+                        f"{v:,}" if isinstance(v, int) else str(v) for v in row))
+        con.print(t)
