@@ -239,3 +239,12 @@ def test_slack_counts_the_transfer_and_deferrable_work_never_waits_late():
     x[0, c.option_index(0, 10, 1.0), 0] = 7000.0                  # rho = 0.97 on 2 GPUs
     ev = evaluate(c, complete(c, x, np.zeros((c.K, c.T)), np.array([[2.0, 0.0], [0, 0]])))
     assert ev.feasible and ev.jobs["late_waiting"] == 0.0 and ev.terms["late"] == 0.0
+
+
+def test_an_exported_scenario_keeps_its_queueing_section():
+    from optsched.scenario.load import dumps_scenario, loads_scenario
+
+    sc = scenario_from_dict(queued(TINY, model="erlang-c", pieces=3, ca2=2.5))
+    back = loads_scenario(dumps_scenario(sc))
+    assert back.queueing == sc.queueing and back.queueing.ca2 == 2.5
+    assert "queueing" not in dumps_scenario(scenario_from_dict(TINY))
