@@ -51,37 +51,39 @@ def one_option_schedule(c, jobs: float, n: float, steps: int = 10, clock: float 
 
 def test_hand_computed_late_count_at_a_known_utilisation():
     """TINY: one site, one interactive class with a 4 s deadline; options of 2, 1, 6 and
-    3 GPU-seconds, so s = 3 s and the slack is 4 - 3 = 1 s. Kingman with ca2 = cs2 = 1:
-    P(wait > 1 s) = rho exp(-2 (1 - rho) 1 / (3 x 2)). 3,600 one-second jobs on 2 GPUs in
-    an hour: rho = 0.5, a tangent point of the 4 cuts, so the model's late count is the
-    curve's own: (W / s) P = 1,200 x 0.5 exp(-1/6)."""
-    raw = queued(TINY, pieces=4)
+    3 GPU-seconds, of which the 6 s one is late by itself, so s = (2 + 1 + 3) / 3 = 2 s
+    and the slack is 4 - 2 = 2 s. Kingman with ca2 = cs2 = 1: P(wait > 2 s) =
+    rho exp(-2 (1 - rho) 2 / (2 x 2)) = rho exp(-(1 - rho)). 3,600 one-second jobs on 2
+    GPUs in an hour: rho = 0.5, a tangent point of the 4 cuts, so the model's late count
+    is the curve's own: (W / s) P = 1,800 x 0.5 exp(-0.5)."""
+    raw = queued(TINY, model="kingman", pieces=4)
     raw["classes"][0]["arrivals"] = [3600.0, 0.0]
     c = build(raw)
-    assert c.queue_service_s[0] == pytest.approx(3.0)
-    assert c.queue_slack_s[0] == pytest.approx(1.0)
+    assert c.queue_service_s[0] == pytest.approx(2.0)
+    assert c.queue_slack_s[0] == pytest.approx(2.0)
     ev = evaluate(c, one_option_schedule(c, 3600.0, 2.0))
     assert ev.feasible, ev.violations
-    expected = 1200 * 0.5 * np.exp(-1 / 6)
+    expected = 1800 * 0.5 * np.exp(-0.5)
     assert ev.jobs["late_waiting"] == pytest.approx(expected, rel=1e-9)
     assert ev.jobs["late"] == pytest.approx(expected, rel=1e-9)    # no option is late by
     assert ev.terms["late"] == pytest.approx(0.01 * expected, rel=1e-9)  # latency alone
     assert ev.class_late["c"]["late_rate"] == pytest.approx(expected / 3600, rel=1e-9)
+    assert ev.sites["a"]["late_waiting"] == pytest.approx(expected, rel=1e-9)
     # Between two tangent points the model takes the larger of the tangents, below the
-    # curve h(r) = r^2 exp(-(1 - r) / 3), h'(r) = (2 r + r^2 / 3) exp(-(1 - r) / 3): at
-    # rho = 0.6 (W = 4,320 on 2 GPUs) the tangent at 0.5 or at 0.75, times n dt_s / s.
+    # curve h(r) = r^2 exp(-(1 - r)), h'(r) = (2 r + r^2) exp(-(1 - r)): at rho = 0.6
+    # (W = 4,320 on 2 GPUs) the tangent at 0.5 or at 0.75, times n dt_s / s = 3,600.
     ev = evaluate(c, one_option_schedule(c, 4320.0, 2.0))
 
     def h(r):
-        return r**2 * np.exp(-(1 - r) / 3)
+        return r**2 * np.exp(-(1 - r))
 
     def dh(r):
-        return (2 * r + r**2 / 3) * np.exp(-(1 - r) / 3)
+        return (2 * r + r**2) * np.exp(-(1 - r))
 
     tangents = max(h(r) + dh(r) * (0.6 - r) for r in (0.25, 0.5, 0.75, 1.0))
-    assert ev.jobs["late_waiting"] == pytest.approx(2400 * tangents, rel=1e-7)
-    assert ev.jobs["late_waiting"] < 2400 * h(0.6)
-    # One more GPU: rho = 0.4 and fewer late jobs; no GPU time spent waiting: none late.
+    assert ev.jobs["late_waiting"] == pytest.approx(3600 * tangents, rel=1e-7)
+    assert ev.jobs["late_waiting"] < 3600 * h(0.6)
+    # One more GPU: rho = 0.4 and fewer late jobs.
     assert evaluate(c, one_option_schedule(c, 4320.0, 3.0)).jobs["late_waiting"] < \
         ev.jobs["late_waiting"]
 
@@ -206,7 +208,7 @@ def test_env_repair_powers_more_gpus_when_late_jobs_cost_more():
 
 @pytest.mark.parametrize(("section", "key", "text"), [
     ({"pieces": 0}, "queueing.pieces", "integer in [1, 64]"),
-    ({"model": "mm1"}, "queueing.model", "'kingman' or 'erlang-c'"),
+    ({"model": "mm1"}, "queueing.model", "'erlang-c' or 'kingman'"),
     ({"ca2": 0.0, "cs2": 0.0}, "queueing.cs2", "ca2 + cs2 must be > 0"),
     ({"cs2": -1.0}, "queueing.cs2", "must be in [0, 100]"),
     ({"slack": 3}, "queueing.slack", ""),
@@ -219,7 +221,7 @@ def test_bad_queueing_sections_are_refused_on_one_line(section, key, text):
 
 
 def test_erlang_c_refuses_a_site_too_large_for_its_recursion():
-    raw = queued(TINY, model="erlang-c")
+    raw = queued(TINY)
     raw["sites"][0]["gpus"] = 200_000
     with pytest.raises(ScenarioError, match=r"^sites\[0\]\.gpus: must be at most 100,000"):
         scenario_from_dict(raw)
@@ -227,9 +229,22 @@ def test_erlang_c_refuses_a_site_too_large_for_its_recursion():
 
 def test_slack_counts_the_transfer_and_deferrable_work_never_waits_late():
     raw = queued(two_sites(TINY))
-    raw["network"]["transfer_latency_s"] = [[0.0, 3.9], [3.9, 0.0]]
-    # Site b is 3.9 s from the class's home: slack max(4 - 3.9 - 3, 0) = 0 there.
-    assert build(raw).queue_slack_s.tolist() == pytest.approx([1.0, 0.0])
+    raw["network"]["transfer_latency_s"] = [[0.0, 1.5], [1.5, 0.0]]
+    # Site b is 1.5 s from the class's home: options of 1 and 2 s are on time there
+    # (1.5 + 3 > 4 is not), so s = 1.5 s and the slack is 4 - 1.5 - 1.5 = 1 s.
+    c = build(raw)
+    assert c.queue_service_s.tolist() == pytest.approx([2.0, 1.5])
+    assert c.queue_slack_s.tolist() == pytest.approx([2.0, 1.0])
+    # A looser class homed at b (10 s, $0.05): at site a all four options are on time
+    # for it, so s = (2 + 1 + 3 + 2 + 1 + 6 + 3) / 7; the slack stays the tightest
+    # class's (min(2, 10 - 1.5 - 3)); the penalty is the two classes' mean.
+    loose = copy.deepcopy(raw)
+    loose["classes"].append(dict(raw["classes"][0], name="c2", home="b", deadline_s=10.0,
+                                 late_penalty=0.05))
+    c = build(loose)
+    assert c.queue_service_s[0] == pytest.approx(18 / 7)
+    assert c.queue_slack_s[0] == pytest.approx(2.0)
+    assert c.queue_penalty[0] == pytest.approx(0.03)
     cls = raw["classes"][0]
     cls.update(kind="deferrable", max_wait_slots=1, wait_cost=0.001, arrivals=[7000.0, 0.0])
     del cls["deadline_s"], cls["late_penalty"]

@@ -191,8 +191,8 @@ def compile_scenario(sc: Scenario) -> Compiled:
     price = site_series("price", 0.0)
     eta_c = battery("eta_c", 1.0)
     util_cap = np.array([s.util_cap for s in sc.sites], float)
-    queue = queue_arrays(sc, gpu_s, opt_site, eligible, interactive, deadline, v,
-                         tau[home], util_cap)
+    queue = queue_arrays(sc, gpu_s, opt_site, eligible & ~late, eligible & interactive[:, None],
+                         deadline, v, tau[home], util_cap)
     return Compiled(
         sites=tuple(s.name for s in sc.sites), classes=tuple(c.name for c in cls),
         models=tuple(s.model for s in sc.sites), steps=steps, clocks=clocks, T=h.slots,
@@ -271,12 +271,14 @@ def queue_cuts(curve, top: float, pieces: int) -> tuple[F, F]:
     return slope, np.maximum(intercept, 0.0)
 
 
-def queue_arrays(sc: Scenario, gpu_s: F, opt_site: I_, eligible: B, interactive: B,
-                 deadline: F, late_penalty: F, tau_home: F, util_cap: F) -> dict[str, F]:
-    """Per site: the cut coefficients in late jobs per GPU-second, the late penalty (the
-    mean of the interactive classes' v_k that the site can serve: equal shares), the
-    reference service time s (mean GPU-seconds of their eligible options there) and the
-    slack (the tightest such class's deadline less its transfer latency and s)."""
+def queue_arrays(sc: Scenario, gpu_s: F, opt_site: I_, on_time: B, serves: B, deadline: F,
+                 late_penalty: F, tau_home: F, util_cap: F) -> dict[str, F]:
+    """Per site i, from the interactive classes `serves` [K, O] lets it serve, counting
+    only those with an option there that their fixed latency leaves on time (`on_time`;
+    all of them if none has one): the cut coefficients in late jobs per GPU-second, the
+    late penalty (the mean of their v_k: equal shares), the reference service time s (the
+    mean GPU-seconds of those options) and the slack (the tightest class's deadline less
+    its transfer latency and the mean GPU-seconds of its own such options, at least 0)."""
     n_i = len(sc.sites)
     qu = sc.queueing
     pieces = qu.pieces if qu is not None and qu.enabled else 0
@@ -286,12 +288,16 @@ def queue_arrays(sc: Scenario, gpu_s: F, opt_site: I_, eligible: B, interactive:
     if not pieces:
         return out
     for i, site in enumerate(sc.sites):
-        pairs = eligible & interactive[:, None] & (opt_site == i)[None, :]
-        served = pairs.any(axis=1)
-        if not served.any():
+        pairs = serves & (opt_site == i)[None, :]
+        if (pairs & on_time).any():
+            pairs = pairs & on_time
+        counted = pairs.any(axis=1)
+        if not counted.any():
             continue
-        service = float(np.broadcast_to(gpu_s, pairs.shape)[pairs].mean())
-        slack = max(float((deadline - tau_home[:, i])[served].min()) - service, 0.0)
+        times = np.where(pairs, gpu_s[None, :], 0.0)
+        service = float(times.sum() / pairs.sum())
+        own = times.sum(axis=1)[counted] / pairs.sum(axis=1)[counted]     # per class
+        slack = max(float(((deadline - tau_home[:, i])[counted] - own).min()), 0.0)
         servers = max(site.gpus, 1) if qu.model == "erlang-c" else 1
 
         def curve(rho, servers=servers, slack=slack, service=service):
@@ -299,6 +305,6 @@ def queue_arrays(sc: Scenario, gpu_s: F, opt_site: I_, eligible: B, interactive:
 
         a, b = queue_cuts(curve, float(util_cap[i]), pieces)
         out["queue_a"][i], out["queue_b"][i] = a / service, b / service
-        out["queue_penalty"][i] = float(late_penalty[served].mean())
+        out["queue_penalty"][i] = float(late_penalty[counted].mean())
         out["queue_service_s"][i], out["queue_slack_s"][i] = service, slack
     return out

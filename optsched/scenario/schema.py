@@ -160,11 +160,10 @@ class Queueing(Strict):
 
     enabled: bool = Field(True, description="Switches the queueing-aware capacity model "
                           "on; `false` keeps the section but scores as without it.")
-    model: Literal["kingman", "erlang-c"] = Field(
-        "kingman", description="Tail bound of the wait: `kingman` (each powered-on GPU "
-        "its own G/G/1 queue, independent of how many are on: conservative) or `erlang-c` "
-        "(one queue pooled over all the site's `gpus`, Allen-Cunneen for G/G/c: "
-        "optimistic when fewer are on).")
+    model: Literal["erlang-c", "kingman"] = Field(
+        "erlang-c", description="Tail bound of the wait: `erlang-c` (one queue pooled over "
+        "all the site's `gpus`, Allen-Cunneen for G/G/c: optimistic when fewer are on) or "
+        "`kingman` (each powered-on GPU its own G/G/1 queue: conservative).")
     pieces: _int_range(1, 64) = Field(8, description="J: tangent cuts of the late-jobs "
                                       "curve per site, at utilisations util_cap j / J.")
     ca2: _range(0.0, 100.0) = Field(1.0, description="Squared coefficient of variation "
