@@ -203,7 +203,7 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
     terminal = np.zeros(c.T)
     terminal[-1] = float(short @ c.terminal_price)
     late_slot = np.einsum("ko,kot->t", c.late_cost, s.x)
-    late_q, _ = queue_late(c, s.x, s.n)
+    late_q = queue_late(c, s.x, s.n)
     if c.queueing:
         late_slot = late_slot + c.queue_penalty @ late_q
     slot_terms = np.stack([
@@ -267,16 +267,16 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
 
 
 def queue_late(c: Compiled, x: NDArray[np.float64], n: NDArray[np.float64]
-               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(late jobs from waiting [I, T], interactive GPU-seconds [I, T]): the largest of the
-    site's tangent cuts a_j W - b_j dt_s n, and 0 (docs/model.md, "Queueing-aware
-    capacity"); all zeros when queueing is off."""
-    work = np.einsum("io,o,kot->it", c.site_of, c.gpu_s, x[c.interactive])
+               ) -> NDArray[np.float64]:
+    """Late jobs from waiting [I, T]: the largest of the site's tangent cuts
+    a_j W_int - b_j dt_s n, and 0 (docs/model.md, "Queueing-aware capacity"); zeros when
+    queueing is off."""
     if not c.queueing:
-        return np.zeros_like(work), work
+        return np.zeros((c.I, c.T))
+    work = np.einsum("io,o,kot->it", c.site_of, c.gpu_s, x[c.interactive])
     cuts = (c.queue_a[:, :, None] * work[:, None, :]
             - c.queue_b[:, :, None] * (c.dt_s * n)[:, None, :])
-    return np.maximum(cuts.max(axis=1), 0.0), work
+    return np.maximum(cuts.max(axis=1), 0.0)
 
 
 def _class_late(c: Compiled, x: NDArray[np.float64], late_q: NDArray[np.float64]

@@ -129,8 +129,17 @@ def test_queueing_off_leaves_every_number_unchanged():
     ev = evaluate(off, one_option_schedule(off, 100.0, 1.0))
     assert "late_waiting" not in ev.jobs and ev.class_late is None
     assert "class_late" not in ev.to_dict()
+    assert ev.to_dict() == evaluate(disabled, one_option_schedule(off, 100.0, 1.0)).to_dict()
     a, b = (solve(c, "highs", relax=False) for c in (off, disabled))
     assert a.objective == b.objective and (a.n_vars, a.n_cons) == (b.n_vars, b.n_cons)
+    assert "class_late" not in a.to_dict()
+    rewards = []
+    for c in (off, disabled):
+        core = BatchedCore(DayBank.from_compiled([c]), 4, EnvConfig())
+        core.reset(seed=3)
+        actions = np.random.default_rng(3).uniform(-1, 1, (c.T, 4, core.action_dim))
+        rewards.append([core.step(actions[t])[1] for t in range(c.T)])
+    assert np.array_equal(rewards[0], rewards[1])
 
 
 def test_a_tight_deadline_powers_more_gpus():
