@@ -68,6 +68,9 @@ class Evaluation:
     site_names: tuple[str, ...]
     violations: list[Violation] = field(default_factory=list)
     violation_counts: dict[str, int] = field(default_factory=dict)
+    # Queueing-aware capacity only (docs/model.md): late jobs per class (fixed latency plus
+    # the class's share of its sites' waiting-late jobs) and late rate (late / served).
+    class_late: dict[str, dict[str, float]] | None = None
 
     @property
     def feasible(self) -> bool:
@@ -99,7 +102,7 @@ class Evaluation:
             "sites": self.sites, "feasible": self.feasible,
             "violation_counts": self.violation_counts,
             "violations": [str(v) for v in self.violations[:20]],
-        }
+        } | ({"class_late": self.class_late} if self.class_late is not None else {})
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -199,10 +202,14 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
     short = np.maximum(c.soc0 - s.soc[:, -1], 0.0)
     terminal = np.zeros(c.T)
     terminal[-1] = float(short @ c.terminal_price)
+    late_slot = np.einsum("ko,kot->t", c.late_cost, s.x)
+    late_q = queue_late(c, s.x, s.n)
+    if c.queueing:
+        late_slot = late_slot + c.queue_penalty @ late_q
     slot_terms = np.stack([
         np.einsum("ko,kot->t", c.revenue, s.x),
         np.einsum("ko,kot->t", c.transfer, s.x),
-        np.einsum("ko,kot->t", c.late_cost, s.x),
+        late_slot,
         c.drop_penalty @ s.y,
         c.wait_cost @ s.q,
         (c.dt_h * price * (s.b - c.sell_factor[:, None] * s.z)).sum(axis=0),
@@ -222,6 +229,9 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
             "transferred": float(np.einsum("ko,kot->", c.opt_site[None, :] != c.home[:, None],
                                            s.x)),
             "backlog_end": float(s.q[:, -1].sum())}
+    if c.queueing:
+        jobs["late_waiting"] = float(late_q.sum())
+        jobs["late"] = late_jobs + jobs["late_waiting"]
     denom = max(total_served, 1e-12)
     grid_kwh = c.dt_h * s.b.sum(axis=1)
     site_summary = {
@@ -239,7 +249,7 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
             "jobs_served": float(per_opt[c.opt_site == i].sum()),
             "energy_cost": float(c.dt_h * (price[i] * (s.b[i] - c.sell_factor[i] * s.z[i]))
                                  .sum()),
-        }
+        } | ({"late_waiting": float(late_q[i].sum())} if c.queueing else {})
         for i, name in enumerate(sites)
     }
     series = {"price": c.price, "renewable_avail": c.renewable, "pue": c.pue,
@@ -252,7 +262,35 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
         mean_steps=float(c.opt_steps @ per_opt / denom),
         sites=site_summary, site_series=series, site_names=sites,
         violations=check.found, violation_counts=check.counts,
+        class_late=_class_late(c, s.x, late_q) if c.queueing else None,
     )
+
+
+def queue_late(c: Compiled, x: NDArray[np.float64], n: NDArray[np.float64]
+               ) -> NDArray[np.float64]:
+    """Late jobs from waiting [I, T]: the largest of the site's tangent cuts
+    a_j W_int - b_j dt_s n, and 0 (docs/model.md, "Queueing-aware capacity"); zeros when
+    queueing is off."""
+    if not c.queueing:
+        return np.zeros((c.I, c.T))
+    work = np.einsum("io,o,kot->it", c.site_of, c.gpu_s, x[c.interactive])
+    cuts = (c.queue_a[:, :, None] * work[:, None, :]
+            - c.queue_b[:, :, None] * (c.dt_s * n)[:, None, :])
+    return np.maximum(cuts.max(axis=1), 0.0)
+
+
+def _class_late(c: Compiled, x: NDArray[np.float64], late_q: NDArray[np.float64]
+                ) -> dict[str, dict[str, float]]:
+    """Per class: served, late (fixed latency + waiting) and the late rate. A site's
+    waiting-late jobs are shared among its interactive classes by their jobs there."""
+    jobs = np.einsum("io,kot->kit", c.site_of, x) * c.interactive[:, None, None]  # [K, I, T]
+    total = jobs.sum(axis=0)
+    share = np.divide(jobs, total, out=np.zeros_like(jobs), where=total > 0)
+    late = np.einsum("ko,kot->k", c.late, x) + np.einsum("kit,it->k", share, late_q)
+    served = x.sum(axis=(1, 2))
+    return {name: {"served": float(served[k]), "late": float(late[k]),
+                   "late_rate": float(late[k] / served[k]) if served[k] > 0 else 0.0}
+            for k, name in enumerate(c.classes)}
 
 
 def _check_shapes(c: Compiled, s: Schedule) -> None:

@@ -17,6 +17,7 @@ from optsched.evaluator import evaluate
 from optsched.policies import LocalFixed, rollout
 from optsched.scenario import compile_scenario, get_scenario
 from tests.conftest import small_scenario
+from tests.test_queueing import queued_small
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,27 @@ def test_rewards_sum_to_the_evaluator_and_repair_is_feasible(seed, mode, kind):
         ev = evaluate(core.compiled(j), core.schedule(j), milp=True)
         assert ev.feasible, ev.violations[:5]
         assert total[j] == pytest.approx(ev.utility, rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), kind=st.sampled_from(["uniform", "extreme", "wild"]),
+       model=st.sampled_from(["kingman", "erlang-c"]))
+def test_rewards_sum_to_the_evaluator_with_queueing_on(seed, kind, model):
+    """Every policy pays for late jobs from waiting: the kernel's late term (and the GPUs
+    its repair adds against them) is what the evaluator scores."""
+    c = queued_small(seed, model=model, pieces=4)
+    core = BatchedCore(DayBank.from_compiled([c]), 3, EnvConfig(record=True))
+    core.reset(seed=seed)
+    actions = random_actions(np.random.default_rng(seed), 3, core.action_dim, core.T, kind)
+    total = np.zeros(3)
+    for t in range(core.T):
+        total += core.step(actions[t])[1]
+    for j in range(3):
+        ev = evaluate(core.compiled(j), core.schedule(j), milp=True)
+        assert ev.feasible, ev.violations[:5]
+        assert total[j] == pytest.approx(ev.utility, rel=1e-9, abs=1e-9)
+        assert core.episode_terms[j, 2] == pytest.approx(ev.terms["late"], rel=1e-9,
+                                                         abs=1e-12)
 
 
 def test_default_days_random_actions_feasible_and_exact(bank):

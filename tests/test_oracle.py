@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from optsched.oracle import solve
 from optsched.scenario import compile_scenario, get_scenario, scenario_from_dict
 from tests.conftest import small_scenario, two_sites
+from tests.test_queueing import queued_small
 
 BACKENDS = ("pyomo", "cvxpy", "highs")
 
@@ -40,6 +41,22 @@ def test_backends_agree_with_each_other_and_the_evaluator(seed):
     # The LP relaxation bounds the MILP from above.
     assert milp["highs"].objective <= lp["highs"].objective + 1e-6 * max(1.0, abs(
         lp["highs"].objective))
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), model=st.sampled_from(["kingman", "erlang-c"]),
+       pieces=st.integers(1, 8), cs2=st.floats(0.0, 3.0))
+def test_backends_agree_with_the_evaluator_with_queueing_on(seed, model, pieces, cs2):
+    """The late jobs from waiting are a variable per site and slot in every backend and
+    a max of cuts in the evaluator: at the optimum both are the same number."""
+    c = queued_small(seed, model=model, pieces=pieces, cs2=cs2)
+    for relax in (True, False):
+        sols = [solve(c, b, relax=relax, mip_gap=1e-9) for b in BACKENDS]
+        objs = [s.objective for s in sols]
+        assert max(objs) - min(objs) <= 1e-6 * max(1.0, abs(objs[0])), objs
+        for s in sols:
+            assert s.status == "optimal" and s.evaluation.feasible
+            assert s.evaluation.utility == pytest.approx(s.objective, rel=1e-6, abs=1e-6)
 
 
 def test_battery_arbitrage_when_the_spread_beats_the_losses(tiny):

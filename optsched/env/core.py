@@ -104,8 +104,11 @@ class BatchedCore:
             self.col["inv_eta_d"] = 1.0 / self.col["eta_d"]
             self.col["inv_dt_eta_c"] = 1.0 / (c.dt_h * self.col["eta_c_safe"])
         # The kernel's packed forms of the parameters.
-        self.site_par = np.ascontiguousarray(np.stack(
-            [self.col[k][:, 0] for k in kernel.SITE_KEYS], axis=1))           # [I, cols]
+        queue = ([c.queue_penalty[:, None], c.queue_a, c.queue_b * c.dt_s]
+                 if c.queueing else [])                          # kernel.QUEUE onwards
+        self.site_par = np.ascontiguousarray(np.concatenate(
+            [np.stack([self.col[k][:, 0] for k in kernel.SITE_KEYS], axis=1), *queue],
+            axis=1))                                                          # [I, cols]
         self.cls_par = np.stack([c.drop_penalty, c.wait_cost, self.defer[:, 0],
                                  self.tier_of.astype(float)]).astype(float)   # [4, K]
         self.leads = np.asarray(config.forecast_slots, dtype=np.int64)

@@ -110,6 +110,13 @@ class CvxpyOracle:
             objective += [-cp.sum(deg @ (v["ch"] + v["dis"])),
                           -p["terminal_price"][:Ib] @ v["short"]]
         cons.append(v["b"] - v["z"] == cp.multiply(p["pue"], it_kw) + battery_net - v["r"])
+        if c.queueing:            # late jobs from waiting, cut by cut (docs/model.md)
+            v["lq"] = cp.Variable((I, T), nonneg=True, name="lq")
+            work = L.gpu_int_at_site @ v["x"]                 # interactive GPU-s [I, T]
+            for j in range(c.queue_a.shape[1]):
+                cons.append(v["lq"] >= cp.multiply(c.queue_a[:, j:j + 1], work)
+                            - cp.multiply(c.queue_b[:, j:j + 1] * c.dt_s, v["n"]))
+            objective.append(-cp.sum(c.queue_penalty @ v["lq"]))
         self.problem = cp.Problem(cp.Maximize(cp.sum(cp.hstack(objective))), cons)
         self.update(c)
         self.build_s = time.perf_counter() - t0

@@ -25,6 +25,7 @@ class Layout:
     class_of_pair: sp.csr_matrix       # [K, E] 1 where pair e belongs to class k
     gpu_at_site: sp.csr_matrix         # [I, E] gpu_s[o] where option o runs at site i
     busy_at_site: sp.csr_matrix        # [I, E] busy_kwh[o] where option o runs at site i
+    gpu_int_at_site: sp.csr_matrix     # [I, E] gpu_at_site for interactive classes' pairs
     q_of_class: sp.csr_matrix          # [K, Kd] selects backlog rows
     batt_of_site: sp.csr_matrix        # [I, Ib] selects battery rows
     value: NDArray[np.float64]         # [E] value[k, o] of each pair
@@ -42,11 +43,14 @@ def build_layout(c: Compiled) -> Layout:
     site = c.opt_site[pair_o]
     deferrable = np.flatnonzero(~c.interactive)
     batt = np.flatnonzero(c.has_battery)
+    inter = c.interactive[pair_k]
     return Layout(
         pair_k=pair_k, pair_o=pair_o, deferrable=deferrable, batt=batt,
         class_of_pair=sp.csr_matrix((np.ones(E), (pair_k, cols)), shape=(c.K, E)),
         gpu_at_site=sp.csr_matrix((c.gpu_s[pair_o], (site, cols)), shape=(c.I, E)),
         busy_at_site=sp.csr_matrix((c.busy_kwh[pair_o], (site, cols)), shape=(c.I, E)),
+        gpu_int_at_site=sp.csr_matrix((c.gpu_s[pair_o][inter], (site[inter], cols[inter])),
+                                      shape=(c.I, E)),
         q_of_class=sp.csr_matrix((np.ones(len(deferrable)), (deferrable,
                                   np.arange(len(deferrable)))), shape=(c.K, len(deferrable))),
         batt_of_site=sp.csr_matrix((np.ones(len(batt)), (batt, np.arange(len(batt)))),
@@ -59,3 +63,14 @@ def build_layout(c: Compiled) -> Layout:
 def shift_matrix(T: int) -> sp.csr_matrix:
     """[T, T] with ones below the diagonal: (v @ S.T)[t] = v[t-1], 0 at t = 0."""
     return sp.eye(T, k=-1, format="csr")
+
+
+def queue_cut_rows(c: Compiled, L: Layout, j: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Cut j of the queueing-aware capacity as operators on x [E, T] and n [I, T], slot
+    innermost: late_q[i, t] >= (cut_x @ x)[i t] - (cut_n @ n)[i t] (docs/model.md)."""
+    eye_t = sp.eye(c.T, format="csr")
+    cut_x = sp.kron(sp.diags(c.queue_a[:, j]) @ L.gpu_int_at_site, eye_t, format="csr")
+    cut_n = sp.diags(np.repeat(c.queue_b[:, j] * c.dt_s, c.T), format="csr")
+    cut_x.eliminate_zeros()
+    cut_n.eliminate_zeros()
+    return cut_x, cut_n

@@ -1,7 +1,8 @@
 """MODEL.md as one sparse matrix: the direct HiGHS reference, and the diagnosis's input.
 
 Variables, in blocks (row-major, slot innermost): x[E, T], y[K, T], q[Kd, T], n[I, T],
-ch/dis/soc[Ib, T], r/b/z[I, T], peak[I], short[Ib], and in the MILP u[Ib, T].
+ch/dis/soc[Ib, T], r/b/z[I, T], peak[I], short[Ib], in the MILP u[Ib, T], and with
+queueing the late jobs from waiting lq[I, T].
 Row families carry MODEL.md's constraint names so a diagnosis can point at them.
 """
 
@@ -13,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from optsched.oracle.layout import Layout, build_layout, shift_matrix
+from optsched.oracle.layout import Layout, build_layout, queue_cut_rows, shift_matrix
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
@@ -70,6 +71,8 @@ def build_matrix(c: Compiled, relax: bool = True, soc_ref: NDArray | None = None
         "peak": (I,), "short": (Ib,)}
     if not relax:
         shapes["u"] = (Ib, T)
+    if c.queueing:
+        shapes["lq"] = (I, T)
     blocks, start = {}, 0
     for name, shape in shapes.items():
         size = int(np.prod(shape))
@@ -132,6 +135,12 @@ def build_matrix(c: Compiled, relax: bool = True, soc_ref: NDArray | None = None
                 "dis": sp.eye(Ib * T), "u": sp.diags(np.repeat(c.dis_max[L.batt], T))},
                 np.full(Ib * T, -INF), np.repeat(c.dis_max[L.batt], T))
 
+    for j in range(c.queue_a.shape[1]):
+        cut_x, cut_n = queue_cut_rows(c, L, j)
+        family(f"queueing cut {j + 1}", "site", c.sites, {
+            "lq": sp.eye(I * T, format="csr"), "x": -cut_x, "n": cut_n},
+            zeros_it, np.full(I * T, INF))
+
     rows = []
     for fam, parts, _, _ in fam_rows:
         m = fam.rows.stop - fam.rows.start
@@ -170,6 +179,8 @@ def build_matrix(c: Compiled, relax: bool = True, soc_ref: NDArray | None = None
     put("z", obj=c.dt_h * c.sell_factor[:, None] * price, hi=c.export_cap[:, None])
     put("peak", obj=-c.demand_charge, lo=0.0 if peak_floor is None else peak_floor)
     put("short", obj=-L.terminal_price)
+    if c.queueing:
+        put("lq", obj=-c.queue_penalty[:, None])
     if not relax:
         put("u", hi=1.0)
         integer[blocks["u"]] = True

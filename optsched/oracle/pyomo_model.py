@@ -72,6 +72,24 @@ def _capacity_and_power_block(m: pyo.ConcreteModel, c: Compiled, L: Layout) -> N
     m.peak_import = pyo.Constraint(I, T, rule=lambda _, i, t: m.b[i, t] <= m.peak[i])
 
 
+def _queueing_block(m: pyo.ConcreteModel, c: Compiled, L: Layout) -> None:
+    """Late jobs from waiting: lq[i, t] >= a_ij W_int[i, t] - b_ij dt_s n[i, t] for each
+    cut j (docs/model.md, "Queueing-aware capacity")."""
+    T, I, J = range(c.T), range(c.I), range(c.queue_a.shape[1])
+    site_of_pair = c.opt_site[L.pair_o]
+    inter = c.interactive[L.pair_k]
+    pairs_at = [np.flatnonzero((site_of_pair == i) & inter).tolist() for i in I]
+    gpu_s = c.gpu_s[L.pair_o].tolist()
+    a, b = c.queue_a.tolist(), (c.queue_b * c.dt_s).tolist()
+    m.lq = pyo.Var(I, T, domain=pyo.NonNegativeReals)
+
+    def cut(_, i, j, t):
+        work = sum(gpu_s[e] * m.x[e, t] for e in pairs_at[i])
+        return m.lq[i, t] >= a[i][j] * work - b[i][j] * m.n[i, t]
+
+    m.queueing = pyo.Constraint(I, J, T, rule=cut)
+
+
 def _battery_block(m: pyo.ConcreteModel, c: Compiled, L: Layout, relax: bool) -> None:
     T = range(c.T)
     B = range(len(L.batt))
@@ -105,6 +123,7 @@ def _objective(m: pyo.ConcreteModel, c: Compiled, L: Layout) -> None:
     z_value = (c.dt_h * c.sell_factor[:, None] * price).tolist()
     deg = (c.dt_h * c.deg_cost[L.batt]).tolist()
     dc, tp = c.demand_charge.tolist(), L.terminal_price.tolist()
+    qv = c.queue_penalty.tolist()
     E, K, I = range(L.E), range(c.K), range(c.I)
     m.utility = pyo.Objective(sense=pyo.maximize, expr=(
         sum(value[e] * m.x[e, t] for e in E for t in T)
@@ -113,7 +132,8 @@ def _objective(m: pyo.ConcreteModel, c: Compiled, L: Layout) -> None:
         - sum(b_cost[i][t] * m.b[i, t] - z_value[i][t] * m.z[i, t] for i in I for t in T)
         - sum(dc[i] * m.peak[i] for i in I)
         - sum(deg[j] * (m.ch[j, t] + m.dis[j, t]) for j in range(len(deg)) for t in T)
-        - sum(tp[j] * m.short[j] for j in range(len(tp)))))
+        - sum(tp[j] * m.short[j] for j in range(len(tp)))
+        - sum(qv[i] * m.lq[i, t] for i in I for t in T if c.queueing)))
 
 
 def build_pyomo(c: Compiled, relax: bool = False) -> tuple[pyo.ConcreteModel, Layout]:
@@ -123,6 +143,8 @@ def build_pyomo(c: Compiled, relax: bool = False) -> tuple[pyo.ConcreteModel, La
     if len(L.batt):
         _battery_block(m, c, L, relax)
     _capacity_and_power_block(m, c, L)
+    if c.queueing:
+        _queueing_block(m, c, L)
     _objective(m, c, L)
     if not relax:
         for v in m.n.values():

@@ -46,18 +46,22 @@ def model_size(c: Compiled, relax: bool) -> ModelSize:
     Kd = int((~c.interactive).sum())          # classes with a backlog
     Ib = int(c.has_battery.sum())             # sites with a battery
     milp = 0 if relax else 1
-    # Per slot: x, y, q, n, r, b, z, ch, dis, soc (and u); once: peak, short.
-    n_vars = T * (E + K + Kd + 4 * I + 3 * Ib + milp * Ib) + I + Ib
+    J = c.queue_a.shape[1]                    # queueing cuts per site (0: off)
+    Iq = I if J else 0                        # sites with a late-from-waiting variable
+    Ei = int(c.eligible[c.interactive].sum())  # eligible pairs of interactive classes
+    # Per slot: x, y, q, n, r, b, z, ch, dis, soc (and u, lq); once: peak, short.
+    n_vars = T * (E + K + Kd + 4 * I + 3 * Ib + milp * Ib + Iq) + I + Ib
     # Per slot: conservation, gpu capacity, balance, peak import, soc recursion (and the
-    # two battery modes); once: terminal soc.
-    n_cons = T * (K + 3 * I + Ib + 2 * milp * Ib) + Ib
+    # two battery modes, the queueing cuts); once: terminal soc.
+    n_cons = T * (K + 3 * I + Ib + 2 * milp * Ib + J * I) + Ib
     nnz = (T * (E + K) + Kd * (2 * T - 1)          # conservation: x, y, q[t] - q[t-1]
            + T * (E + I)                           # gpu capacity: x, n
            + T * (E + 4 * I + 2 * Ib)              # balance: x, n, b, z, r, ch, dis
            + Ib * (2 * T - 1) + 2 * T * Ib         # soc recursion: soc[t] - soc[t-1], ch, dis
            + 2 * T * I                             # peak import: b, peak
            + 2 * Ib                                # terminal soc: short, soc[T-1]
-           + milp * 4 * T * Ib)                    # battery modes: ch or dis, u
+           + milp * 4 * T * Ib                     # battery modes: ch or dis, u
+           + J * T * (2 * Iq + Ei))                # queueing cuts: lq, n, interactive x
     return ModelSize(n_vars, n_cons, nnz)
 
 

@@ -41,7 +41,7 @@ class Solution:
             "mean_quality": ev.mean_quality if ev else None,
             "mean_steps": ev.mean_steps if ev else None,
             "diagnosis": self.diagnosis,
-        }
+        } | ({"class_late": ev.class_late} if ev and ev.class_late is not None else {})
 
 
 class ObjectiveMismatch(AssertionError):

@@ -82,6 +82,13 @@ class Compiled:
     pue: F                    # [I, T]
     ci: F                     # [I, T] gCO2/kWh
     terminal_price: F         # [I] $/kWh for a terminal soc shortfall (docs/model.md)
+    # queueing-aware capacity (docs/model.md): late_q[i, t] >= queue_a[i, j] W_int[i, t]
+    # - queue_b[i, j] dt_s n[i, t]; J = 0 columns when the scenario has it off
+    queue_a: F                # [I, J] late jobs per GPU-second of interactive work
+    queue_b: F                # [I, J] late jobs per GPU-second of powered-on capacity
+    queue_penalty: F          # [I] $ per late job from waiting (0 when off)
+    queue_service_s: F        # [I] reference GPU-seconds per interactive job (0 when off)
+    queue_slack_s: F          # [I] the wait an interactive job affords (0 when off)
 
     @property
     def I(self) -> int:  # noqa: E743 - the model's symbol
@@ -94,6 +101,11 @@ class Compiled:
     @property
     def O(self) -> int:  # noqa: E743
         return len(self.opt_site)
+
+    @property
+    def queueing(self) -> bool:
+        """Whether the queueing-aware capacity model is on (docs/model.md)."""
+        return self.queue_a.shape[1] > 0
 
     def option_label(self, o: int) -> str:
         return (f"{self.sites[self.opt_site[o]]}/{self.opt_steps[o]}steps/"
@@ -178,6 +190,9 @@ def compile_scenario(sc: Scenario) -> Compiled:
 
     price = site_series("price", 0.0)
     eta_c = battery("eta_c", 1.0)
+    util_cap = np.array([s.util_cap for s in sc.sites], float)
+    queue = queue_arrays(sc, gpu_s, opt_site, eligible & ~late, eligible & interactive[:, None],
+                         deadline, v, tau[home], util_cap)
     return Compiled(
         sites=tuple(s.name for s in sc.sites), classes=tuple(c.name for c in cls),
         models=tuple(s.model for s in sc.sites), steps=steps, clocks=clocks, T=h.slots,
@@ -192,7 +207,7 @@ def compile_scenario(sc: Scenario) -> Compiled:
         value=revenue - transfer - late_cost, arrivals=arrivals,
         backlog_cap=backlog_cap(arrivals, max_wait),
         gpus=np.array([s.gpus for s in sc.sites], float),
-        util_cap=np.array([s.util_cap for s in sc.sites], float), idle_kw=idle_kw,
+        util_cap=util_cap, idle_kw=idle_kw,
         import_cap=np.array([s.import_cap_kw for s in sc.sites], float),
         export_cap=np.array([s.export_cap_kw for s in sc.sites], float),
         sell_factor=np.array([s.sell_factor for s in sc.sites], float),
@@ -204,7 +219,7 @@ def compile_scenario(sc: Scenario) -> Compiled:
         eta_d=battery("eta_d", 1.0), deg_cost=battery("deg_cost"),
         price=price, renewable=site_series("renewable_kw", 0.0),
         pue=site_series("pue", 1.0), ci=site_series("carbon_intensity", 0.0),
-        terminal_price=terminal_price(price, eta_c),
+        terminal_price=terminal_price(price, eta_c), **queue,
     )
 
 
@@ -212,3 +227,84 @@ def terminal_price(price: F, eta_c: F) -> F:
     """Shortfall kWh are bought back at the horizon's top price through the charger's loss.
     A negative top price would pay for emptying the battery, so it is floored at 0."""
     return np.maximum(price.max(axis=1), 0.0) / 1000.0 / eta_c
+
+
+# ---------------------------------------------------------------- queueing-aware capacity
+# docs/model.md, "Queueing-aware capacity": the expected late jobs of a site's interactive
+# work are (n dt_s / s) h(rho) with h(rho) = rho P(wait > slack | rho) convex, so their
+# perspective is jointly convex in (W, n) and its tangent cuts are linear.
+
+QUEUE_GRID = 4001          # utilisations on which each cut is made valid (see queue_cuts)
+
+
+def erlang_c(servers: int, rho: F) -> F:
+    """Probability that a job waits in M/M/c at utilisation rho (Erlang B's stable
+    recursion, then C = B / (1 - rho (1 - B))); c = 1 gives rho."""
+    a = servers * rho
+    erlang_b = np.ones_like(rho)
+    for j in range(1, servers + 1):
+        erlang_b = a * erlang_b / (j + a * erlang_b)
+    return erlang_b / (1.0 - rho * (1.0 - erlang_b))
+
+
+def late_curve(rho: F, servers: int, slack_s: float, service_s: float,
+               variability: float) -> F:
+    """h(rho) = rho P(wait > slack): late jobs per job-equivalent of capacity. The wait
+    is 0 with probability C(c, c rho) and otherwise exponential with rate
+    2 c (1 - rho) / (s (ca2 + cs2)) (Kingman for c = 1, Allen-Cunneen for G/G/c)."""
+    rate = 2.0 * servers * (1.0 - rho) / (service_s * variability)
+    return rho * erlang_c(servers, rho) * np.exp(-rate * slack_s)
+
+
+def queue_cuts(curve, top: float, pieces: int) -> tuple[F, F]:
+    """Tangent lines h(r) >= a_j r - b_j at r_j = top j / J (j = 1..J), for a convex h on
+    [0, top]. The slope is a central difference; b_j is then the least intercept that
+    keeps the line below h on a fine grid, so a cut is valid even where the difference
+    rounds (for a convex h it is the tangent's own intercept, r_j h'(r_j) - h(r_j))."""
+    points = top * np.arange(1, pieces + 1) / pieces
+    step = 1e-6 * top
+    slope = (curve(points + step) - curve(np.maximum(points - step, 0.0))) / (
+        points + step - np.maximum(points - step, 0.0))
+    grid = np.union1d(np.linspace(0.0, top, QUEUE_GRID), points)
+    h = curve(grid)
+    intercept = (slope[:, None] * grid[None, :] - h[None, :]).max(axis=1)
+    return slope, np.maximum(intercept, 0.0)
+
+
+def queue_arrays(sc: Scenario, gpu_s: F, opt_site: I_, on_time: B, serves: B, deadline: F,
+                 late_penalty: F, tau_home: F, util_cap: F) -> dict[str, F]:
+    """Per site i, from the interactive classes `serves` [K, O] lets it serve, counting
+    only those with an option there that their fixed latency leaves on time (`on_time`;
+    all of them if none has one): the cut coefficients in late jobs per GPU-second, the
+    late penalty (the mean of their v_k: equal shares), the reference service time s (the
+    mean GPU-seconds of those options) and the slack (the tightest class's deadline less
+    its transfer latency and the mean GPU-seconds of its own such options, at least 0)."""
+    n_i = len(sc.sites)
+    qu = sc.queueing
+    pieces = qu.pieces if qu is not None and qu.enabled else 0
+    out = {"queue_a": np.zeros((n_i, pieces)), "queue_b": np.zeros((n_i, pieces)),
+           **{k: np.zeros(n_i) for k in ("queue_penalty", "queue_service_s",
+                                         "queue_slack_s")}}
+    if not pieces:
+        return out
+    for i, site in enumerate(sc.sites):
+        pairs = serves & (opt_site == i)[None, :]
+        if (pairs & on_time).any():
+            pairs = pairs & on_time
+        counted = pairs.any(axis=1)
+        if not counted.any():
+            continue
+        times = np.where(pairs, gpu_s[None, :], 0.0)
+        service = float(times.sum() / pairs.sum())
+        own = times.sum(axis=1)[counted] / pairs.sum(axis=1)[counted]     # per class
+        slack = max(float(((deadline - tau_home[:, i])[counted] - own).min()), 0.0)
+        servers = max(site.gpus, 1) if qu.model == "erlang-c" else 1
+
+        def curve(rho, servers=servers, slack=slack, service=service):
+            return late_curve(rho, servers, slack, service, qu.ca2 + qu.cs2)
+
+        a, b = queue_cuts(curve, float(util_cap[i]), pieces)
+        out["queue_a"][i], out["queue_b"][i] = a / service, b / service
+        out["queue_penalty"][i] = float(late_penalty[counted].mean())
+        out["queue_service_s"][i], out["queue_slack_s"][i] = service, slack
+    return out

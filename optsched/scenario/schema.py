@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from optsched.errors import ScenarioError
 from optsched.physics import quality as quality_fn
@@ -150,6 +150,28 @@ class Horizon(Strict):
     carbon_price: Money = 0.0
 
 
+# Erlang-C's recursion runs over the servers: beyond this many GPUs a site takes seconds.
+ERLANG_C_MAX_GPUS = 100_000
+
+
+class Queueing(Strict):
+    """Opt-in: interactive jobs wait in a queue whose delay grows with utilisation, and a
+    wait beyond a job's slack makes it late (docs/model.md, "Queueing-aware capacity")."""
+
+    enabled: bool = Field(True, description="Switches the queueing-aware capacity model "
+                          "on; `false` keeps the section but scores as without it.")
+    model: Literal["erlang-c", "kingman"] = Field(
+        "erlang-c", description="Tail bound of the wait: `erlang-c` (one queue pooled over "
+        "all the site's `gpus`, Allen-Cunneen for G/G/c: optimistic when fewer are on) or "
+        "`kingman` (each powered-on GPU its own G/G/1 queue: conservative).")
+    pieces: _int_range(1, 64) = Field(8, description="J: tangent cuts of the late-jobs "
+                                      "curve per site, at utilisations util_cap j / J.")
+    ca2: _range(0.0, 100.0) = Field(1.0, description="Squared coefficient of variation "
+                                    "of inter-arrival times (1: Poisson arrivals).")
+    cs2: _range(0.0, 100.0) = Field(1.0, description="Squared coefficient of variation "
+                                    "of service times (1: exponential, 0: constant).")
+
+
 class Scenario(Strict):
     name: str = "scenario"
     description: str = ""
@@ -158,6 +180,9 @@ class Scenario(Strict):
     sites: list[Site]
     network: Network = Network()
     classes: list[JobClass]
+    queueing: Queueing | None = Field(None, description="Queueing-aware capacity "
+                                      "(below); omitted means off: interactive jobs never "
+                                      "wait.")
 
 
 def _unique(names: list[str], key: str) -> None:
@@ -223,6 +248,7 @@ def check_semantics(sc: Scenario) -> None:
         for i in range(n_sites):
             if mat[i][i] != 0.0:
                 raise ScenarioError(f"{p}[{i}][{i}]", "must be 0 on the diagonal", mat[i][i])
+    _check_queueing(sc)
     best_q, best_at = _best_quality(sc)
     for k, cl in enumerate(sc.classes):
         p = f"classes[{k}]"
@@ -242,6 +268,21 @@ def check_semantics(sc: Scenario) -> None:
             raise ScenarioError(f"{p}.min_quality",
                                 f"no option reaches it (best is {best_q:.4g}, {best_at})",
                                 cl.min_quality)
+
+
+def _check_queueing(sc: Scenario) -> None:
+    qu = sc.queueing
+    if qu is None:
+        return
+    if qu.ca2 + qu.cs2 <= 0.0:
+        raise ScenarioError("queueing.cs2", "ca2 + cs2 must be > 0 (with both 0 no job "
+                            "ever waits: set enabled = false instead)", qu.cs2)
+    if qu.model == "erlang-c":
+        for i, site in enumerate(sc.sites):
+            if site.gpus > ERLANG_C_MAX_GPUS:
+                raise ScenarioError(f"sites[{i}].gpus", f"must be at most "
+                                    f"{ERLANG_C_MAX_GPUS:,} with queueing.model = "
+                                    "'erlang-c' (use 'kingman')", site.gpus)
 
 
 def _best_quality(sc: Scenario) -> tuple[float, str]:
