@@ -22,7 +22,7 @@ from optsched.scenario.compile import Compiled
 
 SERIES = ("arrivals", "backlog_cap", "price", "renewable", "pue", "ci", "terminal_price")
 STATIC_CHECK = ("sites", "classes", "T", "dt_h", "gpus", "eligible", "value", "gpu_s",
-                "busy_kwh", "import_cap", "soc0")
+                "busy_kwh", "import_cap", "soc0", "queue_a", "queue_b")
 
 
 @dataclass(eq=False)
