@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,56 @@ def test_quantile_coverage_on_training_days_is_near_nominal():
 def _compiled(day):
     from optsched.scenario import compile_scenario, get_scenario
     return compile_scenario(get_scenario("jemas-3-genai", day))
+
+
+def test_mpc_forecast_plans_on_a_day_without_its_future():
+    from optsched.policies.mpc_forecast import believed_day
+    from optsched.scenario.compile import backlog_cap
+
+    c = _compiled(44)
+    f = fc.DayForecaster.for_day(c)
+    for t in (0, 100, 287):
+        later = c.arrivals.copy()
+        later[:, t + 1:] = later[:, t + 1:] * 2 + 5
+        c2 = dataclasses.replace(c, arrivals=later, backlog_cap=backlog_cap(later, c.max_wait))
+        a, b = believed_day(c, t, f), believed_day(c2, t, fc.DayForecaster.for_day(c2))
+        np.testing.assert_array_equal(a.arrivals, b.arrivals)
+        np.testing.assert_array_equal(a.backlog_cap, b.backlog_cap)
+        np.testing.assert_array_equal(a.arrivals[:, :t + 1], c.arrivals[:, :t + 1])
+
+
+def test_scenario_mpc_with_equal_paths_is_mpc_forecast(monkeypatch):
+    """Three identical paths tied by non-anticipativity: the same LP optimum as the one
+    path of mpc-forecast (policies.mpc's own window model, a second implementation)."""
+    from optsched.policies import mpc_scenarios, rollout
+    from optsched.policies.mpc_forecast import MPCForecast
+    from tests.conftest import small_scenario
+
+    c = small_scenario(3)
+    flat = fc.QuantileModel((0.1, 0.5, 0.9), (1.0,), np.ones((2, 3)))
+    monkeypatch.setattr(mpc_scenarios, "quantile_model", lambda _c: flat)
+    one = rollout(MPCForecast(horizon=6, replan_every=2), [c])[0][1]
+    three = rollout(mpc_scenarios.MPCScenarios(horizon=6, replan_every=2), [c])[0][1]
+    assert three.feasible and three.utility == pytest.approx(one.utility, rel=1e-6)
+    spread = fc.QuantileModel((0.1, 0.5, 0.9), (1.0,), np.array([[0.2, 1, 3]] * 2, float))
+    monkeypatch.setattr(mpc_scenarios, "quantile_model", lambda _c: spread)
+    assert rollout(mpc_scenarios.MPCScenarios(horizon=6, replan_every=2), [c])[0][1].feasible
+
+
+def test_non_anticipativity_ties_only_the_first_slot():
+    from optsched.oracle.matrix import build_matrix
+    from optsched.policies.mpc_scenarios import _non_anticipativity
+    from tests.conftest import small_scenario
+
+    m = build_matrix(small_scenario(3))
+    na = _non_anticipativity(m, 3)
+    rng = np.random.default_rng(0)
+    v = rng.random(m.n_vars)
+    same = np.concatenate([v, v, v])
+    assert np.abs(na @ same).max() == 0
+    other = v.copy()
+    x = np.arange(m.n_vars)[m.blocks["x"]].reshape(m.shapes["x"])
+    other[x[:, 1:]] += 1.0                          # later slots may differ
+    assert np.abs(na @ np.concatenate([v, other, v])).max() == 0
+    other[x[0, 0]] += 1.0                           # the first slot may not
+    assert np.abs(na @ np.concatenate([v, other, v])).max() == 1.0

@@ -55,6 +55,11 @@ def _mpc_forecast():
     return MPCForecast()
 
 
+def _mpc_scenarios():
+    from optsched.policies.mpc_scenarios import MPCScenarios
+    return MPCScenarios()
+
+
 def _greedy():
     from optsched.policies.greedy import Greedy
     return Greedy()
@@ -67,4 +72,4 @@ def _dispatch():
 
 POLICIES = {"local-fixed": LocalFixed, "greedy": _greedy, "myopic-lp": _myopic,
             "dispatch": _dispatch, "mpc": _mpc, "mpc-noisy": _mpc_noisy,
-            "mpc-forecast": _mpc_forecast}
+            "mpc-forecast": _mpc_forecast, "mpc-scenarios": _mpc_scenarios}
