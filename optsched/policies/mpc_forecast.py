@@ -7,6 +7,11 @@ family's earlier days, rescaled by the arrivals so far), and backlog caps comput
 that belief, never from the day's real later arrivals. The current slot's arrivals are
 known when it is decided (model v1); prices and renewables are taken as known a day ahead
 (day-ahead market prices, weather forecasts), so demand is the one uncertain input.
+
+It re-plans every slot (receding horizon): each slot brings new arrivals and a new
+forecast, and a plan is only as good as the forecast it was made with. (With perfect
+forecasts re-planning adds nothing, so `mpc` re-plans hourly; on jemas-3-genai day 44,
+hourly re-planning on forecasts lost 3.7% to the oracle, every slot 0.14%.)
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ def believed_day(c: Compiled, t: int, forecaster: DayForecaster) -> Compiled:
 
 @dataclass
 class MPCForecast(MPC):
+    replan_every: int = 1
     name: str = "mpc-forecast"
 
     def __post_init__(self):
