@@ -11,6 +11,10 @@ decision; the rest of the hour from the paths' weighted mean plan, in shares of 
 really pending (as MPC does). The LP keeps one shape, so HiGHS re-solves it from its last
 basis (warm start). A day without a fitted quantile forecast plans on the point forecast
 alone (one path: mpc-forecast).
+
+It re-plans every slot, so only the shared (non-anticipative) decision is ever executed,
+over a 12-hour window (144 slots) rather than MPC's 24: the three-path LP is three times
+MPC's, and 12 hours cover the 2-hour batch slack and the evening peak ahead many times.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def quantile_model(c: Compiled) -> QuantileModel | None:
 
 @dataclass
 class MPCScenarios(MPCForecast):
+    horizon: int = 144
     levels: tuple[float, ...] = (0.1, 0.5, 0.9)
     weights: tuple[float, ...] = (0.3, 0.4, 0.3)
     name: str = "mpc-scenarios"
