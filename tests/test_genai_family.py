@@ -124,3 +124,10 @@ def test_cli_shows_a_day():
                           "--day", "4"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "jemas-3-genai/day-004" in out.stdout
+
+
+def test_a_bank_refuses_what_is_not_a_family(tmp_path):
+    with pytest.raises(ScenarioError, match="^family: .*embedded family"):
+        DayBank.from_family([4], str(tmp_path / "x.toml"))
+    with pytest.raises(ScenarioError, match="^days: "):
+        DayBank.from_family([], FAM)
