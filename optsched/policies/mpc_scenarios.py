@@ -108,20 +108,29 @@ class MPCScenarios(MPCForecast):
         col_hi = np.concatenate([m.col_hi for m in ms])
         row_lo = np.concatenate([m.row_lo for m in ms] + [np.zeros(n_na)])
         row_hi = np.concatenate([m.row_hi for m in ms] + [np.zeros(n_na)])
+        def cold() -> highspy.Highs:
+            fresh = new_highs(None)
+            fresh.passModel(highs_lp(-cost, col_lo, col_hi, row_lo, row_hi, A,
+                                     np.zeros(len(cost), bool)))
+            return fresh
+
         h, A_prev = self._highs.get(j, (None, None))
-        if h is None or A_prev is None or A_prev.shape != A.shape or (A_prev != A).nnz:
-            h = new_highs(None)
-            h.passModel(highs_lp(-cost, col_lo, col_hi, row_lo, row_hi, A,
-                                 np.zeros(len(cost), bool)))
-        else:
+        warm = not (h is None or A_prev is None or A_prev.shape != A.shape
+                    or (A_prev != A).nnz)
+        if warm:
             cols = np.arange(len(cost), dtype=np.int32)
             rows = np.arange(A.shape[0], dtype=np.int32)
             h.changeColsCost(len(cost), cols, -cost)
             h.changeColsBounds(len(cost), cols, col_lo, col_hi)
             h.changeRowsBounds(A.shape[0], rows, row_lo, row_hi)
-        self._highs[j] = (h, A)
+        else:
+            h = cold()
         t0 = time.perf_counter()
         h.run()
+        if warm and h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            h = cold()           # a warm start can stall numerically: solve from scratch
+            h.run()
+        self._highs[j] = (h, A)
         self.solve_seconds.append(time.perf_counter() - t0)
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             raise RuntimeError(f"scenario MPC window at slot {t} did not solve: "
