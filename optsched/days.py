@@ -1,7 +1,7 @@
 """Day selection for embedded scenario families: the one parser behind every `--days`.
 
-Grammar (days are numbers of the family, 0 .. n_days - 1; jemas-3 has 365, and the held-out
-test days are those with day % 5 == 4):
+Grammar (days are numbers of the family, 0 .. n_days - 1; jemas-3 and jemas-3-genai have
+365, and the held-out test days are those with day % 5 == 4):
 
     N           one day                       e.g. 4
     A..B        A to B inclusive, A <= B      e.g. 4..9
@@ -33,18 +33,17 @@ def parse_days(spec: str | None, source: str | Path = "jemas-3",
                key: str = "--days") -> list[int | None]:
     """The days `spec` selects in the family `source`; `[None]` (the scenario's own single
     horizon) when `spec` is None."""
-    from optsched.scenario import is_embedded
+    from optsched.scenario import family, is_embedded
 
     if spec is None:
         return [None]
     if not is_embedded(source):
         raise ScenarioError(key, "only applies to embedded scenarios", spec)
-    from optsched.scenario import jemas3
-
+    fam = family(source)
     text = "".join(spec.split())
     bad = ScenarioError(key, f"expected {FORMS}", spec)
     if m := _SPLIT.match(text):
-        days = jemas3.test_days() if m[1] == "test" else jemas3.train_days()
+        days = fam.test_days() if m[1] == "test" else fam.train_days()
         if m[2] is None:
             return list(days)
         count = int(m[2])
@@ -62,7 +61,7 @@ def parse_days(spec: str | None, source: str | Path = "jemas-3",
             raise ScenarioError(key, "a day is listed twice", spec)
     else:
         raise bad
-    n = jemas3.n_days()
+    n = fam.n_days()
     outside = [d for d in days if d >= n]
     if outside:
         raise ScenarioError(key, f"days of {source} are 0..{n - 1} ({outside[0]} is not)",

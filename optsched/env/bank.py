@@ -54,8 +54,15 @@ class DayBank:
     @classmethod
     def from_family(cls, days: list[int], source: str = "jemas-3",
                     cache: bool = True) -> DayBank:
-        from optsched.scenario import compile_scenario, get_scenario
+        """The days of an embedded family (jemas-3, jemas-3-genai), cached on disk."""
+        from optsched.errors import ScenarioError
+        from optsched.scenario import EMBEDDED, compile_scenario, get_scenario, is_embedded
 
+        if not is_embedded(source):
+            raise ScenarioError("family", f"a day bank needs an embedded family "
+                                f"({', '.join(EMBEDDED)})", source)
+        if not days:
+            raise ScenarioError("days", "a day bank needs at least one day", days)
         days = [int(d) for d in days]
         path = _cache_path(source, days) if cache else None
         base = compile_scenario(get_scenario(source, days[0]))

@@ -50,6 +50,16 @@ def _myopic():
     return myopic_lp()
 
 
+def _mpc_forecast():
+    from optsched.policies.mpc_forecast import MPCForecast
+    return MPCForecast()
+
+
+def _mpc_scenarios():
+    from optsched.policies.mpc_scenarios import MPCScenarios
+    return MPCScenarios()
+
+
 def _greedy():
     from optsched.policies.greedy import Greedy
     return Greedy()
@@ -61,4 +71,5 @@ def _dispatch():
 
 
 POLICIES = {"local-fixed": LocalFixed, "greedy": _greedy, "myopic-lp": _myopic,
-            "dispatch": _dispatch, "mpc": _mpc, "mpc-noisy": _mpc_noisy}
+            "dispatch": _dispatch, "mpc": _mpc, "mpc-noisy": _mpc_noisy,
+            "mpc-forecast": _mpc_forecast, "mpc-scenarios": _mpc_scenarios}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from optsched.errors import ScenarioError
@@ -18,11 +20,23 @@ from optsched.scenario.load import (
 )
 from optsched.scenario.schema import Scenario
 
-EMBEDDED = ("jemas-3",)
+EMBEDDED = ("jemas-3", "jemas-3-genai")
+# Each embedded family's module: n_days, is_test_day, train_days, test_days, date_of,
+# fingerprint, day_dict and one constructor of a day's Scenario.
+_MODULES = {"jemas-3": ("optsched.scenario.jemas3", "jemas3"),
+            "jemas-3-genai": ("optsched.scenario.genai", "genai")}
 
 
 def is_embedded(source: str | Path) -> bool:
     return str(source) in EMBEDDED
+
+
+def family(source: str | Path) -> ModuleType:
+    """The module of an embedded family (see _MODULES for what it provides)."""
+    if not is_embedded(source):
+        raise ScenarioError("SCENARIO", f"not an embedded family ({', '.join(EMBEDDED)})",
+                            str(source))
+    return importlib.import_module(_MODULES[str(source)][0])
 
 
 def get_scenario(source: str | Path, day: int | None = None, allow_outside: bool = False
@@ -30,8 +44,11 @@ def get_scenario(source: str | Path, day: int | None = None, allow_outside: bool
     """An embedded family's day (first held-out day by default) or a TOML file (whose CSV
     files must lie in its folder unless `allow_outside`)."""
     if is_embedded(source):
-        from optsched.scenario.jemas3 import jemas3
-        return jemas3(day)
+        module = family(source)
+        sc = getattr(module, _MODULES[str(source)][1])(day)
+        from optsched.scenario.history import remember
+        remember(sc, str(source), module.test_days()[0] if day is None else int(day))
+        return sc
     if day is not None:
         raise ScenarioError("--day", "only applies to embedded scenarios "
                             f"({', '.join(EMBEDDED)}); a TOML file is one horizon", day)
@@ -43,8 +60,7 @@ def family_fingerprint(source: str | Path) -> str | None:
     the generator's code), for caches of its days; None for a TOML file."""
     if not is_embedded(source):
         return None
-    from optsched.scenario.jemas3 import fingerprint
-    return fingerprint()
+    return family(source).fingerprint()
 
 
 def build_scenario(date: dt.date, base: str | Path = "jemas-3", *,
@@ -55,6 +71,9 @@ def build_scenario(date: dt.date, base: str | Path = "jemas-3", *,
     price_clock, pattern)."""
     from optsched.data.build import build_day
 
+    if str(base) == "jemas-3-genai":
+        raise ScenarioError("--base", "real-day builds take jemas-3 or a TOML file (a "
+                            "jemas-3-genai day is sampled; replay a trace with --trace)", base)
     if is_embedded(base):
         from optsched.scenario.jemas3 import base as family_base
         raw, base_dir = family_base(), Path(".")
@@ -66,5 +85,5 @@ def build_scenario(date: dt.date, base: str | Path = "jemas-3", *,
 
 
 __all__ = ["Compiled", "Scenario", "build_scenario", "compile_scenario", "dumps_scenario",
-           "family_fingerprint", "get_scenario", "is_embedded", "load_scenario",
+           "family", "family_fingerprint", "get_scenario", "is_embedded", "load_scenario",
            "loads_scenario", "read_toml", "save_scenario", "scenario_from_dict", "EMBEDDED"]
