@@ -293,7 +293,9 @@ def make_env(scenario: Any = "jemas-3", days: Any = None, **options) -> Optsched
 
     if isinstance(scenario, (str, Path)) and is_embedded(scenario):
         if days is None:
-            return OptschedEnv(default_bank(), **options)
+            if str(scenario) == "jemas-3":
+                return OptschedEnv(default_bank(), **options)
+            days = "train:16"                    # the family's first 16 training days
         return OptschedEnv(DayBank.from_family([d for d, _ in days_of(scenario, days)],
                                                str(scenario)), **options)
     pairs = days_of(scenario, days)
