@@ -107,10 +107,6 @@ class Compiled:
         """Whether the queueing-aware capacity model is on (docs/model.md)."""
         return self.queue_a.shape[1] > 0
 
-    def option_label(self, o: int) -> str:
-        return (f"{self.sites[self.opt_site[o]]}/{self.opt_steps[o]}steps/"
-                f"{self.opt_clock[o]:g}clk")
-
     def option_index(self, site: int, steps: int, clock: float) -> int:
         s = int(np.flatnonzero(self.steps == steps)[0])
         f = int(np.flatnonzero(np.isclose(self.clocks, clock))[0])
