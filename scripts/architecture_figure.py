@@ -22,7 +22,7 @@ from optsched.io import atomic_path  # noqa: E402
 BOXES = {
     "toml": (16, 93, 26, 8, "scenario TOML + CSV series", "your files", "#eeeeee"),
     "real": (50, 93, 30, 8, "real data CSVs", "data/ readers, pvlib, build", "#eeeeee"),
-    "family": (84, 93, 26, 8, "embedded jemas-3 days", "scenario/jemas3.py, data/generator",
+    "family": (84, 93, 26, 8, "embedded families", "scenario/jemas3.py, genai.py\nworkload/ (GenTD26 sampler)",
                "#eeeeee"),
     "load": (50, 78, 44, 8, "scenario loader: the only parser", "scenario/load.py + schema.py",
              "#cfe2f3"),
@@ -35,7 +35,7 @@ BOXES = {
     "env": (58, 48, 24, 9, "environment", "env/ (numba kernel,\nrepair, reward)", "#fce5cd"),
     "policies": (88, 48, 22, 9, "policies", "policies/ (baselines, MPC)\nlearn/ (agents)",
                  "#fce5cd"),
-    "schedule": (39, 32, 34, 7, "Schedule: the decision arrays", "schedule.py", "#d9ead3"),
+    "schedule": (39, 32, 34, 7, "Schedule: the decision arrays", "schedule.py; sim/ replays it job by job", "#d9ead3"),
     "evaluate": (39, 20, 34, 7, "evaluator: the only scorer", "evaluator.py", "#d9ead3"),
     "report": (18, 6, 28, 7, "tables, plots, reports", "report/", "#ead1dc"),
     "api": (50, 6, 28, 7, "public Python API", "api.py (days.py)", "#ead1dc"),
