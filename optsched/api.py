@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from optsched.oracle.cache import DEFAULT_CACHE
-from optsched.oracle.highs_direct import MIP_GAP
+from optsched.oracle.highs import MIP_GAP
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,10 +77,8 @@ def solve(scenario_or_compiled: Any, backend: str = "highs", relax: bool = False
     `relax`. The solution's schedule is scored by the evaluator, which must agree with
     the solver's objective; no schedule raises InfeasibleError with a diagnosis. Bad
     arguments and models above `max_vars` variables are refused before any build."""
-    from optsched.oracle import check_inputs
     from optsched.oracle import solve as oracle_solve
 
-    check_inputs(backend, relax, time_limit, mip_gap)
     return oracle_solve(compiled(scenario_or_compiled), backend, relax, time_limit, mip_gap,
                         raise_infeasible=True, max_vars=max_vars)
 
@@ -224,13 +222,11 @@ def _oracle_summary(per_day: list[dict], oracle: bool) -> dict:
 def _oracle_row(c: Compiled, day, backend: str, cache, rows: list, runs: dict) -> float:
     """Append the oracle's row; its utility is the solver's objective (checked against
     the evaluator by the cache), so its gap is 0 and it captures all of its gain."""
-    from optsched.evaluator import evaluate as evaluate_schedule
     from optsched.oracle.cache import cached_oracle
 
     hit = cached_oracle(c, cache, backend)
-    ev = evaluate_schedule(c, hit.schedule, tol=1e-5, milp=True)
-    runs["oracle", day] = Run(hit.schedule, ev)
-    row = _row("oracle", day, ev, hit.seconds, c.T)
+    runs["oracle", day] = Run(hit.schedule, hit.evaluation)
+    row = _row("oracle", day, hit.evaluation, hit.seconds, c.T)
     row["utility"] = hit.objective
     rows.append(row)
     return hit.objective

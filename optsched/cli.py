@@ -282,10 +282,11 @@ def train_cmd(
         "--checkpoint-every", help="Env steps between checkpoints.")] = 20_000,
 ):
     """Train a learned scheduler on jemas-3 training days (checkpoints, metrics CSV)."""
-    from optsched.options import check_out, train_config, train_days
+    from optsched.learn.train import TrainConfig
+    from optsched.options import check_out, train_days
 
     check_out(out_dir)
-    cfg = train_config(algo=algo, action=action, shaping=shaping, reward=reward, steps=steps,
+    cfg = TrainConfig(algo=algo, action=action, shaping=shaping, reward=reward, steps=steps,
                        seed=seed, reward_norm=reward_norm, num_envs=num_envs,
                        updates_per_step=updates_per_step, eta=eta,
                        diffusion_steps=diffusion_steps, latent=latent, out=str(out_dir),

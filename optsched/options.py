@@ -84,13 +84,6 @@ def train_days(spec: str) -> list[int]:
     return days
 
 
-def train_config(**fields):
-    """A checked TrainConfig (TrainConfig validates every field, naming its CLI flag)."""
-    from optsched.learn.train import TrainConfig
-
-    return TrainConfig(**fields)
-
-
 def check_out(path: Path | None, key: str = "--out", folder: bool = True) -> Path | None:
     """An output location that can be written, checked before any work: a folder (or, with
     `folder=False`, a file) whose nearest existing ancestor is a folder."""

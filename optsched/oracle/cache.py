@@ -17,14 +17,17 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from optsched.oracle.highs_direct import MIP_GAP
+from optsched.oracle.highs import MIP_GAP
 from optsched.oracle.solution import OBJECTIVE_RTOL
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
+
+if TYPE_CHECKING:
+    from optsched.evaluator import Evaluation
 
 DEFAULT_CACHE = Path(".optsched-cache")
 SCHEMA = 1
@@ -34,6 +37,7 @@ class CachedSolution(NamedTuple):
     schedule: Schedule
     objective: float
     seconds: float          # the solve's wall time (when it was solved, not now)
+    evaluation: Evaluation  # the evaluator's score of the schedule (checked = objective)
 
 
 def scenario_key(c: Compiled) -> str:
@@ -82,7 +86,7 @@ def cached_oracle(c: Compiled, cache: Path | None = DEFAULT_CACHE, backend: str 
     if path is not None:
         _write(path, sol.schedule, {"schema": SCHEMA, "scenario": digest, **config,
                                     "objective": float(sol.objective), "seconds": seconds})
-    return CachedSolution(sol.schedule, float(sol.objective), seconds)
+    return CachedSolution(sol.schedule, float(sol.objective), seconds, sol.evaluation)
 
 
 def _write(path: Path, schedule: Schedule, meta: dict) -> None:
@@ -116,7 +120,7 @@ def _read(c: Compiled, path: Path, digest: str, config: dict) -> CachedSolution 
         warnings.warn(f"oracle cache entry {path.name} not used: {problem}; solving again",
                       stacklevel=3)
         return None
-    return CachedSolution(schedule, objective, float(meta["seconds"]))
+    return CachedSolution(schedule, objective, float(meta["seconds"]), ev)
 
 
 def _check_meta(meta, digest: str, config: dict) -> str | None:
