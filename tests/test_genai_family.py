@@ -105,8 +105,10 @@ def test_bank_fingerprint_and_history(tmp_path, monkeypatch):
     bank = DayBank.from_family([4, 9], FAM)
     assert bank.arrivals.shape == (2, 6, 288)
     np.testing.assert_array_equal(bank.arrivals[1], genai.arrivals(9))
+    history._SEEN.clear()                                    # as in a fresh process
     again = DayBank.from_family([4, 9], FAM)                 # from the disk cache
     np.testing.assert_array_equal(again.arrivals, bank.arrivals)
+    assert [history.identify(again.day(j)) for j in range(2)] == [(FAM, 4), (FAM, 9)]
     assert family_fingerprint(FAM) != family_fingerprint("jemas-3")
     c = compile_scenario(get_scenario(FAM, 9))
     assert history.identify(c) == (FAM, 9)

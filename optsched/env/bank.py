@@ -67,8 +67,13 @@ class DayBank:
         path = _cache_path(source, days) if cache else None
         base = compile_scenario(get_scenario(source, days[0]))
         if path is not None and path.is_file():
+            from optsched.scenario.history import remember_arrays
+
             with np.load(path) as data:
-                return cls(base=base, days=tuple(days), **{k: data[k] for k in SERIES})
+                bank = cls(base=base, days=tuple(days), **{k: data[k] for k in SERIES})
+            for d, price in zip(days, bank.price, strict=True):
+                remember_arrays(price, base.gpus, source, d)  # forecasts find earlier days
+            return bank
         bank = cls.from_compiled([base] + [compile_scenario(get_scenario(source, d))
                                            for d in days[1:]], list(days))
         if path is not None:

@@ -110,9 +110,7 @@ class PPOTrainer(RunTrainer):
     """The on-policy trainer: rollouts of `ppo_rollout` slots from every copy, then PPO's
     epochs of updates."""
 
-    def __init__(self, cfg, core):
-        if cfg.shaping != "none":
-            raise ValueError("PPO trains on the environment's reward only (--shaping none)")
+    def __init__(self, cfg, core):          # cfg is a TrainConfig: PPO's shaping is checked
         super().__init__(cfg, core)
         self.agent = PPO(core.obs_dim, core.action_dim,
                          PPOConfig(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden))

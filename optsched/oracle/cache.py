@@ -91,10 +91,9 @@ def cached_oracle(c: Compiled, cache: Path | None = DEFAULT_CACHE, backend: str 
 
 def _write(path: Path, schedule: Schedule, meta: dict) -> None:
     """The schedule first, the metadata that vouches for it last; both atomic."""
-    from optsched.io import atomic_path, atomic_write_text
+    from optsched.io import atomic_write_text
 
-    with atomic_path(path.with_suffix(".npz")) as tmp:
-        schedule.save(tmp)
+    schedule.save(path.with_suffix(".npz"))                   # atomic itself
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, allow_nan=False) + "\n")
 
 

@@ -26,8 +26,14 @@ def _key(price: np.ndarray, gpus: np.ndarray) -> str:
 
 
 def remember(sc: Scenario, source: str, day: int) -> None:
-    price = np.array([s.price for s in sc.sites], float)
-    _SEEN[_key(price, np.array([s.gpus for s in sc.sites], float))] = (source, int(day))
+    remember_arrays(np.array([s.price for s in sc.sites], float),
+                    np.array([s.gpus for s in sc.sites], float), source, day)
+
+
+def remember_arrays(price: np.ndarray, gpus: np.ndarray, source: str, day: int) -> None:
+    """`remember` from a compiled day's price [I, T] and GPU counts [I] (a day bank read
+    from its disk cache builds no Scenario for its days)."""
+    _SEEN[_key(price, gpus)] = (source, int(day))
 
 
 def identify(c: Compiled) -> tuple[str, int] | None:
