@@ -26,7 +26,7 @@ def fidelity_rows(day: int, queueing: str | None, policies: tuple[str, ...], see
     from optsched.policies import get_policy, rollout
     from optsched.scenario import compile_scenario, get_scenario
     from optsched.scenario.schema import Queueing
-    from optsched.sim import deadlines, simulate
+    from optsched.sim import simulate
 
     sc = get_scenario("jemas-3", day)
     if queueing is not None:
@@ -36,7 +36,7 @@ def fidelity_rows(day: int, queueing: str | None, policies: tuple[str, ...], see
     schedules["oracle (LP)"] = solve(c, "highs", relax=True).schedule
     rows = []
     for name, sched in schedules.items():
-        r = simulate(c, sched, seed=seed, deadline_s=deadlines(sc)).to_dict()
+        r = simulate(c, sched, seed=seed).to_dict()
         fl, jobs = r["fluid"], r["jobs"]
         rows.append({
             "queueing": queueing or "off", "day": day, "policy": name,

@@ -100,17 +100,16 @@ def engine(name: str) -> None:
 def day(args: argparse.Namespace) -> None:
     from optsched.policies import get_policy, rollout
     from optsched.scenario import compile_scenario, get_scenario
-    from optsched.sim import ColdStart, deadlines, simulate
+    from optsched.sim import ColdStart, simulate
 
     sc = get_scenario("jemas-3", args.day)
     c = compile_scenario(sc)
     sched = rollout(get_policy(args.policy), [c])[0][0]
-    dl = deadlines(sc)
-    simulate(c, sched, seed=0, deadline_s=dl)                      # kernels load
+    simulate(c, sched, seed=0)                      # kernels load
     took = []
     for r in range(args.rounds):
         t0 = time.perf_counter()
-        res = simulate(c, sched, seed=r, cold_start=ColdStart.default(), deadline_s=dl)
+        res = simulate(c, sched, seed=r, cold_start=ColdStart.default())
         took.append(time.perf_counter() - t0)
     n = int(res.arrived.sum())
     print(f"jemas-3 day {args.day}, {args.policy}: {n:,} jobs, simulate "

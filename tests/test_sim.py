@@ -14,7 +14,7 @@ from optsched.evaluator import evaluate
 from optsched.policies import get_policy, rollout
 from optsched.scenario import compile_scenario, save_scenario, scenario_from_dict
 from optsched.schedule import complete
-from optsched.sim import ColdStart, Jobs, deadlines, poisson_jobs, simulate, simulate_policy
+from optsched.sim import ColdStart, Jobs, poisson_jobs, simulate, simulate_policy
 from optsched.sim.engine import DROPPED, QUEUED_END
 from tests.conftest import TINY, small_scenario, two_sites
 
@@ -61,8 +61,7 @@ def test_hand_computed_queue_on_one_gpu():
     sc, c = tiny([4.0, 0.0])
     o = one_second(c)
     jobs = Jobs.of([0.0, 0.5, 0.6, 3.0], [0, 0, 0, 0])
-    res = simulate(c, plan(c, [4, 0], o, [1, 1]), jobs, cold_start=WARM,
-                   deadline_s=deadlines(sc))
+    res = simulate(c, plan(c, [4, 0], o, [1, 1]), jobs, cold_start=WARM)
     # starts 0, 1, 2, 3 (FCFS on one GPU): finishes 1, 2, 3, 4
     np.testing.assert_allclose(res.latency_s, [1.0, 1.5, 2.4, 1.0])
     assert (res.served[0], res.late[0], res.dropped[0], res.queued_end[0]) == (4, 1, 0, 0)
@@ -91,7 +90,7 @@ def test_interactive_jobs_go_before_waiting_deferrable_ones():
     x[0, o, 0], x[1, o, 0] = 1, 2
     sched = complete(c, x, np.zeros((2, 2)), np.ones((1, 2)))
     jobs = Jobs.of([0.0, 0.2, 0.5], [1, 1, 0])           # d at 0 and 0.2, interactive at 0.5
-    res = simulate(c, sched, jobs, cold_start=WARM, deadline_s=deadlines(sc))
+    res = simulate(c, sched, jobs, cold_start=WARM)
     # d0 runs 0-1; at 1 both wait: the interactive job (1-2) goes before d1 (2-3)
     np.testing.assert_allclose(res.latency_s, [1.0, 2.8, 1.5])
 
@@ -103,7 +102,7 @@ def test_surplus_deferrable_jobs_wait_for_later_capacity_interactive_ones_are_dr
         arrivals = np.r_[np.linspace(0, 3000, 15), 3600 + np.linspace(0, 3000, 5),
                          7200 + np.linspace(0, 3000, 10)]
         res = simulate(c, plan(c, [10, 10, 10], o, [20, 20, 20]), Jobs.of(arrivals, [0] * 30),
-                       cold_start=WARM, deadline_s=deadlines(sc))
+                       cold_start=WARM)
         assert (res.served[0], res.dropped[0]) == (served, dropped)
         assert res.deferred[0] == (5 if deferrable else 0)
         np.testing.assert_array_equal(res.slot_served[0], [10, 10 if deferrable else 5, 10])
@@ -125,8 +124,7 @@ def test_ample_capacity_without_cold_starts_matches_the_fluid_model(seed):
     x[:, at_a] -= half
     x[:, at_a + at_a.size] += half
     full = complete(c, x, sched.y, np.full((c.I, c.T), 400.0))       # battery idle
-    res = simulate(c, full, seed=seed, cold_start=ColdStart.default(),
-                   deadline_s=deadlines(sc))
+    res = simulate(c, full, seed=seed, cold_start=ColdStart.default())
     ev = evaluate(c, full)
     assert ev.feasible and ev.jobs["transferred"] > 0
     served = res.option >= 0
@@ -145,7 +143,7 @@ def test_late_jobs_grow_with_load_beyond_capacity():
         n = round(load * 3600)
         sc, c = tiny([float(n), 0.0])
         sched = plan(c, [n, 0], one_second(c), [1, 1])
-        res = simulate(c, sched, seed=3, cold_start=WARM, deadline_s=deadlines(sc))
+        res = simulate(c, sched, seed=3, cold_start=WARM)
         assert res.served[0] == n                       # the queue drains in slot 2
         rates.append(res.late_rate[0])
         p95.append(res.latency_pct[0, 1])
@@ -160,8 +158,7 @@ def test_waiting_on_one_gpu_follows_the_m_d_1_queue():
     # Poisson arrivals at rate 0.5/s, 1 s service: P(wait <= 1) = (1 - rho) e^rho (Erlang)
     T = 24
     sc, c = tiny([1800.0] * T)
-    res = simulate(c, plan(c, [1800] * T, one_second(c), [1] * T), seed=0, cold_start=WARM,
-                   deadline_s=deadlines(sc))
+    res = simulate(c, plan(c, [1800] * T, one_second(c), [1] * T), seed=0, cold_start=WARM)
     assert res.late_rate[0] == pytest.approx(1 - 0.5 * np.exp(0.5), abs=0.01)
 
 
@@ -170,14 +167,12 @@ def test_cold_start_delays_the_first_jobs_on_a_gpu_switched_on():
     o = one_second(c)
     jobs = Jobs.of([3600.0, 3605.0, 7200.0], [0, 0, 0])
     cold = ColdStart(10.0, 10.0)                      # a fixed 10 s delay
-    res = simulate(c, plan(c, [0, 2, 1], o, [0, 1, 1]), jobs, cold_start=cold,
-                   deadline_s=deadlines(sc))
+    res = simulate(c, plan(c, [0, 2, 1], o, [0, 1, 1]), jobs, cold_start=cold)
     # ready at 3610: job 0 runs 3610-3611, job 1 3611-3612; slot 2's GPU is already warm
     np.testing.assert_allclose(res.latency_s, [11.0, 7.0, 1.0])
     assert res.energy["cold_starts"] == 1
     assert res.energy["cold_start_kwh"] == pytest.approx(0.36 * 10 / 3600)
-    warm = simulate(c, plan(c, [0, 2, 1], o, [1, 1, 1]), jobs, cold_start=cold,
-                    deadline_s=deadlines(sc))
+    warm = simulate(c, plan(c, [0, 2, 1], o, [1, 1, 1]), jobs, cold_start=cold)
     np.testing.assert_allclose(warm.latency_s, [1.0, 1.0, 1.0])       # on since slot 0
     assert warm.energy["cold_starts"] == 0
 
@@ -185,14 +180,13 @@ def test_cold_start_delays_the_first_jobs_on_a_gpu_switched_on():
 def test_a_job_draining_past_its_slot_keeps_its_gpu_busy():
     sc, c = tiny([1.0, 0.0, 1.0])
     jobs = Jobs.of([0.0, 7200.0], [0, 0], [8000.0, 1.0])   # the first runs 0 - 8000 s
-    res = simulate(c, plan(c, [1, 0, 1], one_second(c), [1, 0, 1]), jobs, cold_start=WARM,
-                   deadline_s=deadlines(sc))
+    res = simulate(c, plan(c, [1, 0, 1], one_second(c), [1, 0, 1]), jobs, cold_start=WARM)
     np.testing.assert_allclose(res.latency_s, [8000.0, 801.0])     # waits for the GPU
 
 
 def test_jobs_sent_to_a_site_without_gpus_are_still_queued_at_the_end():
     sc, c = tiny([4.0, 0.0], gpus=0)
-    res = simulate(c, plan(c, [4, 0], one_second(c), [0, 0]), deadline_s=deadlines(sc))
+    res = simulate(c, plan(c, [4, 0], one_second(c), [0, 0]))
     assert (res.served[0], res.dropped[0], res.queued_end[0]) == (0, 0, 4)
 
 
@@ -207,14 +201,13 @@ def test_cold_start_distribution_matches_the_trace():
 @pytest.mark.parametrize("seed", range(4))
 def test_every_job_is_counted_once_on_random_scenarios(seed):
     c = small_scenario(seed)
-    dl = np.array([TINY["classes"][0]["deadline_s"], np.inf])
     rng = np.random.default_rng(seed)
     for policy in ("local-fixed", "greedy", "dispatch"):
         sched = rollout(get_policy(policy), [c])[0][0]
         base = poisson_jobs(c, seed, burstiness=float(rng.uniform(0, 3)),
                             counts="poisson" if seed % 2 else "exact")
         jobs = Jobs.of(base.arrival_s, base.k, rng.lognormal(0, 0.5, len(base)))
-        res = simulate(c, sched, jobs, seed=seed, deadline_s=dl)
+        res = simulate(c, sched, jobs, seed=seed)
         arrived = np.bincount(jobs.k, minlength=c.K)
         np.testing.assert_array_equal(res.arrived, arrived)
         np.testing.assert_array_equal(res.served + res.dropped + res.queued_end, arrived)
@@ -233,13 +226,12 @@ def test_every_job_is_counted_once_on_random_scenarios(seed):
 
 def test_same_seed_same_result_other_seed_other_result():
     c = small_scenario(5)
-    dl = np.array([4.0, np.inf])
     sched = rollout(get_policy("greedy"), [c])[0][0]
-    a, b = (simulate(c, sched, seed=7, deadline_s=dl) for _ in range(2))
-    other = simulate(c, sched, seed=8, deadline_s=dl)
+    a, b = (simulate(c, sched, seed=7) for _ in range(2))
+    other = simulate(c, sched, seed=8)
     parent = np.random.SeedSequence(7)
     first, second = parent.spawn(2)
-    runs = [simulate(c, sched, seed=ss, deadline_s=dl).to_dict() for ss in (first, first, second)]
+    runs = [simulate(c, sched, seed=ss).to_dict() for ss in (first, first, second)]
     assert runs[0] == runs[1] != runs[2]
     assert a.to_dict() == b.to_dict()
     np.testing.assert_array_equal(a.latency_s, b.latency_s)
@@ -267,17 +259,17 @@ def test_burstiness_makes_arrivals_within_a_slot_overdispersed():
     assert dispersion(0.5) > 500.0
 
 
-def test_bad_jobs_and_missing_deadlines_are_one_line_errors():
+def test_bad_jobs_and_deadlines_are_one_line_errors():
     sc, c = tiny([4.0, 0.0])
     sched = plan(c, [4, 0], one_second(c), [1, 1])
     with pytest.raises(ScenarioError, match=r"jobs.arrival_s\[1\]: must be sorted"):
-        simulate(c, sched, Jobs.of([5.0, 1.0], [0, 0]), deadline_s=deadlines(sc))
+        simulate(c, sched, Jobs.of([5.0, 1.0], [0, 0]))
     with pytest.raises(ScenarioError, match="jobs.k"):
-        simulate(c, sched, Jobs.of([1.0], [3]), deadline_s=deadlines(sc))
+        simulate(c, sched, Jobs.of([1.0], [3]))
     with pytest.raises(ScenarioError, match="jobs.arrival_s: must lie in"):
-        simulate(c, sched, Jobs.of([7200.0], [0]), deadline_s=deadlines(sc))
+        simulate(c, sched, Jobs.of([7200.0], [0]))
     with pytest.raises(ScenarioError, match="deadline_s"):
-        simulate(c, sched)
+        simulate(c, sched, deadline_s=[4.0, 1.0, 2.0])        # one per class (1)
 
 
 def test_simulate_policy_on_a_scenario_file(tmp_path):

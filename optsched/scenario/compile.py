@@ -48,6 +48,7 @@ class Compiled:
     min_quality: F            # [K]
     drop_penalty: F           # [K]
     late_penalty: F           # [K] 0 for deferrable
+    deadline_s: F             # [K] seconds, inf for deferrable (the per-job simulator)
     wait_cost: F              # [K] 0 for interactive
     max_wait: I_              # [K] D_k, 0 for interactive
     latency_s: F              # [K, O]
@@ -197,6 +198,7 @@ def compile_scenario(sc: Scenario) -> Compiled:
         opt_site=opt_site, opt_steps=opt_steps, opt_clock=opt_clock, quality=quality,
         gpu_s=gpu_s, energy_j=energy_j, busy_kwh=busy, site_of=site_of,
         home=home, interactive=interactive, revenue_per_job=rho, min_quality=qmin,
+        deadline_s=deadline,
         drop_penalty=np.array([c.drop_penalty for c in cls], float), late_penalty=v,
         wait_cost=w, max_wait=max_wait, latency_s=latency, late=late, eligible=eligible,
         revenue=revenue, transfer=transfer, late_cost=late_cost,

@@ -3,7 +3,7 @@ and service times, FCFS queues on the powered-on GPUs, cold starts, transfers, d
 
 from optsched.sim.jobs import ColdStart, Jobs, poisson_jobs
 from optsched.sim.rollout import simulate_days, simulate_policy
-from optsched.sim.simulate import PERCENTILES, SimResult, deadlines, simulate
+from optsched.sim.simulate import PERCENTILES, SimResult, simulate
 
-__all__ = ["PERCENTILES", "ColdStart", "Jobs", "SimResult", "deadlines", "poisson_jobs",
+__all__ = ["PERCENTILES", "ColdStart", "Jobs", "SimResult", "poisson_jobs",
            "simulate", "simulate_days", "simulate_policy"]

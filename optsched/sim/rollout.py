@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 
 from optsched.sim.jobs import ColdStart, poisson_jobs
-from optsched.sim.simulate import SimResult, deadlines, simulate
+from optsched.sim.simulate import SimResult, simulate
 
 
 def simulate_days(scenario: str | Path, policy: str, days: list[int | None], seed: int = 0,
@@ -22,15 +22,13 @@ def simulate_days(scenario: str | Path, policy: str, days: list[int | None], see
     from optsched.policies import get_policy, rollout
     from optsched.scenario import compile_scenario, get_scenario
 
-    scenarios = [get_scenario(scenario, day) for day in days]
-    compiled = [compile_scenario(sc) for sc in scenarios]
+    compiled = [compile_scenario(get_scenario(scenario, day)) for day in days]
     rolled = rollout(get_policy(policy, seed), compiled)
     out = []
-    for day, sc, c, (sched, _, _) in zip(days, scenarios, compiled, rolled, strict=True):
+    for day, c, (sched, _, _) in zip(days, compiled, rolled, strict=True):
         job_ss, sim_ss = np.random.SeedSequence([seed, 0 if day is None else day + 1]).spawn(2)
         jobs = poisson_jobs(c, job_ss, burstiness=burstiness, counts=counts)
-        out.append(simulate(c, sched, jobs, seed=sim_ss, cold_start=cold_start,
-                            deadline_s=deadlines(sc)))
+        out.append(simulate(c, sched, jobs, seed=sim_ss, cold_start=cold_start))
     return out
 
 

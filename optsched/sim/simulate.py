@@ -58,7 +58,6 @@ from optsched import physics
 from optsched.errors import ScenarioError
 from optsched.evaluator import evaluate, utility_of
 from optsched.scenario.compile import Compiled
-from optsched.scenario.schema import Scenario
 from optsched.schedule import Schedule, complete, it_kw
 from optsched.sim import engine
 from optsched.sim.jobs import ColdStart, Jobs, poisson_jobs
@@ -67,13 +66,6 @@ F = NDArray[np.float64]
 I_ = NDArray[np.int64]
 PERCENTILES = (50, 95, 99)
 GPU_TOL = 1e-6      # n within this of an integer counts as that integer
-
-
-def deadlines(sc: Scenario) -> F:
-    """Deadline per class [K] in seconds from a scenario (inf for deferrable classes), for
-    `simulate(deadline_s=...)`: the compiled arrays keep only `late[k, o]`."""
-    return np.array([cl.deadline_s if cl.kind == "interactive" else np.inf
-                     for cl in sc.classes], float)
 
 
 def cum_round(a: F) -> I_:
@@ -196,7 +188,7 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
     """Replay `schedule` on `c` job by job (see the module docstring). `jobs` default:
     `poisson_jobs(c, counts="exact")`, the demand the schedule was planned for at random
     times within each slot. `cold_start` default: `ColdStart.default()`. `deadline_s` [K]
-    (see `deadlines`) is needed when a class is interactive. One seed drives the jobs (when
+    default: the classes' own (`c.deadline_s`). One seed drives the jobs (when
     drawn here), the shuffle of options over jobs and the cold-start delays."""
     cold_start = ColdStart.default() if cold_start is None else cold_start
     fluid_ev = evaluate(c, schedule, keep=0)                      # also checks the shapes
@@ -328,14 +320,7 @@ def _streams(seed: int | np.random.SeedSequence, n: int) -> list[np.random.SeedS
 
 
 def _deadlines(c: Compiled, deadline_s: ArrayLike | None) -> F:
-    if deadline_s is None:
-        deadline_s = getattr(c, "deadline_s", None)
-    if deadline_s is None:
-        if c.interactive.any():
-            raise ScenarioError("deadline_s", "the compiled scenario carries no class "
-                                "deadlines: pass deadline_s=optsched.sim.deadlines(scenario)")
-        return np.full(c.K, np.inf)
-    d = np.asarray(deadline_s, dtype=float)
+    d = np.asarray(c.deadline_s if deadline_s is None else deadline_s, dtype=float)
     if d.shape != (c.K,):
         raise ScenarioError("deadline_s", f"expected one deadline per class ({c.K})",
                             list(np.atleast_1d(d)))
