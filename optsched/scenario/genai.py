@@ -93,9 +93,7 @@ def site_arrivals(day: int, site: int) -> np.ndarray:
     seed = int(np.random.SeedSequence([int(work["seed"]), day, site]).generate_state(1)[0])
     w = sample_day(model, seed, date_of(day).weekday(), minutes, T,
                    site_jobs_per_day()[name] / images_per_request)
-    slot = (w.arrival_s // (60 * minutes)).astype(np.int64)
-    jobs = np.bincount(w.klass.astype(np.int64) * T + slot, weights=w.images,
-                       minlength=len(CLASSES) * T).reshape(len(CLASSES), T)
+    jobs = w.counts(minutes, weights=w.images)            # images: one job each
     # Local time = reference time - behind: local slot s is reference slot s + behind.
     return np.roll(jobs, int(work["behind_reference_h"][name]) * 60 // minutes, axis=1)
 

@@ -36,13 +36,15 @@ class DayWorkload:
     def horizon_s(self) -> int:
         return 60 * self.slot_minutes * self.slots
 
-    def counts(self, slot_minutes: int | None = None) -> np.ndarray:
+    def counts(self, slot_minutes: int | None = None,
+               weights: np.ndarray | None = None) -> np.ndarray:
         """Arrivals per class (rows, CLASSES order) and slot (columns) of `slot_minutes`
-        (default the day's own) over the horizon; a last partial slot counts too."""
+        (default the day's own) over the horizon; a last partial slot counts too. With
+        `weights` (one per request, e.g. its images) their sums instead of counts."""
         width = 60 * (slot_minutes or self.slot_minutes)
         slots = -(-self.horizon_s // width)
         slot = (self.arrival_s // width).astype(np.int64)
-        flat = np.bincount(self.klass.astype(np.int64) * slots + slot,
+        flat = np.bincount(self.klass.astype(np.int64) * slots + slot, weights=weights,
                            minlength=len(CLASSES) * slots)
         return flat.reshape(len(CLASSES), slots)
 
