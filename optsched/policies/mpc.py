@@ -21,8 +21,8 @@ import highspy
 import numpy as np
 
 from optsched.env.core import BatchedCore
-from optsched.oracle.highs import matrix_to_highs, new_highs
-from optsched.oracle.matrix import build_matrix
+from optsched.oracle.highs import highs_lp, new_highs
+from optsched.oracle.matrix import MatrixModel, build_matrix
 from optsched.scenario.compile import Compiled
 
 FORECAST = ("arrivals", "price", "renewable")
@@ -87,67 +87,96 @@ class MPC:
         return out
 
     def _solve(self, core: BatchedCore, j: int) -> dict:
-        """Solve the window from the current slot. Every window has the same length and
-        structure (slots past the horizon's end are padding with every decision fixed at
-        0), so after the first solve only bounds, costs and right-hand sides change: the
-        persistent HiGHS object re-solves from its previous basis (warm start)."""
-        import time
+        """Solve the window from the current slot on the forecasts."""
+        c, t = core.compiled(j), core.t
+        end = min(t + min(self.horizon, c.T), c.T)
+        fc = self._forecast(c, t, end, self._rngs[j])
+        m, arrivals, real = self._window(core, j, c, {**fc,
+                                                      "backlog_cap": c.backlog_cap[:, t:end]})
+        v = self._run(j, t, m.A, m.cost, m.col_lo, m.col_hi, m.row_lo, m.row_hi)
+        return window_plan(c, m, v, arrivals, real)
 
-        c = core.compiled(j)
+    def _window(self, core: BatchedCore, j: int, c: Compiled, series: dict
+                ) -> tuple[MatrixModel, np.ndarray, int]:
+        """The window's LP from the current slot, with `series` (arrivals, backlog_cap,
+        price, renewable over the window's real slots). Every window has the same length
+        and structure (slots past the horizon's end are padding with every decision fixed
+        at 0), so after the first solve only bounds, costs and right-hand sides change."""
         t = core.t
         W = min(self.horizon, c.T)
-        end = min(t + W, c.T)
-        real = end - t
-        fc = self._forecast(c, t, end, self._rngs[j])
+        real = min(t + W, c.T) - t
 
         def padded(a: np.ndarray, fill: float = 0.0) -> np.ndarray:
             out = np.full(a.shape[:-1] + (W,), fill)
             out[..., :real] = a
             return out
 
-        arrivals = padded(fc["arrivals"])
+        arrivals = padded(series["arrivals"])
         arrivals[:, 0] += core.q[:, j]                # the backlog waits in the first slot
         window = dataclasses.replace(
-            c, T=W, arrivals=arrivals, backlog_cap=padded(c.backlog_cap[:, t:end]),
-            price=padded(fc["price"]), renewable=padded(fc["renewable"]),
-            pue=padded(c.pue[:, t:end], 1.0), ci=padded(c.ci[:, t:end]),
+            c, T=W, arrivals=arrivals, backlog_cap=padded(series["backlog_cap"]),
+            price=padded(series["price"]), renewable=padded(series["renewable"]),
+            pue=padded(c.pue[:, t:t + real], 1.0), ci=padded(c.ci[:, t:t + real]),
             soc0=core.soc[:, j].copy(),
-            terminal_price=np.maximum(fc["price"].max(axis=1), 0.0) / 1000.0 / c.eta_c)
+            terminal_price=np.maximum(series["price"].max(axis=1), 0.0) / 1000.0 / c.eta_c)
         if real < W:
             # The padding repeats the last real PUE, so the matrix never changes.
             window.pue[:, real:] = window.pue[:, real - 1:real]
         m = build_matrix(window, relax=True, soc_ref=c.soc0, peak_floor=core.peak[:, j])
         for name in ("x", "n", "ch", "dis", "r", "b", "z"):
             m.col_hi[m.blocks[name]].reshape(m.shapes[name])[..., real:] = 0.0
+        return m, arrivals, real
+
+    def _run(self, j: int, t: int, A, cost: np.ndarray, col_lo: np.ndarray,
+             col_hi: np.ndarray, row_lo: np.ndarray, row_hi: np.ndarray) -> np.ndarray:
+        """Maximise cost @ v over the LP: copy j's persistent HiGHS object re-solves from
+        its previous basis when only bounds, costs and right-hand sides changed (warm
+        start), and from scratch when the matrix changed or a warm start stalls."""
+        import time
+
+        def cold() -> highspy.Highs:
+            fresh = new_highs(None)
+            fresh.passModel(highs_lp(-cost, col_lo, col_hi, row_lo, row_hi, A,
+                                     np.zeros(len(cost), bool)))
+            return fresh
+
         h, A_prev = self._highs.get(j, (None, None))
-        if h is None or A_prev is None or A_prev.shape != m.A.shape or (A_prev != m.A).nnz:
-            h = new_highs(None)
-            h.passModel(matrix_to_highs(m))
+        warm = not (h is None or A_prev is None or A_prev.shape != A.shape
+                    or (A_prev != A).nnz)
+        if warm:
+            cols = np.arange(len(cost), dtype=np.int32)
+            rows = np.arange(A.shape[0], dtype=np.int32)
+            h.changeColsCost(len(cost), cols, -cost)
+            h.changeColsBounds(len(cost), cols, col_lo, col_hi)
+            h.changeRowsBounds(A.shape[0], rows, row_lo, row_hi)
         else:
-            cols, rows = np.arange(m.n_vars, dtype=np.int32), np.arange(m.n_cons,
-                                                                        dtype=np.int32)
-            h.changeColsCost(m.n_vars, cols, -m.cost)
-            h.changeColsBounds(m.n_vars, cols, m.col_lo, m.col_hi)
-            h.changeRowsBounds(m.n_cons, rows, m.row_lo, m.row_hi)
-        self._highs[j] = (h, m.A)
+            h = cold()
         t0 = time.perf_counter()
         h.run()
+        if warm and h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            h = cold()           # a warm start can stall numerically: solve from scratch
+            h.run()
+        self._highs[j] = (h, A)
         self.solve_seconds.append(time.perf_counter() - t0)
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            raise RuntimeError(f"MPC window at slot {t} did not solve: {h.getModelStatus()}")
-        v = np.asarray(h.getSolution().col_value)
-        L = m.layout
-        x = np.zeros((c.K, c.O, W))
-        x[L.pair_k, L.pair_o] = np.maximum(m.block(v, "x"), 0.0)
-        ch = np.zeros((c.I, W))
-        dis = np.zeros((c.I, W))
-        ch[L.batt], dis[L.batt] = m.block(v, "ch"), m.block(v, "dis")
-        q = np.zeros((c.K, W))
-        q[L.deferrable] = m.block(v, "q")
-        pending = arrivals + np.concatenate([np.zeros((c.K, 1)), q[:, :-1]], axis=1)
-        return {"x": x[..., :real], "ch": ch[:, :real], "dis": dis[:, :real],
-                "y": np.maximum(m.block(v, "y"), 0.0)[:, :real],
-                "pending": pending[:, :real]}
+            raise RuntimeError(f"{self.name} window at slot {t} did not solve: "
+                               f"{h.getModelStatus()}")
+        return np.asarray(h.getSolution().col_value)
+
+
+def window_plan(c: Compiled, m: MatrixModel, v: np.ndarray, arrivals: np.ndarray, real: int
+                ) -> dict:
+    """A solved window's plan in the form MPC executes (x, ch, dis, y, pending per slot)."""
+    L, W = m.layout, arrivals.shape[1]
+    x = np.zeros((c.K, c.O, W))
+    x[L.pair_k, L.pair_o] = np.maximum(m.block(v, "x"), 0.0)
+    ch, dis = np.zeros((c.I, W)), np.zeros((c.I, W))
+    ch[L.batt], dis[L.batt] = m.block(v, "ch"), m.block(v, "dis")
+    q = np.zeros((c.K, W))
+    q[L.deferrable] = m.block(v, "q")
+    pending = arrivals + np.concatenate([np.zeros((c.K, 1)), q[:, :-1]], axis=1)
+    return {"x": x[..., :real], "ch": ch[:, :real], "dis": dis[:, :real],
+            "y": np.maximum(m.block(v, "y"), 0.0)[:, :real], "pending": pending[:, :real]}
 
 
 def myopic_lp() -> MPC:

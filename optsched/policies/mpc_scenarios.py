@@ -19,19 +19,16 @@ MPC's, and 12 hours cover the 2-hour batch slack and the evening peak ahead many
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from dataclasses import dataclass
 
-import highspy
 import numpy as np
 import scipy.sparse as sp
 
 from optsched.env.core import BatchedCore
 from optsched.errors import ScenarioError
 from optsched.forecast import QuantileModel, family_quantiles
-from optsched.oracle.highs import highs_lp, new_highs
-from optsched.oracle.matrix import MatrixModel, build_matrix
+from optsched.oracle.matrix import MatrixModel
+from optsched.policies.mpc import window_plan
 from optsched.policies.mpc_forecast import MPCForecast
 from optsched.scenario.compile import Compiled, backlog_cap
 
@@ -65,78 +62,25 @@ class MPCScenarios(MPCForecast):
         return ([qm.quantile(point, t + 1, lv, c.dt_h) for lv in self.levels],
                 list(self.weights))
 
-    def _window(self, core: BatchedCore, j: int, day: np.ndarray
-                ) -> tuple[MatrixModel, np.ndarray, int]:
-        """The window's model for one demand path `day` [K, T] (as MPC builds its own)."""
-        c, t = core.compiled(j), core.t
-        W = min(self.horizon, c.T)
-        end = min(t + W, c.T)
-        real = end - t
-
-        def padded(a: np.ndarray, fill: float = 0.0) -> np.ndarray:
-            out = np.full(a.shape[:-1] + (W,), fill)
-            out[..., :real] = a
-            return out
-
-        arrivals = padded(day[:, t:end])
-        arrivals[:, 0] += core.q[:, j]
-        window = dataclasses.replace(
-            c, T=W, arrivals=arrivals,
-            backlog_cap=padded(backlog_cap(day, c.max_wait)[:, t:end]),
-            price=padded(c.price[:, t:end]), renewable=padded(c.renewable[:, t:end]),
-            pue=padded(c.pue[:, t:end], 1.0), ci=padded(c.ci[:, t:end]),
-            soc0=core.soc[:, j].copy(),
-            terminal_price=np.maximum(c.price[:, t:end].max(axis=1), 0.0) / 1000.0 / c.eta_c)
-        if real < W:
-            window.pue[:, real:] = window.pue[:, real - 1:real]
-        m = build_matrix(window, relax=True, soc_ref=c.soc0, peak_floor=core.peak[:, j])
-        for name in ("x", "n", "ch", "dis", "r", "b", "z"):
-            m.col_hi[m.blocks[name]].reshape(m.shapes[name])[..., real:] = 0.0
-        return m, arrivals, real
-
     def _solve(self, core: BatchedCore, j: int) -> dict:
         c, t = core.compiled(j), core.t
+        end = min(t + min(self.horizon, c.T), c.T)
         paths, weights = self._paths(c, t, j)
-        parts = [self._window(core, j, p) for p in paths]
+        parts = [self._window(core, j, c, {
+            "arrivals": p[:, t:end], "backlog_cap": backlog_cap(p, c.max_wait)[:, t:end],
+            "price": c.price[:, t:end], "renewable": c.renewable[:, t:end]}) for p in paths]
         ms = [p[0] for p in parts]
         n = ms[0].n_vars
         A = sp.block_diag([m.A for m in ms], format="csr")
         A = sp.vstack([A, _non_anticipativity(ms[0], len(ms))], format="csr")
         n_na = A.shape[0] - sum(m.n_cons for m in ms)
-        cost = np.concatenate([w * m.cost for w, m in zip(weights, ms, strict=True)])
-        col_lo = np.concatenate([m.col_lo for m in ms])
-        col_hi = np.concatenate([m.col_hi for m in ms])
-        row_lo = np.concatenate([m.row_lo for m in ms] + [np.zeros(n_na)])
-        row_hi = np.concatenate([m.row_hi for m in ms] + [np.zeros(n_na)])
-        def cold() -> highspy.Highs:
-            fresh = new_highs(None)
-            fresh.passModel(highs_lp(-cost, col_lo, col_hi, row_lo, row_hi, A,
-                                     np.zeros(len(cost), bool)))
-            return fresh
-
-        h, A_prev = self._highs.get(j, (None, None))
-        warm = not (h is None or A_prev is None or A_prev.shape != A.shape
-                    or (A_prev != A).nnz)
-        if warm:
-            cols = np.arange(len(cost), dtype=np.int32)
-            rows = np.arange(A.shape[0], dtype=np.int32)
-            h.changeColsCost(len(cost), cols, -cost)
-            h.changeColsBounds(len(cost), cols, col_lo, col_hi)
-            h.changeRowsBounds(A.shape[0], rows, row_lo, row_hi)
-        else:
-            h = cold()
-        t0 = time.perf_counter()
-        h.run()
-        if warm and h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            h = cold()           # a warm start can stall numerically: solve from scratch
-            h.run()
-        self._highs[j] = (h, A)
-        self.solve_seconds.append(time.perf_counter() - t0)
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            raise RuntimeError(f"scenario MPC window at slot {t} did not solve: "
-                               f"{h.getModelStatus()}")
-        v = np.asarray(h.getSolution().col_value)
-        plans = [_plan(c, m, v[s * n:(s + 1) * n], arr, real)
+        v = self._run(j, t, A,
+                      np.concatenate([w * m.cost for w, m in zip(weights, ms, strict=True)]),
+                      np.concatenate([m.col_lo for m in ms]),
+                      np.concatenate([m.col_hi for m in ms]),
+                      np.concatenate([m.row_lo for m in ms] + [np.zeros(n_na)]),
+                      np.concatenate([m.row_hi for m in ms] + [np.zeros(n_na)]))
+        plans = [window_plan(c, m, v[s * n:(s + 1) * n], arr, real)
                  for s, (m, arr, real) in enumerate(parts)]
         return {key: sum(w * p[key] for w, p in zip(weights, plans, strict=True))
                 for key in plans[0]}
@@ -157,18 +101,3 @@ def _non_anticipativity(m: MatrixModel, copies: int) -> sp.csr_matrix:
         vals += [np.ones(k), -np.ones(k)]
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                          shape=((copies - 1) * k, copies * n))
-
-
-def _plan(c: Compiled, m: MatrixModel, v: np.ndarray, arrivals: np.ndarray, real: int
-          ) -> dict:
-    """One path's plan in the form MPC executes (x, ch, dis, y, pending per slot)."""
-    L, W = m.layout, arrivals.shape[1]
-    x = np.zeros((c.K, c.O, W))
-    x[L.pair_k, L.pair_o] = np.maximum(m.block(v, "x"), 0.0)
-    ch, dis = np.zeros((c.I, W)), np.zeros((c.I, W))
-    ch[L.batt], dis[L.batt] = m.block(v, "ch"), m.block(v, "dis")
-    q = np.zeros((c.K, W))
-    q[L.deferrable] = m.block(v, "q")
-    pending = arrivals + np.concatenate([np.zeros((c.K, 1)), q[:, :-1]], axis=1)
-    return {"x": x[..., :real], "ch": ch[:, :real], "dis": dis[:, :real],
-            "y": np.maximum(m.block(v, "y"), 0.0)[:, :real], "pending": pending[:, :real]}
