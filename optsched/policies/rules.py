@@ -7,6 +7,7 @@ powered on as the work needs (the environment's repair).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,41 +36,21 @@ class LocalFixed:
         return np.broadcast_to(a, (core.B, core.action_dim))
 
 
-def _mpc():
-    from optsched.policies.mpc import MPC
-    return MPC()
+def _lazy(module: str, factory: str):
+    """A policy constructor imported on first use (MPC pulls in the LP stack, dispatch
+    its Newton solver): the registry stays cheap to import."""
+    def make():
+        return getattr(importlib.import_module(module), factory)()
+    return make
 
 
-def _mpc_noisy():
-    from optsched.policies.mpc import mpc_noisy
-    return mpc_noisy()
-
-
-def _myopic():
-    from optsched.policies.mpc import myopic_lp
-    return myopic_lp()
-
-
-def _mpc_forecast():
-    from optsched.policies.mpc_forecast import MPCForecast
-    return MPCForecast()
-
-
-def _mpc_scenarios():
-    from optsched.policies.mpc_scenarios import MPCScenarios
-    return MPCScenarios()
-
-
-def _greedy():
-    from optsched.policies.greedy import Greedy
-    return Greedy()
-
-
-def _dispatch():
-    from optsched.policies.dispatch import Dispatch
-    return Dispatch()
-
-
-POLICIES = {"local-fixed": LocalFixed, "greedy": _greedy, "myopic-lp": _myopic,
-            "dispatch": _dispatch, "mpc": _mpc, "mpc-noisy": _mpc_noisy,
-            "mpc-forecast": _mpc_forecast, "mpc-scenarios": _mpc_scenarios}
+POLICIES = {
+    "local-fixed": LocalFixed,
+    "greedy": _lazy("optsched.policies.greedy", "Greedy"),
+    "myopic-lp": _lazy("optsched.policies.mpc", "myopic_lp"),
+    "dispatch": _lazy("optsched.policies.dispatch", "Dispatch"),
+    "mpc": _lazy("optsched.policies.mpc", "MPC"),
+    "mpc-noisy": _lazy("optsched.policies.mpc", "mpc_noisy"),
+    "mpc-forecast": _lazy("optsched.policies.mpc_forecast", "MPCForecast"),
+    "mpc-scenarios": _lazy("optsched.policies.mpc_scenarios", "MPCScenarios"),
+}
