@@ -61,3 +61,10 @@ def soc_path(soc0: ArrayLike, ch_kw: NDArray, dis_kw: NDArray, dt_h: float,
 
 def facility_kw(pue: ArrayLike, it_kw: ArrayLike) -> NDArray[np.float64]:
     return np.asarray(pue, float) * np.asarray(it_kw, float)
+
+
+def gpu_starts(n: NDArray) -> NDArray[np.float64]:
+    """GPUs switched on in each slot [I, T]: the rise of n over the previous slot, never
+    negative; GPUs on in slot 0 count as warm (the day starts from the night's fleet)."""
+    n = np.asarray(n, dtype=np.float64)
+    return np.maximum(np.diff(n, axis=-1, prepend=n[..., :1]), 0.0)

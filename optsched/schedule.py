@@ -31,6 +31,13 @@ class Schedule:
     r: F      # [I, T] renewable power used, kW
     b: F      # [I, T] grid import, kW
     z: F      # [I, T] grid export, kW
+    # [I, T] GPUs started (cold starts), >= the rise of n; only scored with [provisioning]
+    # on (docs/model.md). None: zeros.
+    start: F | None = None
+
+    def __post_init__(self) -> None:
+        if self.start is None:
+            self.start = np.zeros_like(np.asarray(self.n, dtype=np.float64))
 
     def arrays(self) -> dict[str, F]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -49,7 +56,7 @@ class Schedule:
     @classmethod
     def load(cls, path: str | Path) -> Schedule:
         with np.load(path, allow_pickle=False) as data:
-            return cls(**{f.name: data[f.name] for f in fields(cls)})
+            return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def frames(self, c: Compiled) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(jobs: one row per class x option x slot with x > 0, sites: one row per site x
@@ -66,10 +73,15 @@ class Schedule:
         return jobs, sites
 
 
-def it_kw(c: Compiled, x: F, n: F) -> F:
-    """IT power [I, T] (MODEL.md 4): idle draw of powered-on GPUs + busy energy per slot."""
+def it_kw(c: Compiled, x: F, n: F, start: F | None = None) -> F:
+    """IT power [I, T] (MODEL.md 4): idle draw of powered-on GPUs + busy energy per slot,
+    + with provisioning on, the idle draw of started GPUs while they load (cold_start_s
+    each, averaged over the slot)."""
     busy = np.einsum("io,o,kot->it", c.site_of, c.busy_kwh, x)
-    return c.idle_kw[:, None] * n + busy / c.dt_h
+    p = c.idle_kw[:, None] * n + busy / c.dt_h
+    if start is not None and c.cold_start_s > 0:
+        p = p + c.idle_kw[:, None] * start * (c.cold_start_s / c.dt_s)
+    return p
 
 
 def gpu_seconds_used(c: Compiled, x: F) -> F:
@@ -77,9 +89,9 @@ def gpu_seconds_used(c: Compiled, x: F) -> F:
     return np.einsum("io,o,kot->it", c.site_of, c.gpu_s, x)
 
 
-def net_load_kw(c: Compiled, x: F, n: F, ch: F, dis: F, r: F) -> F:
+def net_load_kw(c: Compiled, x: F, n: F, ch: F, dis: F, r: F, start: F | None = None) -> F:
     """b - z that the balance (MODEL.md 6) requires [I, T]."""
-    return physics.facility_kw(c.pue, it_kw(c, x, n)) + ch - dis - r
+    return physics.facility_kw(c.pue, it_kw(c, x, n, start)) + ch - dis - r
 
 
 def complete(c: Compiled, x: F, y: F, n: F, ch: F | None = None, dis: F | None = None,
@@ -93,11 +105,12 @@ def complete(c: Compiled, x: F, y: F, n: F, ch: F | None = None, dis: F | None =
     r = zeros.copy() if r is None else r
     q = np.cumsum(c.arrivals - x.sum(axis=1) - y, axis=1)
     soc = physics.soc_path(c.soc0, ch, dis, c.dt_h, c.eta_c, c.eta_d)
-    net = net_load_kw(c, x, n, ch, dis, r)
+    start = physics.gpu_starts(n) if c.commit else None
+    net = net_load_kw(c, x, n, ch, dis, r, start)
     surplus = np.maximum(-net - c.export_cap[:, None], 0.0)
     curtail = np.minimum(surplus, r)
     r = r - curtail
     net = net + curtail
     b = np.maximum(net, 0.0)
     z = np.maximum(-net, 0.0)
-    return Schedule(x=x, y=y, q=q, n=n, ch=ch, dis=dis, soc=soc, r=r, b=b, z=z)
+    return Schedule(x=x, y=y, q=q, n=n, ch=ch, dis=dis, soc=soc, r=r, b=b, z=z, start=start)

@@ -90,6 +90,10 @@ class Compiled:
     queue_penalty: F          # [I] $ per late job from waiting (0 when off)
     queue_service_s: F        # [I] reference GPU-seconds per interactive job (0 when off)
     queue_slack_s: F          # [I] the wait an interactive job affords (0 when off)
+    # provisioning before arrivals (docs/model.md): GPUs started in slot t, start[i, t] >=
+    # n[i, t] - n[i, t-1], lose cold_start_s of service each and draw idle power meanwhile
+    commit: bool = False      # the environment commits GPUs before the slot's arrivals
+    cold_start_s: float = 0.0  # s per GPU start (0 when provisioning is off)
 
     @property
     def I(self) -> int:  # noqa: E743 - the model's symbol
@@ -217,8 +221,15 @@ def compile_scenario(sc: Scenario) -> Compiled:
         eta_d=battery("eta_d", 1.0), deg_cost=battery("deg_cost"),
         price=price, renewable=site_series("renewable_kw", 0.0),
         pue=site_series("pue", 1.0), ci=site_series("carbon_intensity", 0.0),
-        terminal_price=terminal_price(price, eta_c), **queue,
+        terminal_price=terminal_price(price, eta_c), **queue, **provisioning(sc),
     )
+
+
+def provisioning(sc: Scenario) -> dict:
+    """`commit` and `cold_start_s` of the opt-in [provisioning] section (off: False, 0)."""
+    pv = sc.provisioning
+    on = pv is not None and pv.enabled
+    return {"commit": on, "cold_start_s": float(pv.cold_start_s) if on else 0.0}
 
 
 def terminal_price(price: F, eta_c: F) -> F:

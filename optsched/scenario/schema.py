@@ -172,6 +172,25 @@ class Queueing(Strict):
                                     "of service times (1: exponential, 0: constant).")
 
 
+# Mean base-model loading time of the GenTD26 trace's fitted two-lognormal mixture
+# (optsched/workload/genai_params.json, `cold_start`; data card optsched/workload/genai.md).
+COLD_START_MEAN_S = 22.05
+
+
+class Provisioning(Strict):
+    """Opt-in: decisions before demand is seen, and GPUs that take time to start
+    (docs/model.md, "Provisioning before arrivals")."""
+
+    enabled: bool = Field(True, description="Switches the mode on: the environment commits "
+                          "each slot's powered-on GPUs (and routing, steps, clocks, "
+                          "releases) at the slot's start, before its arrivals are seen; "
+                          "GPUs switched on pay a cold start. `false` scores as without it.")
+    cold_start_s: _range(0.0, 3600.0) = Field(
+        COLD_START_MEAN_S, description="Seconds a GPU switched on spends loading the base "
+        "model before it serves, drawing its idle power (default: the mean of the GenTD26 "
+        "trace's fitted cold-start distribution).")
+
+
 class Scenario(Strict):
     name: str = "scenario"
     description: str = ""
@@ -183,6 +202,10 @@ class Scenario(Strict):
     queueing: Queueing | None = Field(None, description="Queueing-aware capacity "
                                       "(below); omitted means off: interactive jobs never "
                                       "wait.")
+    provisioning: Provisioning | None = Field(None, description="Provisioning before "
+                                              "arrivals with cold starts (below); omitted "
+                                              "means off: GPUs follow the served work, "
+                                              "start instantly and for free.")
 
 
 def _unique(names: list[str], key: str) -> None:
