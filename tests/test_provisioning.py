@@ -1,0 +1,128 @@
+"""Provisioning before arrivals (docs/model.md): GPUs started in a slot lose cold_start_s
+of service each and draw idle power while they load. A hand-computed evaluation, the
+oracle keeping GPUs on through a dip when starting them costs more than idling, the
+option off leaving every number as it was, and the schema's errors."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+
+from optsched.errors import ScenarioError
+from optsched.evaluator import evaluate
+from optsched.scenario import compile_scenario, scenario_from_dict
+from optsched.schedule import complete
+from tests.conftest import TINY
+
+
+def build(raw: dict):
+    return compile_scenario(scenario_from_dict(raw))
+
+
+def provisioned(raw: dict, **section) -> dict:
+    raw = copy.deepcopy(raw)
+    raw["provisioning"] = section
+    return raw
+
+
+def hand_scenario() -> dict:
+    """TINY with 6 GPUs idling at 0.3 kW; a job (10 steps, nominal clock) takes 1
+    GPU-second and 360 J, of which 300 J are the idle floor: 60 J (1/60,000 kWh) busy."""
+    raw = copy.deepcopy(TINY)
+    raw["models"][0]["gpu_idle_kw"] = 0.3
+    raw["sites"][0]["gpus"] = 6
+    raw["classes"][0]["arrivals"] = [7200.0, 18000.0]
+    return raw
+
+
+def served(c, jobs: list[float], n: list[float]):
+    x = np.zeros((c.K, c.O, c.T))
+    x[0, c.option_index(0, 10, 1.0), :] = jobs
+    y = np.maximum(c.arrivals - x.sum(axis=1), 0.0)
+    return complete(c, x, y, np.array([n]))
+
+
+def test_hand_computed_cold_starts():
+    """n = [2, 5] over two one-hour slots with 360 s cold starts: start = [0, 3] (slot 0's
+    GPUs are warm). Slot 1 serves util_cap (3,600 x 5 - 360 x 3) = 16,920 GPU-seconds, not
+    18,000. IT power in slot 1: 0.3 x 5 idle + 16,920 / 60,000 busy + 0.3 x 3 x 360 / 3,600
+    loading = 1.5 + 0.282 + 0.09 = 1.872 kW; slot 0: 0.6 + 0.12 = 0.72 kW."""
+    c = build(provisioned(hand_scenario(), cold_start_s=360.0))
+    assert c.commit and c.cold_start_s == 360.0
+    s = served(c, [7200.0, 16920.0], [2.0, 5.0])
+    np.testing.assert_array_equal(s.start, [[0.0, 3.0]])
+    ev = evaluate(c, s)
+    assert ev.feasible, ev.violations
+    np.testing.assert_allclose(ev.site_series["it_kw"], [[0.72, 1.872]], rtol=1e-12)
+    site = ev.sites["a"]
+    assert site["gpu_starts"] == 3.0
+    assert site["cold_start_kwh"] == pytest.approx(0.09, rel=1e-12)
+    assert site["it_kwh"] == pytest.approx(0.72 + 1.872, rel=1e-12)
+    # energy: PUE 1.5, prices $100 and $200 /MWh, battery idle
+    assert ev.terms["energy"] == pytest.approx(1.5 * (0.72 * 0.1 + 1.872 * 0.2), rel=1e-12)
+    np.testing.assert_array_equal(ev.site_series["gpus_started"], [[0.0, 3.0]])
+
+    # One job more than the loading GPUs leave room for is over capacity, by one second.
+    over = evaluate(c, served(c, [7200.0, 16921.0], [2.0, 5.0]))
+    assert over.violation_counts == {"gpu capacity": 1}
+    assert over.violations[0].slot == 1 and over.violations[0].amount == pytest.approx(1.0)
+    # Fewer starts than the rise of n is refused; so is a negative start.
+    fewer = evaluate(c, dataclasses.replace(s, start=np.array([[0.0, 2.0]])))
+    assert fewer.violation_counts.get("gpu starts") == 1
+    assert fewer.violations[0].amount == pytest.approx(1.0)
+    negative = evaluate(c, dataclasses.replace(s, start=np.array([[-1.0, 3.0]])))
+    assert "nonnegative start" in negative.violation_counts
+    assert "gpu starts" not in negative.violation_counts      # slot 0 needs only >= 0
+    with pytest.raises(ValueError, match="schedule.start: expected shape"):
+        evaluate(c, dataclasses.replace(s, start=np.zeros((1, 3))))
+
+
+def test_provisioning_off_scores_as_without_it():
+    """Without the section, or with enabled = false, start is ignored: the same numbers and
+    keys as before, even for a schedule whose start is nonsense."""
+    raw = hand_scenario()
+    off = build(raw)
+    disabled = build(provisioned(raw, enabled=False, cold_start_s=360.0))
+    assert not off.commit and not disabled.commit and disabled.cold_start_s == 0.0
+    for key, value in off.arrays().items():
+        other = getattr(disabled, key)
+        if isinstance(value, np.ndarray):
+            assert value.shape == other.shape and np.array_equal(value, other), key
+        else:
+            assert value == other, key
+    s = served(off, [7200.0, 18000.0], [2.0, 5.0])
+    assert not s.start.any()
+    base = evaluate(off, s)
+    assert base.feasible and "gpu_starts" not in base.sites["a"]
+    assert "gpus_started" not in base.site_series
+    for c in (off, disabled):
+        odd = evaluate(c, dataclasses.replace(s, start=np.array([[-5.0, 0.0]])))
+        assert odd.to_dict() == base.to_dict()
+        assert np.array_equal(odd.slot_terms, base.slot_terms)
+
+
+@pytest.mark.parametrize("value", [-1.0, 3600.5])
+def test_bad_cold_start_is_refused_on_one_line(value):
+    with pytest.raises(ScenarioError) as err:
+        scenario_from_dict(provisioned(TINY, cold_start_s=value))
+    msg = str(err.value)
+    assert msg.startswith("provisioning.cold_start_s") and "\n" not in msg, msg
+
+
+def test_cli_refuses_a_bad_cold_start_with_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    from optsched.scenario.load import dumps_scenario
+
+    path = tmp_path / "bad.toml"
+    path.write_text(dumps_scenario(scenario_from_dict(TINY))
+                    + "\n[provisioning]\ncold_start_s = 4000.0\n")
+    out = subprocess.run([sys.executable, "-m", "optsched.cli", "scenario", "validate",
+                          str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("optsched: ") and out.stderr.count("\n") == 1
+    assert "provisioning.cold_start_s" in out.stderr and out.stdout == ""
