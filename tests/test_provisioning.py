@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -14,8 +15,9 @@ import pytest
 from optsched.errors import ScenarioError
 from optsched.evaluator import evaluate
 from optsched.scenario import compile_scenario, scenario_from_dict
+from optsched.scenario.schema import Provisioning, Queueing
 from optsched.schedule import complete
-from tests.conftest import TINY
+from tests.conftest import TINY, small_scenario
 
 
 def build(raw: dict):
@@ -26,6 +28,21 @@ def provisioned(raw: dict, **section) -> dict:
     raw = copy.deepcopy(raw)
     raw["provisioning"] = section
     return raw
+
+
+def provisioned_small(seed: int, cold_start_s: float, idle_kw: float = 0.3,
+                      queueing: dict | None = None):
+    """conftest's small_scenario(seed) with GPUs idling at idle_kw, a [provisioning]
+    section and, when given, a [queueing] one."""
+    def with_sections(sc):
+        models = [m.model_copy(update={"gpu_idle_kw": idle_kw}) for m in sc.models]
+        update = {"models": models, "provisioning": Provisioning(cold_start_s=cold_start_s)}
+        if queueing is not None:
+            update["queueing"] = Queueing(**queueing)
+        return compile_scenario(sc.model_copy(update=update))
+
+    with mock.patch("tests.conftest.compile_scenario", with_sections):
+        return small_scenario(seed)
 
 
 def hand_scenario() -> dict:
@@ -102,6 +119,16 @@ def test_provisioning_off_scores_as_without_it():
         odd = evaluate(c, dataclasses.replace(s, start=np.array([[-5.0, 0.0]])))
         assert odd.to_dict() == base.to_dict()
         assert np.array_equal(odd.slot_terms, base.slot_terms)
+    # The oracle builds no start variable and returns the same optimum.
+    from optsched.oracle import model_size, solve
+
+    on = build(provisioned(raw, cold_start_s=360.0))
+    assert model_size(on, relax=False).n_vars == model_size(off, relax=False).n_vars + 2
+    sols = [solve(c, "highs", relax=False, mip_gap=1e-9) for c in (off, disabled)]
+    assert sols[0].objective == sols[1].objective
+    assert sols[0].to_dict() | {"build_s": 0, "solve_s": 0} == \
+        sols[1].to_dict() | {"build_s": 0, "solve_s": 0}
+    assert not sols[1].schedule.start.any()
 
 
 @pytest.mark.parametrize("value", [-1.0, 3600.5])
@@ -126,3 +153,72 @@ def test_cli_refuses_a_bad_cold_start_with_exit_2(tmp_path):
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("optsched: ") and out.stderr.count("\n") == 1
     assert "provisioning.cold_start_s" in out.stderr and out.stdout == ""
+
+
+def dip_scenario() -> dict:
+    """One site of 2 GPUs idling at 0.3 kW, one option (1 GPU-second and 60 J busy per
+    job), PUE 1, $100/MWh, no battery, no carbon; 7,200 jobs (both GPUs full), then a dip
+    to 1,800 (half a GPU), then 7,200 again, in one-hour slots."""
+    raw = copy.deepcopy(TINY)
+    raw["horizon"].update(slots=3, steps=[10], clocks=[1.0])
+    raw["models"][0]["gpu_idle_kw"] = 0.3
+    site = raw["sites"][0]
+    del site["battery"]
+    site.update(gpus=2, pue=1.0, price=[100.0] * 3, renewable_kw=[0.0] * 3,
+                carbon_intensity=[0.0] * 3)
+    raw["classes"][0]["arrivals"] = [7200.0, 1800.0, 7200.0]
+    return raw
+
+
+@pytest.mark.parametrize("relax", [False, True])
+def test_oracle_keeps_gpus_on_through_a_dip_when_starting_costs_more(relax):
+    """Switching one GPU off in the dip saves its idle draw, 0.3 kW x 1 h x $0.1/kWh =
+    $0.03; starting it again costs 360 s of its service in the full slot (360 jobs
+    dropped at $0.02 revenue + $0.03 penalty = $18) and 0.3 kW x 0.1 h of loading. So
+    with cold starts every GPU stays on: n = [2, 2, 2], no start, and the utility is
+    16,200 x $0.02 - $0.1/kWh x (0.3 kW x 6 GPU-h + 16,200 x 60 J) = 324 - 0.207. Without
+    provisioning the dip's idle GPUs go off: n[1] = 1 (MILP) or 0.5 (LP)."""
+    from optsched.oracle import solve
+
+    busy_kwh = 16200 * 60 / 3.6e6
+    on = solve(build(provisioned(dip_scenario(), cold_start_s=360.0)), "highs", relax=relax,
+               mip_gap=1e-9)
+    np.testing.assert_allclose(on.schedule.n, [[2.0, 2.0, 2.0]], atol=1e-7)
+    np.testing.assert_allclose(on.schedule.start, 0.0, atol=1e-7)
+    assert on.objective == pytest.approx(324.0 - 0.1 * (0.3 * 6 + busy_kwh), rel=1e-9)
+    assert on.evaluation.sites["a"]["gpu_starts"] == pytest.approx(0.0, abs=1e-7)
+
+    dip = 0.5 if relax else 1.0
+    off = solve(build(dip_scenario()), "highs", relax=relax, mip_gap=1e-9)
+    np.testing.assert_allclose(off.schedule.n, [[2.0, dip, 2.0]], atol=1e-7)
+    assert off.objective == pytest.approx(324.0 - 0.1 * (0.3 * (4 + dip) + busy_kwh),
+                                          rel=1e-9)
+    # Scored with cold starts, the schedule without them loses the restarted GPU's 360 s
+    # (x util_cap 1) in the last slot: it is over capacity there.
+    ev = evaluate(build(provisioned(dip_scenario(), cold_start_s=360.0)),
+                  dataclasses.replace(off.schedule, start=np.array([[0.0, 0.0, 2.0 - dip]])))
+    assert ev.violation_counts.get("gpu capacity") == 1 and ev.violations[0].slot == 2
+    # A 0.1 s cold start costs less than idling ($0.005 + a little < $0.03): off again.
+    cheap = solve(build(provisioned(dip_scenario(), cold_start_s=0.1)), "highs",
+                  relax=relax, mip_gap=1e-9)
+    assert cheap.schedule.n[0, 1] < 2.0 - 1e-6
+    assert cheap.evaluation.sites["a"]["gpu_starts"] > 0
+
+
+@pytest.mark.parametrize("relax", [True, False])
+def test_model_size_counts_the_provisioning_rows(relax):
+    from optsched.oracle import model_size, solve
+    from optsched.oracle.matrix import build_matrix
+
+    for c in (build(provisioned(hand_scenario(), cold_start_s=360.0)),
+              provisioned_small(0, 30.0, queueing={"pieces": 2})):
+        size = model_size(c, relax)
+        m = build_matrix(c, relax)
+        assert (size.n_vars, size.n_cons) == (m.n_vars, m.n_cons)
+        assert m.A.nnz <= size.nnz <= 1.1 * m.A.nnz
+        pyomo = solve(c, "pyomo", relax=relax)
+        assert (pyomo.n_vars, pyomo.n_cons) == (size.n_vars, size.n_cons)
+    # TINY by hand: 26 variables + start 1x2; rows: conservation, gpu capacity, balance,
+    # peak import, soc recursion (2 each), terminal soc (1), + gpu starts 1 site x 2 slots.
+    c = build(provisioned(TINY))
+    assert (model_size(c, relax=True).n_vars, model_size(c, relax=True).n_cons) == (28, 13)
