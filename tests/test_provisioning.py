@@ -222,3 +222,31 @@ def test_model_size_counts_the_provisioning_rows(relax):
     # peak import, soc recursion (2 each), terminal soc (1), + gpu starts 1 site x 2 slots.
     c = build(provisioned(TINY))
     assert (model_size(c, relax=True).n_vars, model_size(c, relax=True).n_cons) == (28, 13)
+
+
+def test_simulation_counts_its_own_sampled_cold_starts_once():
+    """The simulator books each start's sampled delay (here a fixed 10 s) as idle-GPU
+    seconds; with provisioning on its realised utility must not add the fluid model's
+    360 s per start on top: the same jobs and delays give the same realised terms as
+    without provisioning, while the fluid numbers carry the 360 s."""
+    from optsched.sim import ColdStart, simulate
+
+    raw = copy.deepcopy(hand_scenario())
+    raw["classes"][0]["arrivals"] = [0.0, 2.0, 1.0]
+    raw["horizon"]["slots"] = 3
+    for key in ("price", "renewable_kw", "carbon_intensity"):
+        raw["sites"][0][key] = [100.0, 100.0, 100.0]
+    results = {}
+    for name, r in (("off", raw), ("on", provisioned(raw, cold_start_s=360.0))):
+        c = build(r)
+        x = np.zeros((c.K, c.O, c.T))
+        x[0, c.option_index(0, 10, 1.0)] = [0.0, 2.0, 1.0]
+        s = complete(c, x, np.zeros((c.K, c.T)), np.array([[0.0, 1.0, 1.0]]))
+        results[name] = simulate(c, s, cold_start=ColdStart(10.0, 10.0), seed=3)
+    on, off = results["on"], results["off"]
+    assert on.energy["cold_starts"] == 1
+    assert on.energy["cold_start_kwh"] == pytest.approx(0.3 * 10 / 3600, rel=1e-12)
+    assert on.terms == off.terms and on.energy == off.energy
+    assert on.fluid["gpu_starts"] == 1.0 and "gpu_starts" not in off.fluid
+    assert on.fluid["cold_start_kwh"] == pytest.approx(0.3 * 360 / 3600, rel=1e-12)
+    assert on.fluid["it_kwh"] == pytest.approx(off.fluid["it_kwh"] + 0.03, rel=1e-12)
