@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import subprocess
+import sys
 from unittest import mock
 
 import numpy as np
@@ -14,14 +16,14 @@ import pytest
 
 from optsched.errors import ScenarioError
 from optsched.evaluator import evaluate
+from optsched.oracle import model_size, solve
 from optsched.scenario import compile_scenario, scenario_from_dict
+from optsched.scenario.load import dumps_scenario
 from optsched.scenario.schema import Provisioning, Queueing
 from optsched.schedule import complete
+from optsched.sim import ColdStart, simulate
 from tests.conftest import TINY, small_scenario
-
-
-def build(raw: dict):
-    return compile_scenario(scenario_from_dict(raw))
+from tests.test_queueing import assert_same_compiled, assert_size_is_the_built_one, build
 
 
 def provisioned(raw: dict, **section) -> dict:
@@ -104,12 +106,7 @@ def test_provisioning_off_scores_as_without_it():
     off = build(raw)
     disabled = build(provisioned(raw, enabled=False, cold_start_s=360.0))
     assert not off.commit and not disabled.commit and disabled.cold_start_s == 0.0
-    for key, value in off.arrays().items():
-        other = getattr(disabled, key)
-        if isinstance(value, np.ndarray):
-            assert value.shape == other.shape and np.array_equal(value, other), key
-        else:
-            assert value == other, key
+    assert_same_compiled(off, disabled)
     s = served(off, [7200.0, 18000.0], [2.0, 5.0])
     assert not s.start.any()
     base = evaluate(off, s)
@@ -120,8 +117,6 @@ def test_provisioning_off_scores_as_without_it():
         assert odd.to_dict() == base.to_dict()
         assert np.array_equal(odd.slot_terms, base.slot_terms)
     # The oracle builds no start variable and returns the same optimum.
-    from optsched.oracle import model_size, solve
-
     on = build(provisioned(raw, cold_start_s=360.0))
     assert model_size(on, relax=False).n_vars == model_size(off, relax=False).n_vars + 2
     sols = [solve(c, "highs", relax=False, mip_gap=1e-9) for c in (off, disabled)]
@@ -140,11 +135,6 @@ def test_bad_cold_start_is_refused_on_one_line(value):
 
 
 def test_cli_refuses_a_bad_cold_start_with_exit_2(tmp_path):
-    import subprocess
-    import sys
-
-    from optsched.scenario.load import dumps_scenario
-
     path = tmp_path / "bad.toml"
     path.write_text(dumps_scenario(scenario_from_dict(TINY))
                     + "\n[provisioning]\ncold_start_s = 4000.0\n")
@@ -178,8 +168,6 @@ def test_oracle_keeps_gpus_on_through_a_dip_when_starting_costs_more(relax):
     with cold starts every GPU stays on: n = [2, 2, 2], no start, and the utility is
     16,200 x $0.02 - $0.1/kWh x (0.3 kW x 6 GPU-h + 16,200 x 60 J) = 324 - 0.207. Without
     provisioning the dip's idle GPUs go off: n[1] = 1 (MILP) or 0.5 (LP)."""
-    from optsched.oracle import solve
-
     busy_kwh = 16200 * 60 / 3.6e6
     on = solve(build(provisioned(dip_scenario(), cold_start_s=360.0)), "highs", relax=relax,
                mip_gap=1e-9)
@@ -207,17 +195,9 @@ def test_oracle_keeps_gpus_on_through_a_dip_when_starting_costs_more(relax):
 
 @pytest.mark.parametrize("relax", [True, False])
 def test_model_size_counts_the_provisioning_rows(relax):
-    from optsched.oracle import model_size, solve
-    from optsched.oracle.matrix import build_matrix
-
     for c in (build(provisioned(hand_scenario(), cold_start_s=360.0)),
               provisioned_small(0, 30.0, queueing={"pieces": 2})):
-        size = model_size(c, relax)
-        m = build_matrix(c, relax)
-        assert (size.n_vars, size.n_cons) == (m.n_vars, m.n_cons)
-        assert m.A.nnz <= size.nnz <= 1.1 * m.A.nnz
-        pyomo = solve(c, "pyomo", relax=relax)
-        assert (pyomo.n_vars, pyomo.n_cons) == (size.n_vars, size.n_cons)
+        assert_size_is_the_built_one(c, relax)
     # TINY by hand: 26 variables + start 1x2; rows: conservation, gpu capacity, balance,
     # peak import, soc recursion (2 each), terminal soc (1), + gpu starts 1 site x 2 slots.
     c = build(provisioned(TINY))
@@ -229,8 +209,6 @@ def test_simulation_counts_its_own_sampled_cold_starts_once():
     seconds; with provisioning on its realised utility must not add the fluid model's
     360 s per start on top: the same jobs and delays give the same realised terms as
     without provisioning, while the fluid numbers carry the 360 s."""
-    from optsched.sim import ColdStart, simulate
-
     raw = copy.deepcopy(hand_scenario())
     raw["classes"][0]["arrivals"] = [0.0, 2.0, 1.0]
     raw["horizon"]["slots"] = 3
