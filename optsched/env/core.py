@@ -89,6 +89,14 @@ class BatchedCore:
         self.obs_dim = 2 * c.K + 4 * c.I + 2 + len(config.forecast_slots) * (c.K + c.I) \
             + extra
         peak = bank.arrivals.max(axis=(0, 2))
+        if self.commit:
+            # Arrivals are scaled by what the fleet could serve, not by the days' peak,
+            # which is known only once the days are over: per class, jobs a slot at the
+            # option of fewest GPU-seconds at each site, over all sites.
+            per_job = np.where(c.eligible, c.gpu_s[None, :], np.inf)         # [K, O]
+            cheapest = np.stack([per_job[:, c.opt_site == i].min(axis=1)
+                                 for i in range(c.I)], axis=1)              # [K, I]
+            peak = (c.gpus * c.util_cap * c.dt_s / cheapest).sum(axis=1)
         self.arr_scale = np.where(peak > 0, peak, 1.0)
         self.ren_scale = np.maximum(bank.renewable.max(axis=(0, 2)), 1e-9)
         self.soc_scale = np.where(c.soc_max > 0, c.soc_max, 1.0)
@@ -284,6 +292,13 @@ class BatchedCore:
                          len(self.tier_rows), self.c.dt_h, self.c.carbon_price, self._st,
                          gpus)
         return gpus
+
+    def gpu_action(self, gpus: F64) -> F64:
+        """The flat action's last I numbers [B, I] in [-1, 1] that commit `gpus` [B, I]
+        (provisioning): the inverse of round((a + 1) / 2 G_i)."""
+        G = self.c.gpus[None, :]
+        return np.where(G > 0, 2.0 * np.asarray(gpus, float) / np.maximum(G, 1.0) - 1.0,
+                        -1.0)
 
     def _meet(self, want: F64, pending: F64, drop: F64 | None) -> F64:
         """The real pending jobs [B, K] meet a plan want [B, K, I, P] made on believed

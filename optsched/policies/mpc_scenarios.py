@@ -1,7 +1,7 @@
 """MPC over forecast scenarios (`mpc-scenarios`): a stronger non-learning baseline.
 
-At each re-plan (every hour) the day as believed (`mpc_forecast.believed_day`: observed
-slots, then forecasts from the past only) is spread into demand paths by the family's
+At each re-plan (every slot) the day as believed (`optsched.env.known`: observed slots,
+then forecasts from the past only) is spread into demand paths by the family's
 quantile forecast (`optsched.forecast.QuantileModel`): the P10, P50 and P90 paths, weighted
 0.3, 0.4, 0.3 (Swanson's rule, the usual three-point stand-in for a distribution). One LP
 holds a copy of the window's model per path, maximises the weighted utility, and ties the
@@ -11,6 +11,10 @@ decision; the rest of the hour from the paths' weighted mean plan, in shares of 
 really pending (as MPC does). The LP keeps one shape, so HiGHS re-solves it from its last
 basis (warm start). A day without a fitted quantile forecast plans on the point forecast
 alone (one path: mpc-forecast).
+
+With provisioning the observed slots are 0..t-1 and the GPUs committed for the slot are
+those of the shared decision (`commit_gpus`): the plan was made over the three paths, so
+its GPUs already hold headroom for the P90 path as far as that pays.
 
 It re-plans every slot, so only the shared (non-anticipative) decision is ever executed,
 over a 12-hour window (144 slots) rather than MPC's 24: the three-path LP is three times
@@ -24,27 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from optsched.env.core import BatchedCore
-from optsched.errors import ScenarioError
-from optsched.forecast import QuantileModel, family_quantiles
+from optsched.env.known import Known, quantile_model
 from optsched.oracle.matrix import MatrixModel
 from optsched.policies.mpc import window_plan
 from optsched.policies.mpc_forecast import MPCForecast
-from optsched.scenario.compile import Compiled, backlog_cap
+from optsched.scenario.compile import backlog_cap
 
-PER_SLOT = ("x", "y", "q", "n", "ch", "dis", "soc", "r", "b", "z")
-
-
-def quantile_model(c: Compiled) -> QuantileModel | None:
-    from optsched.scenario.history import identify
-
-    who = identify(c)
-    if who is None:
-        return None
-    try:
-        return family_quantiles(who[0])
-    except ScenarioError:
-        return None
+PER_SLOT = ("x", "y", "q", "n", "ch", "dis", "soc", "r", "b", "z", "start")
 
 
 @dataclass
@@ -53,19 +43,23 @@ class MPCScenarios(MPCForecast):
     levels: tuple[float, ...] = (0.1, 0.5, 0.9)
     weights: tuple[float, ...] = (0.3, 0.4, 0.3)
     name: str = "mpc-scenarios"
+    commit_gpus: bool = True
 
-    def _paths(self, c: Compiled, t: int, j: int) -> tuple[list[np.ndarray], list[float]]:
-        point = self._forecasters[j].point(c.arrivals[:, :t + 1], c.T)
+    def _paths(self, core: Known, j: int) -> tuple[list[np.ndarray], list[float]]:
+        """Demand paths [K, T] and their weights: the point forecast at the quantile
+        levels from the first slot not observed on."""
+        c = core.real(j)
+        point = core.point(j)
         qm = quantile_model(c)
         if qm is None:
             return [point], [1.0]
-        return ([qm.quantile(point, t + 1, lv, c.dt_h) for lv in self.levels],
+        return ([qm.quantile(point, core.observed, lv, c.dt_h) for lv in self.levels],
                 list(self.weights))
 
-    def _solve(self, core: BatchedCore, j: int) -> dict:
+    def _solve(self, core: Known, j: int) -> dict:
         c, t = core.compiled(j), core.t
         end = min(t + min(self.horizon, c.T), c.T)
-        paths, weights = self._paths(c, t, j)
+        paths, weights = self._paths(core, j)
         parts = [self._window(core, j, c, {
             "arrivals": p[:, t:end], "backlog_cap": backlog_cap(p, c.max_wait)[:, t:end],
             "price": c.price[:, t:end], "renewable": c.renewable[:, t:end]}) for p in paths]
