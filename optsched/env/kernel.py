@@ -199,7 +199,9 @@ def _tier_sums(scr, want, opt, bw, tab, cls, O):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _discharge_available(i, b, bw, dec, st, site, inv_dt):
-    """Discharge the battery at site i can give this slot."""
+    """Discharge the battery at site i can give this slot. Called inside the site loop:
+    a loop of its own over the sites before it made every copy-step ~40% slower (0.47 ->
+    0.67 us at B = 1024)."""
     avail = (st[0, b, i] - site[i, SOC_MIN]) * site[i, ETA_D] * inv_dt
     return min(min(max(-dec[bw, i], 0.0), site[i, DIS_MAX]), max(avail, 0.0))
 
