@@ -294,3 +294,27 @@ def test_snapshot_restores_the_gpus_on():
     twin.restore(snap)
     np.testing.assert_array_equal(twin.n_prev, snap["n_prev"])
     assert [twin.step(a)[1][0] for a in actions[3:]] == rest
+
+
+def test_scenario_mpc_shares_only_what_precedes_the_arrivals(monkeypatch):
+    """With spread paths the decided slot's arrivals differ from path to path: tying its
+    jobs across paths would make the LP infeasible. The GPUs (and battery) are shared,
+    and committed: the plan hands them to the environment."""
+    from optsched.forecast import QuantileModel
+    from optsched.policies import mpc_scenarios
+
+    spread = QuantileModel((0.1, 0.5, 0.9), (1.0,), np.array([[0.2, 1, 3]] * 2, float))
+    monkeypatch.setattr(mpc_scenarios, "quantile_model", lambda _c: spread)
+    c = provisioned_small(11, cold_start_s=300.0)
+    policy = mpc_scenarios.MPCScenarios(horizon=6)
+    core = core_of(c)
+    view = knowing(core, policy)
+    for _ in range(c.T):
+        plan = policy.plan(view)
+        assert len(plan) == 4
+        gpus = plan[3]
+        core.step_plan(*plan)
+        np.testing.assert_array_equal(core.n_prev.T, np.minimum(gpus, c.gpus))
+    ev = evaluate(c, core.schedule(0), milp=True)
+    assert ev.feasible and ev.utility == pytest.approx(float(core.episode_utility[0]),
+                                                       rel=1e-9)

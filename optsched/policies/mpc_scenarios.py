@@ -12,9 +12,12 @@ really pending (as MPC does). The LP keeps one shape, so HiGHS re-solves it from
 basis (warm start). A day without a fitted quantile forecast plans on the point forecast
 alone (one path: mpc-forecast).
 
-With provisioning the observed slots are 0..t-1 and the GPUs committed for the slot are
-those of the shared decision (`commit_gpus`): the plan was made over the three paths, so
-its GPUs already hold headroom for the P90 path as far as that pays.
+With provisioning the observed slots are 0..t-1, so the paths differ from the decided
+slot on: only what is decided before its arrivals is shared (GPUs on and started, the
+battery); each path serves, drops and holds its own jobs. The GPUs committed are those of
+the shared decision (`commit_gpus`), which hold headroom for the P90 path as far as that
+pays; the jobs are executed from the paths' weighted mean plan, in shares of what is
+really pending.
 
 It re-plans every slot, so only the shared (non-anticipative) decision is ever executed,
 over a 12-hour window (144 slots) rather than MPC's 24: the three-path LP is three times
@@ -34,7 +37,11 @@ from optsched.policies.mpc import window_plan
 from optsched.policies.mpc_forecast import MPCForecast
 from optsched.scenario.compile import backlog_cap
 
-PER_SLOT = ("x", "y", "q", "n", "ch", "dis", "soc", "r", "b", "z", "start")
+PER_SLOT = ("x", "y", "q", "n", "ch", "dis", "soc", "r", "b", "z")
+# With provisioning the paths differ in the decided slot's own arrivals, so only what is
+# decided before they come in is shared: GPUs on (and started) and the battery; the jobs
+# served, dropped and held are each path's recourse.
+BEFORE_ARRIVALS = ("n", "start", "ch", "dis", "soc")
 
 
 @dataclass
@@ -66,7 +73,8 @@ class MPCScenarios(MPCForecast):
         ms = [p[0] for p in parts]
         n = ms[0].n_vars
         A = sp.block_diag([m.A for m in ms], format="csr")
-        A = sp.vstack([A, _non_anticipativity(ms[0], len(ms))], format="csr")
+        shared = BEFORE_ARRIVALS if c.commit else PER_SLOT
+        A = sp.vstack([A, _non_anticipativity(ms[0], len(ms), shared)], format="csr")
         n_na = A.shape[0] - sum(m.n_cons for m in ms)
         v = self._run(j, t, A,
                       np.concatenate([w * m.cost for w, m in zip(weights, ms, strict=True)]),
@@ -80,10 +88,12 @@ class MPCScenarios(MPCForecast):
                 for key in plans[0]}
 
 
-def _non_anticipativity(m: MatrixModel, copies: int) -> sp.csr_matrix:
-    """Rows v_0[col] - v_s[col] = 0 for every per-slot column of the window's first slot."""
+def _non_anticipativity(m: MatrixModel, copies: int, names: tuple[str, ...] = PER_SLOT
+                        ) -> sp.csr_matrix:
+    """Rows v_0[col] - v_s[col] = 0 for every column of the window's first slot in the
+    blocks `names`."""
     first = np.concatenate([np.arange(m.n_vars)[m.blocks[name]].reshape(m.shapes[name])[..., 0]
-                            .ravel() for name in PER_SLOT if name in m.blocks])
+                            .ravel() for name in names if name in m.blocks])
     n, k = m.n_vars, len(first)
     if copies == 1:
         return sp.csr_matrix((0, n))
