@@ -151,11 +151,14 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
     served = s.x.sum(axis=1)                                             # [K, T]
     lam = c.arrivals
 
-    for name, arr, names in (("nonnegative x", s.x.min(axis=1), cls), ("nonnegative y", s.y, cls),
-                             ("nonnegative q", s.q, cls), ("nonnegative n", s.n, sites),
-                             ("nonnegative ch", s.ch, sites), ("nonnegative dis", s.dis, sites),
-                             ("nonnegative r", s.r, sites), ("nonnegative b", s.b, sites),
-                             ("nonnegative z", s.z, sites)):
+    nonneg = [("nonnegative x", s.x.min(axis=1), cls), ("nonnegative y", s.y, cls),
+              ("nonnegative q", s.q, cls), ("nonnegative n", s.n, sites),
+              ("nonnegative ch", s.ch, sites), ("nonnegative dis", s.dis, sites),
+              ("nonnegative r", s.r, sites), ("nonnegative b", s.b, sites),
+              ("nonnegative z", s.z, sites)]
+    if c.commit:
+        nonneg.append(("nonnegative start", s.start, sites))
+    for name, arr, names in nonneg:
         check(name, -arr, 0.0, names)
     check("eligibility", np.where(c.eligible[:, :, None], 0.0, s.x).sum(axis=1), 0.0, cls)
 
@@ -168,13 +171,20 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
     # 3 GPUs and capacity
     check("gpus on", s.n - c.gpus[:, None], c.gpus[:, None], sites)
     used = gpu_seconds_used(c, s.x)
-    cap = c.util_cap[:, None] * c.dt_s * s.n
+    start = s.start if c.commit else None
+    if start is None:
+        cap = c.util_cap[:, None] * c.dt_s * s.n
+    else:   # provisioning: a started GPU loads for cold_start_s before it serves
+        short_starts = np.zeros_like(s.n)        # slot 0's GPUs are warm: start >= 0 only
+        short_starts[:, 1:] = s.n[:, 1:] - s.n[:, :-1] - start[:, 1:]
+        check("gpu starts", short_starts, s.n, sites)
+        cap = c.util_cap[:, None] * (c.dt_s * s.n - c.cold_start_s * start)
     check("gpu capacity", used - cap, cap, sites)
     if milp:
         check("integer gpus", np.abs(s.n - np.round(s.n)), 0.0, sites)
 
     # 4-6 power balance and grid limits
-    p_it = it_kw(c, s.x, s.n)
+    p_it = it_kw(c, s.x, s.n, start)
     p_fac = physics.facility_kw(c.pue, p_it)
     rhs = p_fac + s.ch - s.dis - s.r
     check("balance", np.abs(s.b - s.z - rhs), p_fac + s.ch + s.dis + s.r, sites)
@@ -250,12 +260,14 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
             "energy_cost": float(c.dt_h * (price[i] * (s.b[i] - c.sell_factor[i] * s.z[i]))
                                  .sum()),
         } | ({"late_waiting": float(late_q[i].sum())} if c.queueing else {})
+          | (cold_starts(c, start, i) if start is not None else {})
         for i, name in enumerate(sites)
     }
     series = {"price": c.price, "renewable_avail": c.renewable, "pue": c.pue,
               "gpus_on": s.n, "it_kw": p_it, "facility_kw": p_fac, "renewable_kw": s.r,
               "grid_import_kw": s.b, "grid_export_kw": s.z, "charge_kw": s.ch,
-              "discharge_kw": s.dis, "soc_kwh": s.soc}
+              "discharge_kw": s.dis, "soc_kwh": s.soc} | (
+                  {"gpus_started": start} if start is not None else {})
     return Evaluation(
         utility=float(utility), terms=terms, slot_terms=slot_terms, jobs=jobs,
         mean_quality=float(c.quality @ per_opt / denom),
@@ -264,6 +276,14 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
         violations=check.found, violation_counts=check.counts,
         class_late=_class_late(c, s.x, late_q) if c.queueing else None,
     )
+
+
+def cold_starts(c: Compiled, start: NDArray[np.float64], i: int) -> dict[str, float]:
+    """Site i's cold starts (provisioning on): GPUs started over the horizon and the IT
+    energy they draw while loading (idle power for cold_start_s each), kWh."""
+    n_starts = float(start[i].sum())
+    return {"gpu_starts": n_starts,
+            "cold_start_kwh": float(c.idle_kw[i] * c.cold_start_s / 3600.0 * n_starts)}
 
 
 def queue_late(c: Compiled, x: NDArray[np.float64], n: NDArray[np.float64]
@@ -296,6 +316,8 @@ def _class_late(c: Compiled, x: NDArray[np.float64], late_q: NDArray[np.float64]
 def _check_shapes(c: Compiled, s: Schedule) -> None:
     expected = {"x": (c.K, c.O, c.T), "y": (c.K, c.T), "q": (c.K, c.T)}
     expected |= {k: (c.I, c.T) for k in ("n", "ch", "dis", "soc", "r", "b", "z")}
+    if c.commit:
+        expected["start"] = (c.I, c.T)
     for name, shape in expected.items():
         arr = getattr(s, name)
         if arr.shape != shape:

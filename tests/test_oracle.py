@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from optsched.oracle import solve
 from optsched.scenario import compile_scenario, get_scenario, scenario_from_dict
 from tests.conftest import small_scenario, two_sites
+from tests.test_provisioning import provisioned_small
 from tests.test_queueing import queued_small
 
 BACKENDS = ("pyomo", "cvxpy", "highs")
@@ -49,14 +50,40 @@ def test_backends_agree_with_each_other_and_the_evaluator(seed):
 def test_backends_agree_with_the_evaluator_with_queueing_on(seed, model, pieces, cs2):
     """The late jobs from waiting are a variable per site and slot in every backend and
     a max of cuts in the evaluator: at the optimum both are the same number."""
-    c = queued_small(seed, model=model, pieces=pieces, cs2=cs2)
+    backends_agree(queued_small(seed, model=model, pieces=pieces, cs2=cs2))
+
+
+def backends_agree(c) -> dict[bool, list]:
+    """LP and MILP solutions of every backend ({relax: [Solution]}), after checking that
+    their objectives agree and each equals the evaluator's utility of its schedule."""
+    out = {}
     for relax in (True, False):
-        sols = [solve(c, b, relax=relax, mip_gap=1e-9) for b in BACKENDS]
+        sols = out[relax] = [solve(c, b, relax=relax, mip_gap=1e-9) for b in BACKENDS]
         objs = [s.objective for s in sols]
         assert max(objs) - min(objs) <= 1e-6 * max(1.0, abs(objs[0])), objs
         for s in sols:
             assert s.status == "optimal" and s.evaluation.feasible
             assert s.evaluation.utility == pytest.approx(s.objective, rel=1e-6, abs=1e-6)
+    return out
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), cold_start_s=st.floats(0.0, 3600.0),
+       idle_kw=st.floats(0.0, 2.0), queueing=st.sampled_from([None, "kingman", "erlang-c"]))
+def test_backends_agree_with_the_evaluator_with_provisioning_on(seed, cold_start_s, idle_kw,
+                                                                queueing):
+    """GPUs started are a variable per site and slot in every backend (prices go negative
+    here, so starting more than the rise of n may pay): the evaluator scores the returned
+    start, and its utility is the solver's objective, with queueing on or off."""
+    c = provisioned_small(seed, cold_start_s, idle_kw,
+                          None if queueing is None else {"model": queueing, "pieces": 4})
+    assert c.commit and c.queueing == (queueing is not None)
+    sols = backends_agree(c)
+    for s in sols[True] + sols[False]:
+        rise = np.diff(s.schedule.n, axis=1)
+        assert (s.schedule.start[:, 1:] >= rise - 1e-6).all()
+    milp, lp = sols[False][0].objective, sols[True][0].objective
+    assert milp <= lp + 1e-6 * max(1.0, abs(lp))            # the LP bounds the MILP
 
 
 def test_battery_arbitrage_when_the_spread_beats_the_losses(tiny):

@@ -22,6 +22,9 @@ def random_feasible(c, rng):
     backlog = np.zeros(c.K)
     for t in range(c.T):
         left = c.util_cap * c.dt_s * n[:, t]
+        if c.commit and t > 0:      # provisioning: GPUs switched on load first
+            left = np.maximum(left - c.util_cap * c.cold_start_s
+                              * np.maximum(n[:, t] - n[:, t - 1], 0.0), 0.0)
         for k in range(c.K):
             pending = backlog[k] + c.arrivals[k, t]
             eligible = np.flatnonzero(c.eligible[k])
@@ -88,6 +91,36 @@ def test_random_feasible_schedules_pass_and_score_as_the_day_adds_up(seed):
     utility = want.pop("revenue") - sum(want.values())
     assert ev.utility == pytest.approx(utility, rel=1e-9, abs=1e-9)
     assert frame["utility"].sum() == pytest.approx(utility, rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), cold_start_s=st.floats(0.0, 900.0))
+def test_random_schedules_with_provisioning_count_their_starts(seed, cold_start_s):
+    """With [provisioning] on, a random schedule within the cold-start capacity passes;
+    its starts and loading energy are those counted by hand here, GPU by GPU, and the
+    utility still adds up over the day. One start fewer than the rise is caught."""
+    from tests.test_provisioning import provisioned_small
+
+    c = provisioned_small(seed, cold_start_s, idle_kw=0.4)
+    s = random_feasible(c, np.random.default_rng(seed))
+    ev = evaluate(c, s, milp=True)
+    assert ev.feasible, ev.violations[:5]
+    for i, site in enumerate(c.sites):
+        starts = sum(max(s.n[i, t] - s.n[i, t - 1], 0.0) for t in range(1, c.T))
+        loading = starts * 0.4 * cold_start_s / 3600.0
+        busy = sum(c.busy_kwh[o] * s.x[:, o].sum() for o in range(c.O) if c.opt_site[o] == i)
+        assert ev.sites[site]["gpu_starts"] == pytest.approx(starts, abs=1e-12)
+        assert ev.sites[site]["cold_start_kwh"] == pytest.approx(loading, rel=1e-12, abs=1e-15)
+        assert ev.sites[site]["it_kwh"] == pytest.approx(
+            0.4 * c.dt_h * s.n[i].sum() + busy + loading, rel=1e-9)
+    want = day_terms(c, s)
+    assert ev.utility == pytest.approx(want.pop("revenue") - sum(want.values()), rel=1e-9,
+                                       abs=1e-9)
+    rises = np.argwhere(np.diff(s.n, axis=1) > 0)
+    if len(rises):
+        i, t = rises[0]
+        s.start[i, t + 1] -= 1.0
+        assert evaluate(c, s).violation_counts.get("gpu starts") == 1
 
 
 PERTURBATIONS = {

@@ -117,16 +117,21 @@ def test_erlang_c_against_closed_forms():
     np.testing.assert_allclose(erlang_c(2, rho), 2 * rho**2 / (1 + rho))  # M/M/2
 
 
-def test_queueing_off_leaves_every_number_unchanged():
-    raw = copy.deepcopy(TINY)
-    off = build(raw)
-    disabled = build(queued(raw, enabled=False, pieces=6))
-    for key, value in off.arrays().items():
-        other = getattr(disabled, key)
+def assert_same_compiled(a, b) -> None:
+    """Every array and scalar of two compiled scenarios is equal (shapes included)."""
+    for key, value in a.arrays().items():
+        other = getattr(b, key)
         if isinstance(value, np.ndarray):
             assert value.shape == other.shape and np.array_equal(value, other), key
         else:
             assert value == other, key
+
+
+def test_queueing_off_leaves_every_number_unchanged():
+    raw = copy.deepcopy(TINY)
+    off = build(raw)
+    disabled = build(queued(raw, enabled=False, pieces=6))
+    assert_same_compiled(off, disabled)
     assert not off.queueing and off.queue_a.shape == (1, 0)
     ev = evaluate(off, one_option_schedule(off, 100.0, 1.0))
     assert "late_waiting" not in ev.jobs and ev.class_late is None
@@ -166,15 +171,20 @@ def test_backends_agree_with_queueing_on_the_tight_scenario():
             assert max(objs) - min(objs) <= 1e-6 * max(1.0, abs(objs[0])), (model, objs)
 
 
+def assert_size_is_the_built_one(c, relax: bool) -> None:
+    """model_size (from dimensions) matches the built matrix and Pyomo's model."""
+    size = model_size(c, relax)
+    m = build_matrix(c, relax)
+    assert (size.n_vars, size.n_cons) == (m.n_vars, m.n_cons)
+    assert m.A.nnz <= size.nnz <= 1.1 * m.A.nnz
+    pyomo = solve(c, "pyomo", relax=relax)
+    assert (pyomo.n_vars, pyomo.n_cons) == (size.n_vars, size.n_cons)
+
+
 @pytest.mark.parametrize("relax", [True, False])
 def test_model_size_counts_the_queueing_rows(relax):
     for c in (build(queued(TINY, pieces=3)), queued_small(0, pieces=4)):
-        size = model_size(c, relax)
-        m = build_matrix(c, relax)
-        assert (size.n_vars, size.n_cons) == (m.n_vars, m.n_cons)
-        assert m.A.nnz <= size.nnz <= 1.1 * m.A.nnz
-        pyomo = solve(c, "pyomo", relax=relax)
-        assert (pyomo.n_vars, pyomo.n_cons) == (size.n_vars, size.n_cons)
+        assert_size_is_the_built_one(c, relax)
     # TINY by hand: 26 variables + lq 1x2; rows: conservation, gpu capacity, balance, peak
     # import, soc recursion (2 each), terminal soc (1), + 3 cuts x 1 site x 2 slots.
     assert model_size(build(queued(TINY, pieces=3)), relax=True).n_vars == 28

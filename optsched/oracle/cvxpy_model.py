@@ -21,7 +21,7 @@ from optsched.oracle.highs import (
     mip_bound,
     quiet_banner,
 )
-from optsched.oracle.layout import build_layout, shift_matrix
+from optsched.oracle.layout import build_layout, rise_matrix, shift_matrix
 from optsched.oracle.matrix import unpack
 from optsched.oracle.solution import Solution
 from optsched.scenario.compile import Compiled
@@ -64,16 +64,24 @@ class CvxpyOracle:
             v["q"] = cp.Variable((Kd, T), nonneg=True, name="q")
             backlog = L.q_of_class @ (v["q"] - v["q"] @ St)
             cons.append(v["q"] <= p["backlog_cap"])
+        gpu_time = cp.multiply((c.util_cap * c.dt_s)[:, None], v["n"])
+        it_kw = cp.multiply(c.idle_kw[:, None], v["n"]) + L.busy_at_site @ v["x"] / c.dt_h
+        if c.commit:     # provisioning: start >= rise of n (slot 0 warm), cold-start loss
+            v["start"] = cp.Variable((I, T), nonneg=True, name="start")
+            cons.append(v["start"] >= v["n"] @ rise_matrix(T).T)
+            gpu_time = gpu_time - cp.multiply((c.util_cap * c.cold_start_s)[:, None],
+                                              v["start"])
+            it_kw = it_kw + cp.multiply((c.idle_kw * c.cold_start_s / c.dt_s)[:, None],
+                                        v["start"])
         cons += [
             backlog + served + v["y"] == p["arrivals"],                        # 1
-            L.gpu_at_site @ v["x"] <= cp.multiply((c.util_cap * c.dt_s)[:, None], v["n"]),
+            L.gpu_at_site @ v["x"] <= gpu_time,
             v["n"] <= np.repeat(c.gpus[:, None], T, axis=1),                  # 3
             v["r"] <= p["renewable"],
             v["b"] <= np.repeat(c.import_cap[:, None], T, axis=1),
             v["z"] <= np.repeat(c.export_cap[:, None], T, axis=1),
             v["b"] <= v["peak"] @ np.ones((1, T)),                             # 8
         ]
-        it_kw = cp.multiply(c.idle_kw[:, None], v["n"]) + L.busy_at_site @ v["x"] / c.dt_h
         battery_net = 0
         objective = [cp.sum(L.value @ v["x"]), -cp.sum(c.drop_penalty @ v["y"]),
                      -cp.sum(cp.multiply(p["b_cost"], v["b"])),

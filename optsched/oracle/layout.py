@@ -65,6 +65,17 @@ def shift_matrix(T: int) -> sp.csr_matrix:
     return sp.eye(T, k=-1, format="csr")
 
 
+def rise_matrix(T: int, warm: bool = True) -> sp.csr_matrix:
+    """[T, T]: (rise @ v)[t] = v[t] - v[t-1]; row 0 is empty when the GPUs on in slot 0
+    are warm (provisioning's start[i, t] >= rise of n, docs/model.md), else v[0]."""
+    rise = (sp.eye(T, format="csr") - shift_matrix(T)).tolil()
+    if warm:
+        rise[0, 0] = 0.0
+    rise = rise.tocsr()
+    rise.eliminate_zeros()
+    return rise
+
+
 def queue_cut_rows(c: Compiled, L: Layout, j: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Cut j of the queueing-aware capacity as operators on x [E, T] and n [I, T], slot
     innermost: late_q[i, t] >= (cut_x @ x)[i t] - (cut_n @ n)[i t] (docs/model.md)."""

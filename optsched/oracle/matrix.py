@@ -1,8 +1,9 @@
 """MODEL.md as one sparse matrix: the direct HiGHS reference, and the diagnosis's input.
 
 Variables, in blocks (row-major, slot innermost): x[E, T], y[K, T], q[Kd, T], n[I, T],
-ch/dis/soc[Ib, T], r/b/z[I, T], peak[I], short[Ib], in the MILP u[Ib, T], and with
-queueing the late jobs from waiting lq[I, T].
+ch/dis/soc[Ib, T], r/b/z[I, T], peak[I], short[Ib], in the MILP u[Ib, T], with
+queueing the late jobs from waiting lq[I, T], and with provisioning the GPUs started
+start[I, T].
 Row families carry MODEL.md's constraint names so a diagnosis can point at them.
 """
 
@@ -14,7 +15,13 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from optsched.oracle.layout import Layout, build_layout, queue_cut_rows, shift_matrix
+from optsched.oracle.layout import (
+    Layout,
+    build_layout,
+    queue_cut_rows,
+    rise_matrix,
+    shift_matrix,
+)
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
@@ -57,10 +64,12 @@ class MatrixModel:
 
 
 def build_matrix(c: Compiled, relax: bool = True, soc_ref: NDArray | None = None,
-                 peak_floor: NDArray | None = None) -> MatrixModel:
+                 peak_floor: NDArray | None = None, n_prev: NDArray | None = None
+                 ) -> MatrixModel:
     """The model of MODEL.md over c's horizon. For a rolling window (MPC), `soc_ref` is
     the state of charge the terminal rule measures against (default c.soc0, where the
-    window starts) and `peak_floor` the import peak already reached [I]."""
+    window starts), `peak_floor` the import peak already reached [I] and, with
+    provisioning, `n_prev` the GPUs on before the window [I] (default: slot 0 is warm)."""
     L = build_layout(c)
     ref = c.soc0 if soc_ref is None else np.asarray(soc_ref, float)
     T, I, K = c.T, c.I, c.K
@@ -73,12 +82,14 @@ def build_matrix(c: Compiled, relax: bool = True, soc_ref: NDArray | None = None
         shapes["u"] = (Ib, T)
     if c.queueing:
         shapes["lq"] = (I, T)
-    blocks, start = {}, 0
+    if c.commit:
+        shapes["start"] = (I, T)
+    blocks, pos = {}, 0
     for name, shape in shapes.items():
         size = int(np.prod(shape))
-        blocks[name] = slice(start, start + size)
-        start += size
-    n_vars = start
+        blocks[name] = slice(pos, pos + size)
+        pos += size
+    n_vars = pos
 
     eye_t = sp.eye(T, format="csr")
     diff_t = (eye_t - shift_matrix(T)).tocsr()          # v[t] - v[t-1]
@@ -101,16 +112,30 @@ def build_matrix(c: Compiled, relax: bool = True, soc_ref: NDArray | None = None
         "x": over_t(L.class_of_pair), "y": sp.eye(K * T, format="csr"),
         "q": sp.kron(L.q_of_class, diff_t, format="csr")}, lam, lam)
     zeros_it = np.zeros(I * T)
+    # provisioning: a started GPU serves cold_start_s less and draws idle power meanwhile
+    cold = {"start": sp.diags(np.repeat(c.util_cap * c.cold_start_s, T))} if c.commit else {}
     family("gpu capacity", "site", c.sites, {
         "x": over_t(L.gpu_at_site),
-        "n": -sp.diags(np.repeat(c.util_cap * c.dt_s, T))}, np.full(I * T, -INF), zeros_it)
+        "n": -sp.diags(np.repeat(c.util_cap * c.dt_s, T))} | cold,
+        np.full(I * T, -INF), zeros_it)
     pue = sp.diags(c.pue.ravel())
     batt_t = over_t(L.batt_of_site)
+    idle_pue = c.pue.ravel() * np.repeat(c.idle_kw, T)           # kW per GPU on
+    loading = ({"start": -sp.diags(idle_pue * (c.cold_start_s / c.dt_s))} if c.commit
+               else {})
     family("balance", "site", c.sites, {
         "b": sp.eye(I * T), "z": -sp.eye(I * T),
         "x": -(pue @ over_t(L.busy_at_site / c.dt_h)),
-        "n": -sp.diags(c.pue.ravel() * np.repeat(c.idle_kw, T)),
-        "ch": -batt_t, "dis": batt_t, "r": sp.eye(I * T)}, zeros_it, zeros_it)
+        "n": -sp.diags(idle_pue),
+        "ch": -batt_t, "dis": batt_t, "r": sp.eye(I * T)} | loading, zeros_it, zeros_it)
+    if c.commit:     # start[i, t] >= n[i, t] - n[i, t-1]; slot 0 warm (or after n_prev)
+        lo = np.zeros((I, T))
+        if n_prev is not None:
+            lo[:, 0] = -np.asarray(n_prev, float)
+        family("gpu starts", "site", c.sites, {
+            "start": sp.eye(I * T, format="csr"),
+            "n": -sp.kron(sp.eye(I), rise_matrix(T, warm=n_prev is None), format="csr")},
+            lo.ravel(), np.full(I * T, INF))
     if Ib:
         eta_c, eta_d = c.eta_c[L.batt], c.eta_d[L.batt]
         rhs = np.zeros((Ib, T))
@@ -205,4 +230,5 @@ def unpack(c: Compiled, L: Layout, get) -> Schedule:
     return Schedule(x=clip(x, 0.0), y=clip(get("y"), 0.0), q=clip(q, 0.0),
                     n=clip(get("n"), 0.0), r=clip(get("r"), 0.0), b=clip(get("b"), 0.0),
                     z=clip(get("z"), 0.0), ch=clip(battery["ch"], 0.0),
-                    dis=clip(battery["dis"], 0.0), soc=battery["soc"])
+                    dis=clip(battery["dis"], 0.0), soc=battery["soc"],
+                    start=clip(get("start"), 0.0) if c.commit else None)

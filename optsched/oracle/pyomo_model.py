@@ -58,12 +58,26 @@ def _capacity_and_power_block(m: pyo.ConcreteModel, c: Compiled, L: Layout) -> N
     m.b = pyo.Var(I, T, bounds=lambda _, i, t: (0.0, imp[i]))
     m.z = pyo.Var(I, T, bounds=lambda _, i, t: (0.0, exp_[i]))
     m.peak = pyo.Var(I, domain=pyo.NonNegativeReals)
+    # provisioning: started GPUs lose cold_start_s of service and draw idle power meanwhile
+    lost_s = (c.util_cap * c.cold_start_s).tolist()
+    load_kw = (c.idle_kw * c.cold_start_s / c.dt_s).tolist()
+    if c.commit:
+        m.start = pyo.Var(I, T, domain=pyo.NonNegativeReals)
+        m.gpu_starts = pyo.Constraint(I, T, rule=lambda _, i, t: m.start[i, t] >= (
+            m.n[i, t] - m.n[i, t - 1] if t else 0.0))
 
-    m.gpu_capacity = pyo.Constraint(I, T, rule=lambda _, i, t: sum(
-        gpu_s[e] * m.x[e, t] for e in pairs_at[i]) <= cap_s[i] * m.n[i, t])
+    def gpu_capacity(_, i, t):
+        used = sum(gpu_s[e] * m.x[e, t] for e in pairs_at[i])
+        if c.commit:
+            return used + lost_s[i] * m.start[i, t] <= cap_s[i] * m.n[i, t]
+        return used <= cap_s[i] * m.n[i, t]
+
+    m.gpu_capacity = pyo.Constraint(I, T, rule=gpu_capacity)
 
     def balance(_, i, t):
         it_kw = idle[i] * m.n[i, t] + sum(busy_kw[e] * m.x[e, t] for e in pairs_at[i])
+        if c.commit:
+            it_kw = it_kw + load_kw[i] * m.start[i, t]
         j = batt_row.get(i)
         battery = 0.0 if j is None else m.ch[j, t] - m.dis[j, t]
         return m.b[i, t] - m.z[i, t] == pue[i][t] * it_kw + battery - m.r[i, t]

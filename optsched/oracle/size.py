@@ -49,11 +49,12 @@ def model_size(c: Compiled, relax: bool) -> ModelSize:
     J = c.queue_a.shape[1]                    # queueing cuts per site (0: off)
     Iq = I if J else 0                        # sites with a late-from-waiting variable
     Ei = int(c.eligible[c.interactive].sum())  # eligible pairs of interactive classes
-    # Per slot: x, y, q, n, r, b, z, ch, dis, soc (and u, lq); once: peak, short.
-    n_vars = T * (E + K + Kd + 4 * I + 3 * Ib + milp * Ib + Iq) + I + Ib
+    Is = I if c.commit else 0                 # sites with a GPUs-started variable
+    # Per slot: x, y, q, n, r, b, z, ch, dis, soc (and u, lq, start); once: peak, short.
+    n_vars = T * (E + K + Kd + 4 * I + 3 * Ib + milp * Ib + Iq + Is) + I + Ib
     # Per slot: conservation, gpu capacity, balance, peak import, soc recursion (and the
-    # two battery modes, the queueing cuts); once: terminal soc.
-    n_cons = T * (K + 3 * I + Ib + 2 * milp * Ib + J * I) + Ib
+    # two battery modes, the queueing cuts, the gpu starts); once: terminal soc.
+    n_cons = T * (K + 3 * I + Ib + 2 * milp * Ib + J * I + Is) + Ib
     nnz = (T * (E + K) + Kd * (2 * T - 1)          # conservation: x, y, q[t] - q[t-1]
            + T * (E + I)                           # gpu capacity: x, n
            + T * (E + 4 * I + 2 * Ib)              # balance: x, n, b, z, r, ch, dis
@@ -61,7 +62,9 @@ def model_size(c: Compiled, relax: bool) -> ModelSize:
            + 2 * T * I                             # peak import: b, peak
            + 2 * Ib                                # terminal soc: short, soc[T-1]
            + milp * 4 * T * Ib                     # battery modes: ch or dis, u
-           + J * T * (2 * Iq + Ei))                # queueing cuts: lq, n, interactive x
+           + J * T * (2 * Iq + Ei)                 # queueing cuts: lq, n, interactive x
+           + Is * (3 * T - 2)                      # gpu starts: start, n[t] - n[t-1]
+           + 2 * T * Is)                           # start in gpu capacity and balance
     return ModelSize(n_vars, n_cons, nnz)
 
 

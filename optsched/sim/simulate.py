@@ -42,10 +42,14 @@ happens to each one:
    equivalents; busy energy weighted by each job's work; the schedule's own battery and
    renewable decisions, grid import by the power balance) is scored by `evaluate`, and
    its `late` term is replaced by the late penalty of the jobs that were actually late.
+   With provisioning on (docs/model.md) the cold starts that count are the ones sampled
+   here, already in the idle-GPU equivalents: the realised schedule is scored without the
+   fluid model's fixed cold_start_s per start (`_sampled_cold_starts`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -238,12 +242,13 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
 
     # 5. realised utility through the evaluator
     n_eff = schedule.n + cold_s / dt
-    power = complete(c, x_work, drop.astype(float), n_eff, schedule.ch, schedule.dis,
+    c_real = _sampled_cold_starts(c)
+    power = complete(c_real, x_work, drop.astype(float), n_eff, schedule.ch, schedule.dis,
                      schedule.r)
     real = Schedule(x=x_real, y=drop.astype(float), q=hold.astype(float), n=n_eff,
                     ch=power.ch, dis=power.dis, soc=power.soc, r=power.r, b=power.b,
                     z=power.z)
-    ev = evaluate(c, real, keep=0)
+    ev = evaluate(c_real, real, keep=0)
     terms = dict(ev.terms)
     terms["late"] = float(c.late_penalty @ late)
     busy = float(np.sum(c.busy_kwh[o_d] * jobs.work[done]))
@@ -257,6 +262,9 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
     fluid = {"utility": fluid_ev.utility, **{f"{k}": v for k, v in fluid_ev.jobs.items()},
              "it_kwh": sum(s["it_kwh"] for s in fluid_ev.sites.values()),
              "facility_kwh": sum(s["facility_kwh"] for s in fluid_ev.sites.values())}
+    if c.commit:            # the fluid model's fixed cold starts, against the sampled ones
+        fluid |= {key: sum(s[key] for s in fluid_ev.sites.values())
+                  for key in ("gpu_starts", "cold_start_kwh")}
     return SimResult(
         classes=c.classes, interactive=c.interactive.copy(), arrived=per_class(slot_of >= 0),
         served=served, late=late, dropped=per_class(option == engine.DROPPED),
@@ -264,6 +272,14 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
         latency_pct=pct, utility=float(utility_of(terms)), terms=terms, energy=energy,
         fluid=fluid, slot_served=slot_served, slot_late=slot_late.astype(np.int64),
         option=option, latency_s=latency)
+
+
+def _sampled_cold_starts(c: Compiled) -> Compiled:
+    """`c` for scoring the realised schedule: with provisioning on, its cold starts are
+    the simulator's sampled delays, already booked as idle-GPU seconds in n, so the fluid
+    model's fixed cold_start_s per start (capacity lost, loading draw) is left out instead
+    of counted twice."""
+    return dataclasses.replace(c, commit=False, cold_start_s=0.0) if c.commit else c
 
 
 def _admit(c: Compiled, schedule: Schedule, jobs: Jobs, slot_of: I_,
