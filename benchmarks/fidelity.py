@@ -75,7 +75,7 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         f.late_rate_sim > 0)
     f["late_ok"] = (f.late_pts.abs() <= 0.5) | (f.late_rel.abs() <= 0.10)
     f["energy_rel"] = f.it_kwh_sim / f.it_kwh_fluid - 1
-    f["energy_ok"] = f.energy_rel.abs() <= 0.01
+    f["energy_ok"] = (f.energy_rel.abs() <= 0.01).where(f.energy_rel.notna())
     f["served_rel"] = f.served_sim / f.served_fluid - 1
     return f
 
@@ -87,7 +87,7 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
         late_fluid=("late_rate_fluid", "mean"), late_sim=("late_rate_sim", "mean"),
         late_pts=("late_pts", "mean"), late_ok=("late_ok", "all"),
         served_rel=("served_rel", "mean"), energy_rel=("energy_rel", "mean"),
-        energy_ok=("energy_ok", lambda s: bool(s.all()) if s.notna().all() else None))
+        energy_ok=("energy_ok", lambda s: bool(s.dropna().all()) if s.notna().any() else None))
 
 
 def main(argv: list[str] | None = None) -> None:
