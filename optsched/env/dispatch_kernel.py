@@ -31,23 +31,14 @@ CUT = 42.0
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _dual(mu, net, stay, amount, bptr, e_site, e_g, e_gs, tau, cap, score, band, w, fr,
-          share, z, load, hess, diag, m1, m2, newton):
-    """The smoothed dual at capacity prices mu [I]: its value. Fills the band, the pairs
-    whose weight is not negligible, class after class: band [n] the pair, w [n] its
-    weight (exp of its score less its class's best), fr [K, 2] the class's jobs per
-    unit weight (x = w fr[k, 0]) and its run's end in the band; with `newton`, the
-    loads load [I] (cap - load is the gradient) and the Hessian hess [I, I] (from the
-    class's per site sums m1 = sum G w, m2 = sum G^2 w). share, z [2] and diag [I]
-    are scratch."""
+def _weights(mu, net, stay, amount, bptr, e_g, tau, cap, score, band, w, fr, pz):
+    """The smoothed dual at capacity prices mu [I]: returns its value. Fills the band,
+    the pairs whose weight is not negligible, class after class: band [n] the pair, w [n]
+    its weight (exp of its score less its class's best); per class fr [K, 2] its jobs
+    per unit weight (x = w fr[k, 0]) and its run's end in the band, and pz [K, 2] the
+    tranches' (must leave, may wait) choice shares per unit weight."""
     K, I = tau.shape[0], cap.shape[0]
     value = 0.0
-    if newton:
-        for i in range(I):
-            load[i] = 0.0
-            diag[i] = 0.0
-            for h in range(I):
-                hess[i, h] = 0.0
     nb = 0
     for k in range(K):
         best = -np.inf
@@ -61,7 +52,6 @@ def _dual(mu, net, stay, amount, bptr, e_site, e_g, e_gs, tau, cap, score, band,
         if not np.isfinite(best):
             best = 0.0
         wsum = 0.0
-        first = nb
         for e in range(bptr[k * I], bptr[k * I + I]):
             d = score[e] - best
             if d > -CUT:
@@ -74,7 +64,7 @@ def _dual(mu, net, stay, amount, bptr, e_site, e_g, e_gs, tau, cap, score, band,
         for j in range(2):
             am = amount[j, k]
             if am == 0.0:                 # adds exactly 0 to the value, loads and Hessian
-                share[j], z[j] = 0.0, 1.0
+                pz[k, j] = 0.0
                 continue
             st = stay[j, k]
             if best >= st:                # exp(0) is 1 exactly
@@ -83,40 +73,55 @@ def _dual(mu, net, stay, amount, bptr, e_site, e_g, e_gs, tau, cap, score, band,
             else:
                 tp, sh = st, np.exp(best - st)
                 zz = wsum * sh + 1.0
-            share[j], z[j] = sh, zz
+            pz[k, j] = sh / zz
             vk += am * (np.log(zz) + tp)
             frac += am * sh / zz
         value += tau[k] * vk
         fr[k, 0], fr[k, 1] = frac, nb
-        if newton:
-            for i in range(I):
-                m1[i] = 0.0
-                m2[i] = 0.0
-            for n in range(first, nb):
-                e, v = band[n], w[n]
-                g, i = e_gs[e], e_site[e]
-                load[i] += g * (v * frac)
-                m1[i] += g * v
-                m2[i] += g * g * v
-            for j in range(2):
-                pz = share[j] / z[j]
-                a = amount[j, k] / tau[k]
-                if a == 0.0:
-                    continue
-                for i in range(I):
-                    u = a * (m1[i] * pz)
-                    diag[i] += a * (m2[i] * pz)
-                    for h in range(I):
-                        hess[i, h] += u * (m1[h] * pz)
-    if newton:
-        for i in range(I):
-            for h in range(I):
-                hess[i, h] = -hess[i, h]
-            hess[i, i] += diag[i]
     priced = 0.0
     for i in range(I):
         priced += mu[i] * cap[i]
     return value + priced
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _curvature(amount, e_site, e_gs, tau, band, w, fr, pz, load, hess, diag, m1, m2):
+    """From the weights of `_weights`: the loads load [I] (cap - load is the gradient)
+    and the Hessian hess [I, I], from each class's per site sums m1 = sum G w and
+    m2 = sum G^2 w. diag, m1 and m2 [I] are scratch."""
+    K, I = tau.shape[0], load.shape[0]
+    for i in range(I):
+        load[i] = 0.0
+        diag[i] = 0.0
+        for h in range(I):
+            hess[i, h] = 0.0
+    first = 0
+    for k in range(K):
+        frac = fr[k, 0]
+        for i in range(I):
+            m1[i] = 0.0
+            m2[i] = 0.0
+        for n in range(first, int(fr[k, 1])):
+            e, v = band[n], w[n]
+            g, i = e_gs[e], e_site[e]
+            load[i] += g * (v * frac)
+            m1[i] += g * v
+            m2[i] += g * g * v
+        first = int(fr[k, 1])
+        for j in range(2):
+            p = pz[k, j]
+            a = amount[j, k] / tau[k]
+            if a == 0.0:
+                continue
+            for i in range(I):
+                u = a * (m1[i] * p)
+                diag[i] += a * (m2[i] * p)
+                for h in range(I):
+                    hess[i, h] += u * (m1[h] * p)
+    for i in range(I):
+        for h in range(I):
+            hess[i, h] = -hess[i, h]
+        hess[i, i] += diag[i]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -157,8 +162,8 @@ def dispatch(pending, may_wait, usd_kwh, cont, bptr, e_opt, e_site, e_val, e_kwh
     I, E = cap.shape[0], e_opt.shape[0]
     net, score, w = np.empty(E), np.empty(E), np.empty(E)
     band = np.empty(E, dtype=np.int64)
-    stay, amount, fr = np.empty((2, K)), np.empty((2, K)), np.empty((K, 2))
-    share, z = np.empty(2), np.empty(2)
+    stay, amount = np.empty((2, K)), np.empty((2, K))
+    fr, pz = np.empty((K, 2)), np.empty((K, 2))
     load, hess, h = np.empty(I), np.empty((I, I)), np.empty((I, I))
     m1, m2, diag = np.empty(I), np.empty(I), np.empty(I)
     mu, cand, grad, rhs, step = (np.empty(I), np.empty(I), np.empty(I), np.empty(I),
@@ -175,9 +180,15 @@ def dispatch(pending, may_wait, usd_kwh, cont, bptr, e_opt, e_site, e_val, e_kwh
         for i in range(I):
             mu[i] = 0.0
         n_it = 0
+        fresh = False                     # the weights are those at mu (value too)
+        value = 0.0
         for _ in range(NEWTON_STEPS):
-            value = _dual(mu, net, stay, amount, bptr, e_site, e_g, e_gs, tau, cap, score,
-                          band, w, fr, share, z, load, hess, diag, m1, m2, True)
+            if not fresh:
+                value = _weights(mu, net, stay, amount, bptr, e_g, tau, cap, score, band,
+                                 w, fr, pz)
+                fresh = True
+            _curvature(amount, e_site, e_gs, tau, band, w, fr, pz, load, hess, diag, m1,
+                       m2)
             done = True
             for i in range(I):
                 grad[i] = cap[i] - load[i]
@@ -216,17 +227,18 @@ def dispatch(pending, may_wait, usd_kwh, cont, bptr, e_opt, e_site, e_val, e_kwh
                 for i in range(I):
                     cand[i] = max(mu[i] + alpha * step[i], 0.0)
                     slope += grad[i] * (cand[i] - mu[i])
-                v_new = _dual(cand, net, stay, amount, bptr, e_site, e_g, e_gs, tau, cap,
-                              score, band, w, fr, share, z, load, hess, diag, m1, m2,
-                              False)
-                if v_new <= value + ARMIJO * slope:
+                v_new = _weights(cand, net, stay, amount, bptr, e_g, tau, cap, score,
+                                 band, w, fr, pz)
+                fresh = v_new <= value + ARMIJO * slope
+                if fresh:
                     for i in range(I):
                         mu[i] = cand[i]
+                    value = v_new
                     break
                 alpha *= 0.5
         iters[b] = n_it
-        _dual(mu, net, stay, amount, bptr, e_site, e_g, e_gs, tau, cap, score, band, w, fr,
-              share, z, load, hess, diag, m1, m2, False)
+        if not fresh:
+            _weights(mu, net, stay, amount, bptr, e_g, tau, cap, score, band, w, fr, pz)
         n = 0
         for k in range(K):
             while n < fr[k, 1]:
