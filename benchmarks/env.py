@@ -13,6 +13,7 @@ checkout).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -54,6 +55,8 @@ def main() -> None:
     ap.add_argument("--dispatch", type=int, nargs="*", default=[1, 64, 1024, 8192],
                     help="batch sizes for the dispatch action spaces (a Newton solve per "
                          "copy and slot makes them slower than the direct one)")
+    ap.add_argument("--warm", type=int, nargs="*", default=[1024],
+                    help="batch sizes for dispatch-battery with warm-started prices")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -66,11 +69,15 @@ def main() -> None:
     table = Table(title="environment speed (jemas-3, one core)")
     for col in ("action", "B", "env steps / s", "ms per batched step", "us per copy-step"):
         table.add_column(col, justify="right")
+    from optsched.env.dispatch import DispatchCore
     from optsched.learn.train import ACTIONS
 
+    # The warm-started dispatch (DispatchCore(warm_start=True)) is timed too: faster,
+    # but its plans are not the cold start's (see DispatchCore).
+    warm = functools.partial(DispatchCore, waiting=False, warm_start=True)
     for action, sizes in (("direct", args.batches), ("dispatch-battery", args.dispatch),
-                          ("dispatch", args.dispatch)):
-        make = ACTIONS[action]
+                          ("dispatch", args.dispatch), ("dispatch-battery warm", args.warm)):
+        make = ACTIONS.get(action, warm)
         for B in sizes:
             rate, per = steps_per_second(make(bank, B, EnvConfig()), args.seconds)
             table.add_row(action, f"{B:,}", f"{rate:,.0f}", f"{per * 1e3:.3f}",
@@ -89,7 +96,7 @@ def main() -> None:
                 env.reset()
         singles.append((time.perf_counter() - start) / n)
     single = float(np.median(singles))
-    Console().print(table)
+    Console(width=100).print(table)
     Console().print(f"single gymnasium env step: {single * 1e6:.1f} us (wall)")
     if args.mpc:
         from optsched.policies import rollout

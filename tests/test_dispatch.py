@@ -376,3 +376,52 @@ def test_a_copy_gets_the_same_plan_alone_and_in_any_batch():
                 one.t, one.day, one._q = t, core.day[b:b + 1], core._q[b:b + 1].copy()
                 np.testing.assert_array_equal(dispatcher(one, cont[:, b:b + 1])[0], x[b])
         core.step_plan(x, np.zeros((6, core.I)))
+
+
+def test_warm_start_takes_fewer_newton_steps_to_plans_within_the_tolerance():
+    """With warm_start each copy's search starts from its previous slot's prices: fewer
+    Newton steps, sites still within CAP_RTOL of capacity, plans within 1e-3 of the
+    pending jobs of the cold start's from the same state."""
+    from optsched.scenario import jemas3
+
+    bank = DayBank.from_family(jemas3.train_days()[:4])
+    core = DispatchCore(bank, 4, waiting=False, warm_start=True)
+    core.reset(days=np.arange(4))
+    c0 = core.c
+    cap = c0.gpus * c0.util_cap * c0.dt_s
+    rng = np.random.default_rng(0)
+    warm_its, cold_its = [], []
+    for t in range(core.T):
+        a = rng.uniform(-1, 1, (4, core.action_dim))
+        cont = np.where(core.defer > 0, continuation(core.c, np.zeros((core.K, 4))), -np.inf)
+        cold = core.dispatcher(core, cont)
+        cold_its.append(core.dispatcher.iterations.copy())
+        x, battery_kw, drop = core.plan_from_action(core, a, core.prices)
+        warm_its.append(core.dispatcher.iterations.copy())
+        assert np.all(_slot_load(c0, x) <= cap * (1 + CAP_RTOL)), t
+        pending = (core.q + core.series_at("arrivals")).sum(axis=0)
+        assert np.all(np.abs(x - cold).max(axis=(1, 2)) <= 1e-3 * np.maximum(pending, 1)), t
+        core.step_plan(x, battery_kw, drop)
+    assert np.mean(warm_its) < np.mean(cold_its) / 2
+
+
+def test_warm_started_runs_resume_exactly_from_a_snapshot():
+    """The prices a warm start carries are part of the episode state."""
+    from optsched.scenario import jemas3
+
+    bank = DayBank.from_family(jemas3.train_days()[:3])
+    dim = DispatchCore(bank, 3).action_dim
+    actions = np.random.default_rng(1).uniform(-1, 1, (140, 3, dim))
+    runs = []
+    for resume in (False, True):
+        core = DispatchCore(bank, 3, warm_start=True)
+        core.reset(seed=2)
+        for a in actions[:120]:
+            core.step(a)
+        if resume:
+            state = core.snapshot()
+            core = DispatchCore(bank, 3, warm_start=True)
+            core.reset(seed=5)
+            core.restore(state)
+        runs.append([core.step(a)[1] for a in actions[120:]])
+    np.testing.assert_array_equal(runs[0], runs[1])

@@ -161,11 +161,12 @@ def _solve(h, r, step):
 
 @njit(cache=True, error_model="numpy")
 def dispatch(pending, may_wait, usd_kwh, cont, bptr, e_opt, e_site, e_val, e_kwh, e_g,
-             e_gs, tau, drop_penalty, cap, mu_max, curv_floor, x, iters):
+             e_gs, tau, drop_penalty, cap, mu_max, curv_floor, prices, x, iters):
     """Jobs x[B, K, O] (zero on entry) of each copy's slot. Per copy b: pending and
     may_wait [B, K] jobs, energy price usd_kwh [B, I] ($/kWh x PUE), continuation
-    value cont [B, K] of a waiting job; iters[b] gets its Newton iterations. Pairs of
-    class k at site i are bptr[k I + i]:bptr[k I + i + 1]."""
+    value cont [B, K] of a waiting job; the search starts from prices [B, I] (0: the
+    plans of the numpy version) and leaves the prices found there; iters[b] gets its
+    Newton iterations. Pairs of class k at site i are bptr[k I + i]:bptr[k I + i + 1]."""
     B, K = pending.shape
     I, E = cap.shape[0], e_opt.shape[0]
     net, score, w = np.empty(E), np.empty(E), np.empty(E)
@@ -186,7 +187,7 @@ def dispatch(pending, may_wait, usd_kwh, cont, bptr, e_opt, e_site, e_val, e_kwh
             amount[0, k] = pending[b, k] - may_wait[b, k]
             amount[1, k] = may_wait[b, k]
         for i in range(I):
-            mu[i] = 0.0
+            mu[i] = prices[b, i]
         n_it = 0
         fresh = False                     # the weights are those at mu (value too)
         value = 0.0
@@ -245,6 +246,8 @@ def dispatch(pending, may_wait, usd_kwh, cont, bptr, e_opt, e_site, e_val, e_kwh
                     break
                 alpha *= 0.5
         iters[b] = n_it
+        for i in range(I):
+            prices[b, i] = mu[i]
         if not fresh:
             _weights(mu, net, stay, amount, bptr, e_g, tau, cap, score, band, w, fr, pz)
         n = 0
