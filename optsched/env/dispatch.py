@@ -28,7 +28,7 @@ import numpy as np
 
 from optsched.env import dispatch_kernel
 from optsched.env.core import BatchedCore, EnvConfig
-from optsched.env.dispatch_kernel import CAP_RTOL, SLIVER  # noqa: F401 - re-exported
+from optsched.env.dispatch_kernel import CAP_RTOL  # noqa: F401 - re-exported
 
 TAU = 1e-3                 # choice temperature, a share of each class's revenue per job
 

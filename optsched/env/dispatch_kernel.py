@@ -208,8 +208,10 @@ def dispatch(pending, may_wait, usd_kwh, cont, bptr, e_opt, e_site, e_val, e_kwh
             if done:
                 break
             n_it += 1
-            # Newton's step on the sites that are priced or over capacity; a floor on
-            # the diagonal where a site has no curvature, a ridge for substitute sites.
+            # Newton's step on the sites that are priced or over capacity. A site whose
+            # jobs all sit firmly in one option has no curvature: a floor on the diagonal
+            # turns its step into a (clipped, line-searched) gradient step; a ridge for
+            # substitute sites, whose systems are rank-deficient.
             big_diag = 0.0
             for i in range(I):
                 free[i] = mu[i] > 0 or grad[i] < 0
