@@ -31,7 +31,7 @@ def test_ample_capacity_serves_every_job_at_its_best_net_option(tiny):
     usd_kwh = c.pue[0, 0] * c.price[0, 0] / 1000
     net = np.where(c.eligible[0], c.value[0] - usd_kwh * core.dispatcher.kwh, -np.inf)
     assert x.argmax() == net.argmax()
-    tau = core.dispatcher.tau[0, 0]
+    tau = core.dispatcher.tau[0]
     mean_net = (x * np.where(np.isfinite(net), net, 0.0)).sum() / x.sum()
     assert net.max() - tau * np.log(c.eligible[0].sum()) <= mean_net <= net.max()
 
@@ -198,3 +198,230 @@ def test_one_option_per_class_dispatches_feasibly_in_a_mixed_batch():
             _, _, done, _ = core.step(np.zeros((3, core.action_dim)))
         for j in range(3):
             assert evaluate(days[j], core.schedule(j), milp=True).feasible
+
+
+# --------------------------------------------------------------- the numpy dispatch
+# The dispatch as it was written in numpy over the batch axis before it was compiled
+# (optsched/env/dispatch_kernel.py): a second implementation of the same smoothed dual,
+# projected Newton steps and line search, kept here to check the kernel against.
+
+def numpy_dispatch(core, cont: np.ndarray) -> np.ndarray:
+    """Jobs x[B, K, O] of the core's current slot; cont[K, B] as for `Dispatcher`."""
+    from optsched.env.dispatch_kernel import LINE_SEARCH, NEWTON_STEPS, SLIVER
+
+    c = core.c
+    site = c.opt_site
+    kwh = c.busy_kwh + c.idle_kw[site] * c.gpu_s / (3600.0 * c.util_cap[site])
+    value_ko = np.where(c.eligible, c.value, -np.inf)[:, :, None]          # [K, O, 1]
+    cap = (c.gpus * c.util_cap * c.dt_s)[:, None]                          # [I, 1]
+    ratio = np.where(c.eligible, (c.value + c.drop_penalty[:, None]) / c.gpu_s, 0.0)
+    mu_max = np.array([max(ratio[:, site == i].max(), 0.0) for i in range(c.I)]
+                      )[:, None] * 1.01 + 1e-9
+    tau = (TAU * c.revenue_per_job)[:, None]                               # [K, 1]
+    g_tau = c.gpu_s[None, :, None] / tau[..., None]
+    G = c.site_of * c.gpu_s[None]
+    G2 = G * c.gpu_s[None]
+    curv_floor = 1e-9 * cap / mu_max
+    pending = core.q + core.series_at("arrivals")
+    may_wait = np.minimum(pending, core.series_at("backlog_cap")) * core.defer
+    usd_kwh = core.series_at("pue") * core.series_at("price") / 1000.0
+    net = (value_ko - kwh[None, :, None] * usd_kwh[site][None]) / tau[..., None]
+    stay = np.stack([np.broadcast_to(-c.drop_penalty[:, None], cont.shape), cont]) / tau[None]
+    amount = np.stack([pending - may_wait, may_wait])
+
+    def dual(mu, second=True):
+        score = net - g_tau * mu[site][None]
+        best = score.max(axis=1)
+        best = np.where(np.isfinite(best), best, 0.0)
+        top = np.maximum(best[None], stay)
+        w = np.exp(score - best[:, None])
+        share = np.exp(best[None] - top)
+        z = w.sum(axis=1)[None] * share + np.exp(stay - top)
+        value = (tau * (amount * (np.log(z) + top)).sum(axis=0)).sum(axis=0) \
+            + (mu * cap).sum(axis=0)
+        x = w * (amount * share / z).sum(axis=0)[:, None]
+        load = np.einsum("io,kob->ib", G, x)
+        if not second:
+            return value, load, None, x
+        pz = (share / z)[:, :, None]
+        m1 = np.einsum("io,kob->kib", G, w)[None] * pz
+        m2 = np.einsum("io,kob->kib", G2, w)[None] * pz
+        a = (amount / tau[None])[:, :, None]
+        hess = -np.einsum("jkib,jkhb->bih", a * m1, m1)
+        idx = np.arange(c.I)
+        hess[:, idx, idx] += (a * m2).sum(axis=(0, 1)).T
+        return value, load, hess, x
+
+    B = net.shape[-1]
+    mu = np.zeros((c.I, B))
+    eye = np.eye(c.I)[None]
+    for _ in range(NEWTON_STEPS):
+        value, load, hess, _ = dual(mu)
+        grad = cap - load
+        priced = mu > 0
+        ok = np.where(priced, np.abs(grad) <= CAP_RTOL * cap, grad >= -CAP_RTOL * cap)
+        if ok.all():
+            break
+        free = (priced | (grad < 0)).T
+        h = np.where(free[:, :, None] & free[:, None, :], hess, 0.0)
+        diag = np.diagonal(h, axis1=1, axis2=2)
+        floor = np.maximum(diag, curv_floor.T) - diag
+        ridge = 1e-12 * np.abs(diag).max(axis=1)
+        h = h + eye * (floor + ridge[:, None])[:, :, None] + eye * (~free)[:, :, None]
+        step = -np.linalg.solve(h, np.where(free, grad.T, 0.0)[..., None])[..., 0].T
+        step = step / np.maximum(np.abs(step / mu_max).max(axis=0), 1.0)
+        alpha, todo, new = np.ones(B), ~ok.all(axis=0), mu
+        for _ in range(LINE_SEARCH):
+            cand = np.maximum(mu + alpha * step, 0.0)
+            good = dual(cand, False)[0] <= value + 1e-4 * (grad * (cand - mu)).sum(axis=0)
+            new = np.where(good & todo, cand, new)
+            todo = todo & ~good
+            if not todo.any():
+                break
+            alpha = np.where(todo, alpha * 0.5, alpha)
+        mu = new
+    x = dual(mu, False)[3]
+    x[x < SLIVER] = 0.0
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def _compare_along_a_day(bank, B: int, waiting: bool, seed: int, every: int = 1):
+    """Play random actions (a zero action, the `dispatch` baseline, for half the copies
+    every fourth slot) through DispatchCore; every `every` slots, the kernel's plan and
+    the numpy dispatch's plan of the same state. Returns the largest differences per
+    copy-slot, relative to the copy's pending jobs."""
+    from optsched.env.dispatch import continuation as cont_of
+
+    core = DispatchCore(bank, B, waiting=waiting)
+    rng = np.random.default_rng(seed)
+    core.reset(seed=seed)
+    out = []
+    for t in range(core.T):
+        a = rng.uniform(-1.2, 1.2, (B, core.action_dim))
+        if t % 4 == 0:
+            a[: B // 2] = 0.0
+        x, battery_kw, drop = core.plan_from_action(core, a)
+        if t % every == 0:
+            n = len(core.deferrable_rows)
+            wait = np.zeros((core.K, B))
+            wait[core.deferrable_rows] = np.clip(a.T, -1, 1)[:n]
+            cont = np.where(core.defer > 0, cont_of(core.c, wait), -np.inf)
+            want = numpy_dispatch(core, cont)
+            pending = (core.q + core.series_at("arrivals")).sum(axis=0)
+            out.append(np.abs(x - want).max(axis=(1, 2)) / np.maximum(pending, 1.0))
+        core.step_plan(x, battery_kw, drop)
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("waiting", [True, False])
+def test_kernel_plans_equal_the_numpy_dispatch_on_small_days(waiting):
+    """`dispatch` and `dispatch-battery`: on two-site days the compiled dispatch gives
+    the numpy version's plans, slot after slot, to rounding."""
+    for seed in range(6):
+        diff = _compare_along_a_day(DayBank.from_compiled([small_scenario(seed)]), 8,
+                                    waiting, seed)
+        assert diff.max() <= 1e-9, (seed, diff.max())
+
+
+@pytest.mark.parametrize("waiting", [True, False])
+def test_kernel_plans_equal_the_numpy_dispatch_on_jemas3(waiting):
+    """On jemas-3 (three sites that serve each other's classes) Newton's systems are
+    nearly singular, so rounding (numpy's reduction order, which changes with the batch
+    size) can end the price search at another point within CAP_RTOL of full: most plans
+    agree to rounding, and every plan to the tolerance."""
+    from optsched.scenario import jemas3
+
+    bank = DayBank.from_family(jemas3.train_days()[:8])
+    diff = _compare_along_a_day(bank, 8, waiting, 1, every=16)
+    assert np.mean(diff <= 1e-9) >= 0.9, np.sort(diff)[-10:]
+    assert diff.max() <= 1e-3
+
+
+def test_the_dispatch_baseline_plans_equal_the_numpy_dispatch():
+    """The `dispatch` policy (zero look-ahead, idle battery) on plain cores."""
+    from optsched.env.core import BatchedCore
+
+    policy = get_policy("dispatch")
+    for seed in range(4):
+        c = small_scenario(seed)
+        core = BatchedCore(DayBank.from_compiled([c]), 1)
+        core.reset(days=[0])
+        for _ in range(c.T):
+            x, battery_kw, drop = policy.plan(core)
+            cont = np.where(c.interactive[:, None], -np.inf,
+                            continuation(c, np.zeros((c.K, 1))))
+            np.testing.assert_allclose(x, numpy_dispatch(core, cont), rtol=0, atol=1e-9)
+            assert not battery_kw.any() and not drop.any()
+            core.step_plan(x, battery_kw, drop)
+
+
+def test_a_copy_gets_the_same_plan_alone_and_in_any_batch():
+    """Each copy's prices are searched on their own: its plan does not depend on the
+    other copies or the batch size, to the last bit (the numpy version's did, through
+    numpy's reduction order: up to 3e-7 of a plan on jemas-3)."""
+    from optsched.env.core import BatchedCore
+    from optsched.scenario import jemas3
+
+    bank = DayBank.from_family(jemas3.train_days()[:6])
+    core, one = BatchedCore(bank, 6), BatchedCore(bank, 1)
+    dispatcher = Dispatcher(core)
+    core.reset(days=np.arange(6))
+    rng = np.random.default_rng(0)
+    for t in range(core.T):
+        cont = np.where(core.defer > 0, continuation(core.c, rng.uniform(-1, 1, (core.K, 6))),
+                        -np.inf)
+        x = dispatcher(core, cont)
+        if t % 48 == 0:
+            for b in range(6):
+                one.t, one.day, one._q = t, core.day[b:b + 1], core._q[b:b + 1].copy()
+                np.testing.assert_array_equal(dispatcher(one, cont[:, b:b + 1])[0], x[b])
+        core.step_plan(x, np.zeros((6, core.I)))
+
+
+def test_warm_start_takes_fewer_newton_steps_to_plans_within_the_tolerance():
+    """With warm_start each copy's search starts from its previous slot's prices: fewer
+    Newton steps, sites still within CAP_RTOL of capacity, plans within 1e-3 of the
+    pending jobs of the cold start's from the same state."""
+    from optsched.scenario import jemas3
+
+    bank = DayBank.from_family(jemas3.train_days()[:4])
+    core = DispatchCore(bank, 4, waiting=False, warm_start=True)
+    core.reset(days=np.arange(4))
+    c0 = core.c
+    cap = c0.gpus * c0.util_cap * c0.dt_s
+    rng = np.random.default_rng(0)
+    warm_its, cold_its = [], []
+    for t in range(core.T):
+        a = rng.uniform(-1, 1, (4, core.action_dim))
+        cont = np.where(core.defer > 0, continuation(core.c, np.zeros((core.K, 4))), -np.inf)
+        cold = core.dispatcher(core, cont)
+        cold_its.append(core.dispatcher.iterations.copy())
+        x, battery_kw, drop = core.plan_from_action(core, a, core.prices)
+        warm_its.append(core.dispatcher.iterations.copy())
+        assert np.all(_slot_load(c0, x) <= cap * (1 + CAP_RTOL)), t
+        pending = (core.q + core.series_at("arrivals")).sum(axis=0)
+        assert np.all(np.abs(x - cold).max(axis=(1, 2)) <= 1e-3 * np.maximum(pending, 1)), t
+        core.step_plan(x, battery_kw, drop)
+    assert np.mean(warm_its) < np.mean(cold_its) / 2
+
+
+def test_warm_started_runs_resume_exactly_from_a_snapshot():
+    """The prices a warm start carries are part of the episode state."""
+    from optsched.scenario import jemas3
+
+    bank = DayBank.from_family(jemas3.train_days()[:3])
+    dim = DispatchCore(bank, 3).action_dim
+    actions = np.random.default_rng(1).uniform(-1, 1, (140, 3, dim))
+    runs = []
+    for resume in (False, True):
+        core = DispatchCore(bank, 3, warm_start=True)
+        core.reset(seed=2)
+        for a in actions[:120]:
+            core.step(a)
+        if resume:
+            state = core.snapshot()
+            core = DispatchCore(bank, 3, warm_start=True)
+            core.reset(seed=5)
+            core.restore(state)
+        runs.append([core.step(a)[1] for a in actions[120:]])
+    np.testing.assert_array_equal(runs[0], runs[1])

@@ -132,6 +132,32 @@ def test_html_shows_every_utility_term_as_the_evaluator_scored_it(report):
     assert "utility = revenue - (" in (out / "report.html").read_text()
 
 
+def test_latency_table_replays_every_schedule_on_the_same_jobs(report):
+    """Every policy (the oracle included) meets the same jobs of the day in the per-job
+    simulation; rates are shares; an interactive job never beats the fastest option's
+    latency (its GPU seconds plus nothing: no transfer at home); the HTML shows a
+    violation and a p95 column per class and the mean gap's standard error table."""
+    from optsched.api import compiled
+
+    out, _ = report
+    lat = pd.read_csv(out / "latency.csv")
+    policies = set(pd.read_csv(out / "results.csv").policy)
+    assert set(lat.policy) == policies
+    arrived = lat.groupby(["class"])["arrived"].nunique()
+    assert (arrived == 1).all()                           # same jobs for every policy
+    assert lat.violation_rate.between(0, 1).all() and lat.late_rate.between(0, 1).all()
+    assert (lat.late + lat.dropped <= lat.arrived).all()
+    c = compiled("jemas-3", 4)
+    fastest = float(c.gpu_s.min())
+    assert (lat.p50_s >= fastest - 1e-9).all()
+    parser = _Tables()
+    parser.feed((out / "report.html").read_text())
+    heads = parser.tables["latency"]["head"]
+    assert heads == ["policy", *[h for k in c.classes for h in (f"{k} violation",
+                                                                f"{k} p95 s")]]
+    assert len(parser.tables["means"]["rows"]) == len(policies)
+
+
 def test_terminal_tables_keep_bracketed_names():
     """rich reads `[no-transfer]` as markup; the terminal's tables print names as given."""
     from rich.console import Console
@@ -181,7 +207,7 @@ def test_html_renders_in_headless_chromium_and_fits_1400_px(report, tmp_path):
     layout = re.search(r'data-layout="(\d+) (\d+) (\d+) (\d+) (\d+)"', dom)
     assert layout, dom[-500:]
     page_width, window, scrolled, n_tables, right = map(int, layout.groups())
-    assert window == 1400 and n_tables == 2
+    assert window == 1400 and n_tables == 4
     assert page_width <= 1400 and scrolled == 0 and right <= 1400
 
 

@@ -91,8 +91,9 @@ def test_interactive_jobs_go_before_waiting_deferrable_ones():
     sched = complete(c, x, np.zeros((2, 2)), np.ones((1, 2)))
     jobs = Jobs.of([0.0, 0.2, 0.5], [1, 1, 0])           # d at 0 and 0.2, interactive at 0.5
     res = simulate(c, sched, jobs, cold_start=WARM)
-    # d0 runs 0-1; at 1 both wait: the interactive job (1-2) goes before d1 (2-3)
-    np.testing.assert_allclose(res.latency_s, [1.0, 2.8, 1.5])
+    # d0 runs 0-0.5 and pauses at a step boundary for the interactive job (0.5-1.5), then
+    # resumes (1.5-2); d1 waits for it (2-3)
+    np.testing.assert_allclose(res.latency_s, [2.0, 2.8, 1.0])
 
 
 def test_surplus_deferrable_jobs_wait_for_later_capacity_interactive_ones_are_dropped():
@@ -280,3 +281,76 @@ def test_simulate_policy_on_a_scenario_file(tmp_path):
     assert res.arrived.sum() == 150 == res.served.sum() + res.dropped.sum() \
         + res.queued_end.sum()
     assert simulate_policy(path, "local-fixed", seed=1).to_dict() == res.to_dict()
+
+
+def serve(gpus_on: list[tuple[float, float]], hi: list[tuple], lo: list[tuple]):
+    """engine.serve_priority on one interval per GPU; hi (ready, due, work, quantum) and lo
+    (ready, work, quantum) jobs. Returns (start_hi, finish_hi, start_lo, finish_lo)."""
+    from optsched.sim.engine import serve_priority
+
+    def cols(rows, n):
+        return [np.array([r[j] for r in rows], float) for j in range(n)]
+
+    rh, dh, wh, qh = cols(hi, 4)
+    rl, wl, ql = cols(lo, 3)
+    out = [np.empty(len(hi)), np.empty(len(hi)), np.empty(len(lo)), np.empty(len(lo))]
+    serve_priority(rh, dh, wh, qh, rl, wl, ql, np.array([g[0] for g in gpus_on]),
+                   np.array([g[1] for g in gpus_on]), np.arange(len(gpus_on) + 1),
+                   out[0], out[1], out[2], out[3])
+    return out
+
+
+def test_a_batch_job_pauses_at_its_next_step_for_an_interactive_arrival():
+    # One GPU. A 10 s batch job of 1 s steps starts at 0; an interactive job (1 s) is
+    # ready at 2.5: the batch job pauses at 3, the interactive job runs 3-4, the batch job
+    # resumes at 4 with 7 s left and ends at 11. Without steps it would block until 10.
+    s_hi, f_hi, s_lo, f_lo = serve([(0.0, 100.0)], [(2.5, 4.5, 1.0, np.inf)],
+                                   [(0.0, 10.0, 1.0)])
+    assert (s_hi[0], f_hi[0], s_lo[0], f_lo[0]) == (3.0, 4.0, 0.0, 11.0)
+    s_hi, f_hi, s_lo, f_lo = serve([(0.0, 100.0)], [(2.5, 4.5, 1.0, np.inf)],
+                                   [(0.0, 10.0, np.inf)])
+    assert (s_hi[0], f_hi[0], f_lo[0]) == (10.0, 11.0, 10.0)
+    # Two GPUs, both on batch work: only one pauses (the one whose step ends first).
+    s_hi, f_hi, s_lo, f_lo = serve([(0.0, 100.0)] * 2, [(2.5, 4.5, 1.0, np.inf)],
+                                   [(0.0, 10.0, 1.0), (0.2, 10.0, 1.0)])
+    assert (s_hi[0], f_hi[0]) == (3.0, 4.0)
+    np.testing.assert_allclose(f_lo, [11.0, 10.2])
+
+
+def test_interactive_jobs_are_served_earliest_deadline_first():
+    # One GPU busy 0-5 with a job that cannot pause; b (due 10) is ready at 1, c (due 4)
+    # at 2: c goes first (5-6), then b (6-7). With due = ready time it is FCFS.
+    hi = [(0.0, 100.0, 5.0, np.inf), (1.0, 10.0, 1.0, np.inf), (2.0, 4.0, 1.0, np.inf)]
+    s_hi, f_hi, _, _ = serve([(0.0, 100.0)], hi, [])
+    np.testing.assert_allclose(s_hi, [0.0, 6.0, 5.0])
+    fcfs = [(r, r, w, q) for r, _, w, q in hi]
+    np.testing.assert_allclose(serve([(0.0, 100.0)], fcfs, [])[0], [0.0, 5.0, 6.0])
+    # A job due later pauses at its next step for one due sooner: a (due 100, 10 s of
+    # 1 s steps) pauses at 1 for b (ready 0.5, due 2), resumes at 2 and ends at 11.
+    s_hi, f_hi, _, _ = serve([(0.0, 100.0)], [(0.0, 100.0, 10.0, 1.0), (0.5, 2.0, 1.0, 1.0)],
+                             [])
+    np.testing.assert_allclose(s_hi, [0.0, 1.0])
+    np.testing.assert_allclose(f_hi, [11.0, 2.0])
+
+
+def test_pausing_conserves_work_on_random_queues():
+    """Random mixes on 3 GPUs (one on from t = 100): every job finishes, no sooner than its
+    work after its first start and its ready time; a job that cannot pause runs in one
+    piece."""
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        nh, nl = 300, 100
+        rh = np.sort(rng.uniform(0, 500, nh))
+        hi = [(r, r + rng.uniform(1, 5), rng.uniform(0.2, 2), rng.choice([0.1, np.inf]))
+              for r in rh]
+        lo = [(r, rng.uniform(1, 8), rng.choice([0.5, np.inf]))
+              for r in np.sort(rng.uniform(0, 500, nl))]
+        s_hi, f_hi, s_lo, f_lo = serve([(0.0, 2000.0), (0.0, 2000.0), (100.0, 2000.0)],
+                                       hi, lo)
+        work = np.r_[[h[2] for h in hi], [w[1] for w in lo]]
+        start, finish = np.r_[s_hi, s_lo], np.r_[f_hi, f_lo]
+        assert np.all(np.isfinite(finish)) and np.all(finish >= start + work - 1e-9)
+        assert np.all(s_hi >= rh) and np.all(s_lo >= [w[0] for w in lo])
+        whole = np.r_[[h[3] for h in hi], [w[2] for w in lo]] == np.inf
+        np.testing.assert_allclose(finish[whole], (start + work)[whole])
+        assert (finish > start + work + 1e-9).any()               # some did pause

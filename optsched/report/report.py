@@ -4,7 +4,9 @@ For each day the oracle is solved (or read from a cache keyed on the compiled sc
 contents, so any change to the scenario invalidates it) and every policy is rolled through
 the environment and scored by the evaluator. Written: `results.csv`/`.parquet` (one row
 per policy and day, every utility term), `report.md` and a self-contained `report.html`
-(figures embedded as data URIs, no network). The table itself is optsched.compare's.
+(figures embedded as data URIs, no network). The table itself is optsched.compare's; the
+per-class latency (violation rate, p95) comes from replaying every schedule job by job
+(`optsched.report.latency`), written as `latency.csv`.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from optsched.schedule import Schedule
 def build_report(scenario: str, days: list, policies: list[str], out: Path,
                  cache: Path | None = DEFAULT_CACHE, progress=None,
                  metrics: list[Path] | tuple = (), ablations: tuple[str, ...] = (),
-                 ablated: str | None = None) -> pd.DataFrame:
+                 ablated: str | None = None, simulate: bool = True) -> pd.DataFrame:
     """The table of optsched.compare (local-fixed always included, as the baseline of
     `captured`) written as results.csv/.parquet, report.md and report.html.
     `metrics`: training metrics.csv files whose learning curves join the report.
     `ablations`: the paper's levers removed, one at a time, from policy `ablated` (rows
-    `name [lever]`, scored on the ablated scenario against the full oracle)."""
+    `name [lever]`, scored on the ablated scenario against the full oracle).
+    `simulate`: replay every schedule job by job for the per-class latency table."""
     from optsched.api import compare_runs
     from optsched.io import atomic_write_text
     from optsched.report.output import write_csv, write_parquet
@@ -46,11 +49,21 @@ def build_report(scenario: str, days: list, policies: list[str], out: Path,
     figures = _figures(frame, day0, comp.runs["oracle", first].schedule, schedules,
                        list(metrics))
     summary = summarize(frame)
+    lat = None
+    if simulate:
+        from optsched.report.latency import class_latency, summarize_latency
+
+        if progress:
+            progress("per-job simulation of every schedule")
+        per_day = class_latency(comp.runs, comp.days)
+        lat = summarize_latency(per_day)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(frame, out / "results.csv")
     write_parquet(frame, out / "results.parquet")
-    atomic_write_text(out / "report.md", _markdown(scenario, days, summary))
-    atomic_write_text(out / "report.html", _html(scenario, days, summary, figures))
+    if lat is not None:
+        write_csv(per_day, out / "latency.csv")
+    atomic_write_text(out / "report.md", _markdown(scenario, days, summary, lat))
+    atomic_write_text(out / "report.html", _html(scenario, days, summary, figures, lat))
     return frame
 
 
@@ -60,6 +73,10 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
         "utility": g["utility"].median(),
         "gap": g["gap"].median(),
+        "gap_mean": g["gap"].mean(),
+        "gap_se": g["gap"].std(ddof=1) / g["gap"].count() ** 0.5,
+        "captured_mean": g["captured"].mean(),
+        "captured_se": g["captured"].std(ddof=1) / g["captured"].count() ** 0.5,
         "gap_q25": g["gap"].quantile(0.25), "gap_q75": g["gap"].quantile(0.75),
         "captured": g["captured"].median(),
         **{k: g[f"term_{k}"].median() for k in TERMS},
@@ -145,7 +162,40 @@ def _terms_rows(s: pd.DataFrame) -> list[tuple[str, list[str]]]:
     return [(p, [f"{r[t]:,.2f}" for t in (*TERMS, "utility")]) for p, r in s.iterrows()]
 
 
-def _markdown(scenario: str, days: list, s: pd.DataFrame) -> str:
+MEAN_NOTE = ("Means over days with their standard error (std / sqrt(days)); the spread "
+             "between two policies is many standard errors when they really differ.")
+LATENCY_NOTE = ("Per class, from the per-job simulation of each schedule on the day's own "
+                "arrivals: violation rate = (late + dropped) / arrived over all days' jobs; "
+                "p95 latency of served jobs, mean over days (s.e.)")
+
+
+def _mean_rows(s: pd.DataFrame) -> list[tuple[str, list[str]]]:
+    def pct(m: float, se: float) -> str:
+        if pd.isna(m):
+            return "-"
+        return f"{100 * m:.2f}%" + ("" if pd.isna(se) else f" ({100 * se:.2f})")
+
+    return [(p, [pct(r.gap_mean, r.gap_se), pct(r.captured_mean, r.captured_se)])
+            for p, r in s.iterrows()]
+
+
+def _latency_rows(lat: pd.DataFrame) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    classes = list(dict.fromkeys(lat.index.get_level_values("class")))
+    heads = [h for k in classes for h in (f"{k} violation", f"{k} p95 s")]
+    rows = []
+    for p in dict.fromkeys(lat.index.get_level_values("policy")):
+        cells = []
+        for k in classes:
+            r = lat.loc[(p, k)]
+            p95 = "-" if pd.isna(r.p95_s) else (
+                f"{r.p95_s:,.3g}" + ("" if pd.isna(r.p95_s_se) else f" ({r.p95_s_se:,.2g})"))
+            cells += [f"{100 * r.violation_rate:.2f}%", p95]
+        rows.append((p, cells))
+    return heads, rows
+
+
+def _markdown(scenario: str, days: list, s: pd.DataFrame,
+              lat: pd.DataFrame | None = None) -> str:
     lines = [f"# Optimality gaps on {scenario}", "",
              f"Days: {', '.join(map(str, days))}. Medians over days; gap IQR in brackets. "
              "`captured` is the share of the oracle's gain over local-fixed.", "",
@@ -159,6 +209,14 @@ def _markdown(scenario: str, days: list, s: pd.DataFrame) -> str:
               "| policy | " + " | ".join((*TERMS, "utility")) + " |",
               "|---|" + "---|" * (len(TERMS) + 1)]
     lines += [f"| {p} | " + " | ".join(cells) + " |" for p, cells in _terms_rows(s)]
+    lines += ["", f"{MEAN_NOTE}", "", "| policy | gap mean (s.e.) | captured mean (s.e.) |",
+              "|---|---|---|"]
+    lines += [f"| {p} | " + " | ".join(cells) + " |" for p, cells in _mean_rows(s)]
+    if lat is not None:
+        heads, rows = _latency_rows(lat)
+        lines += ["", f"{LATENCY_NOTE}.", "", "| policy | " + " | ".join(heads) + " |",
+                  "|---|" + "---|" * len(heads)]
+        lines += [f"| {p} | " + " | ".join(cells) + " |" for p, cells in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -182,12 +240,17 @@ def _table(caption: str, headers: list[str], rows: list[tuple[str, list[str]]],
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
-def _html(scenario: str, days: list, s: pd.DataFrame, figures: dict[str, str]) -> str:
+def _html(scenario: str, days: list, s: pd.DataFrame, figures: dict[str, str],
+          lat: pd.DataFrame | None = None) -> str:
     gaps = _table("Gap to the oracle and what each policy did (medians over days)",
                   [HEADERS[c] for c in COLUMNS],
                   [(p, [_fmt(c, r[c]) for c in COLUMNS]) for p, r in s.iterrows()], "gaps")
     terms = _table(f"Utility terms: {TERMS_NOTE}", [*TERMS, "utility"], _terms_rows(s),
                    "terms")
+    terms += _table(MEAN_NOTE, ["gap mean (s.e.)", "captured mean (s.e.)"], _mean_rows(s),
+                    "means")
+    if lat is not None:
+        terms += _table(LATENCY_NOTE, *_latency_rows(lat), "latency")
     imgs = "".join(f"<h2>{t}</h2><img alt=\"{t}\" src=\"data:image/png;base64,{b}\">"
                    for t, b in figures.items())
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>optsched report"

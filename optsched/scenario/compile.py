@@ -193,7 +193,7 @@ def compile_scenario(sc: Scenario) -> Compiled:
     eta_c = battery("eta_c", 1.0)
     util_cap = np.array([s.util_cap for s in sc.sites], float)
     queue = queue_arrays(sc, gpu_s, opt_site, eligible & ~late, eligible & interactive[:, None],
-                         deadline, v, tau[home], util_cap)
+                         deadline, v, tau[home], util_cap, home)
     return Compiled(
         sites=tuple(s.name for s in sc.sites), classes=tuple(c.name for c in cls),
         models=tuple(s.model for s in sc.sites), steps=steps, clocks=clocks, T=h.slots,
@@ -281,13 +281,17 @@ def queue_cuts(curve, top: float, pieces: int) -> tuple[F, F]:
 
 
 def queue_arrays(sc: Scenario, gpu_s: F, opt_site: I_, on_time: B, serves: B, deadline: F,
-                 late_penalty: F, tau_home: F, util_cap: F) -> dict[str, F]:
-    """Per site i, from the interactive classes `serves` [K, O] lets it serve, counting
-    only those with an option there that their fixed latency leaves on time (`on_time`;
-    all of them if none has one): the cut coefficients in late jobs per GPU-second, the
-    late penalty (the mean of their v_k: equal shares), the reference service time s (the
-    mean GPU-seconds of those options) and the slack (the tightest class's deadline less
-    its transfer latency and the mean GPU-seconds of its own such options, at least 0)."""
+                 late_penalty: F, tau_home: F, util_cap: F, home: I_) -> dict[str, F]:
+    """Per site i, the cut coefficients in late jobs per GPU-second, the late penalty, the
+    reference service time s and the slack, from the site's reference classes: the
+    interactive classes homed at i (the demand that arrives there; a class routed in is
+    served earliest deadline first, so a tighter one waits less than the home class and a
+    looser one more often is on time: docs/model.md), or, at a site that is no interactive
+    class's home, every interactive class `serves` [K, O] lets it serve. Of their pairs,
+    those that their fixed latency leaves on time (`on_time`; all if none is) count:
+    s is their mean GPU-seconds, the slack the tightest reference class's deadline less
+    its transfer latency and the mean GPU-seconds of its own such pairs (at least 0), and
+    the penalty the mean v_k of the reference classes (equal shares)."""
     n_i = len(sc.sites)
     qu = sc.queueing
     pieces = qu.pieces if qu is not None and qu.enabled else 0
@@ -298,6 +302,8 @@ def queue_arrays(sc: Scenario, gpu_s: F, opt_site: I_, on_time: B, serves: B, de
         return out
     for i, site in enumerate(sc.sites):
         pairs = serves & (opt_site == i)[None, :]
+        if (pairs & (home == i)[:, None]).any():
+            pairs = pairs & (home == i)[:, None]
         if (pairs & on_time).any():
             pairs = pairs & on_time
         counted = pairs.any(axis=1)

@@ -166,10 +166,18 @@ class Queueing(Strict):
         "`kingman` (each powered-on GPU its own G/G/1 queue: conservative).")
     pieces: _int_range(1, 64) = Field(8, description="J: tangent cuts of the late-jobs "
                                       "curve per site, at utilisations util_cap j / J.")
+    # Defaults measured on the jobs the per-job simulator replays (docs/model.md): arrivals
+    # at uniform times within a slot given its count (a Poisson process: ca2 = 1; GenTD26's
+    # one-minute counts within hours have an index of dispersion of 1.18, data card
+    # optsched/workload/genai.md), and a job's service time is its option's gpu_s (work = 1:
+    # cs2 = 0; the per-slot option mix adds 0.00 to 0.04 on jemas-3 day 4, benchmarks/
+    # fidelity.py). Jobs with lognormal service noise of log-sd s have cs2 = exp(s^2) - 1
+    # (GenTD26's fitted request-level residual, s = 0.481: 0.26).
     ca2: _range(0.0, 100.0) = Field(1.0, description="Squared coefficient of variation "
                                     "of inter-arrival times (1: Poisson arrivals).")
-    cs2: _range(0.0, 100.0) = Field(1.0, description="Squared coefficient of variation "
-                                    "of service times (1: exponential, 0: constant).")
+    cs2: _range(0.0, 100.0) = Field(0.0, description="Squared coefficient of variation "
+                                    "of service times around the option's `gpu_s` (0: "
+                                    "constant, as the simulator serves; 1: exponential).")
 
 
 # Mean base-model loading time of the GenTD26 trace's fitted two-lognormal mixture

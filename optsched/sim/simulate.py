@@ -17,16 +17,14 @@ happens to each one:
    thus dropped, except deferrable ones, which wait within their slack for capacity
    planned in later slots, first come first served. What is still held after the last
    slot is `queued_end`.
-2. Service, per site (`engine.serve_site`). A served job is released at its arrival (or
-   at the start of its serving slot if it was held), reaches the serving site after the
-   transfer latency (`c.latency_s - c.gpu_s`) and needs `gpu_s[o] * work` seconds of one
-   GPU. The site's powered-on GPUs serve two FCFS queues without preemption, interactive
-   jobs before deferrable ones: a GPU takes the earliest interactive job that is waiting,
-   else the earliest deferrable one. Priority rather than one queue because deferrable
-   work is released in blocks at slot starts and has minutes of slack, interactive work
-   has seconds: one FCFS queue would make interactive jobs late behind batch work that
-   could wait. Classes share a tier's queue (one FIFO per tier per site), as they share
-   the fluid model's GPU capacity.
+2. Service, per site (`engine.serve_priority`). A served job is released at its arrival
+   (or at the start of its serving slot if it was held), reaches the serving site after
+   the transfer latency (`c.latency_s - c.gpu_s`) and needs `gpu_s[o] * work` seconds of
+   one GPU. The site's powered-on GPUs serve interactive jobs before deferrable ones:
+   interactive jobs earliest deadline first, deferrable ones first come first served,
+   and a running job may be paused at a denoising-step boundary for an interactive job
+   due sooner (docs/model.md, "Per-job simulation": the discipline the fluid model's
+   queueing states).
 3. GPUs. Slot t has `ceil(n[i, t])` GPUs on (the lowest-numbered ones: switching off
    takes the most recently started). A GPU on from slot t (t > 0) after being off serves
    only after a cold-start delay (`ColdStart`, sampled per start); GPUs on in slot 0 are
@@ -209,13 +207,14 @@ def simulate(c: Compiled, schedule: Schedule, jobs: Jobs | None = None,
     sent = np.flatnonzero(option >= 0)
     o_s, k_s = option[sent], jobs.k[sent]
     work = c.gpu_s[o_s] * jobs.work[sent]
-    start, cold_s, cold_n = _serve(c, schedule, cold_start, np.random.default_rng(cold_ss),
-                                   jobs.arrival_s[sent], k_s, o_s, event_slot[sent], work)
+    start, finish_all, cold_s, cold_n = _serve(
+        c, schedule, cold_start, np.random.default_rng(cold_ss), jobs.arrival_s[sent], k_s,
+        o_s, event_slot[sent], work)
     never = ~np.isfinite(start)
     option[sent[never]] = engine.QUEUED_END
     ok = ~never                                      # served: started (and so finishes)
     done, o_d, k_d = sent[ok], o_s[ok], k_s[ok]
-    finish = start[ok] + work[ok]
+    finish = finish_all[ok]
     latency = np.full(N, np.nan)
     latency[done] = finish - jobs.arrival_s[done]
     slack_end = (slot_of[done] + c.max_wait[k_d] + 1) * dt
@@ -309,7 +308,7 @@ def _admit(c: Compiled, schedule: Schedule, jobs: Jobs, slot_of: I_,
 
 
 def _serve(c: Compiled, schedule: Schedule, cold_start: ColdStart, rng: np.random.Generator,
-           arrival_s: F, k: I_, o: I_, slot: I_, work: F) -> tuple[F, F, I_]:
+           arrival_s: F, k: I_, o: I_, slot: I_, work: F) -> tuple[F, F, F, I_]:
     """Steps 2-3 of the module docstring for the admitted jobs (arrival, class, option,
     serving slot, GPU seconds needed): their start times (inf: never started), and per site
     and slot the cold-start seconds and count."""
@@ -318,14 +317,10 @@ def _serve(c: Compiled, schedule: Schedule, cold_start: ColdStart, rng: np.rando
     site = c.opt_site[o]
     interactive = c.interactive[k]
     intervals, cold_s, cold_n = _gpu_intervals(c, schedule.n, cold_start, rng)
-    start = np.full(o.size, np.inf)
-    for i, (lo, up, ptr) in enumerate(intervals):
-        hi, low = (sel[np.argsort(ready[sel], kind="stable")] for sel in (
-            np.flatnonzero((site == i) & interactive), np.flatnonzero((site == i) & ~interactive)))
-        s_hi, s_low = np.empty(hi.size), np.empty(low.size)
-        engine.serve_site(ready[hi], work[hi], ready[low], work[low], lo, up, ptr, s_hi, s_low)
-        start[hi], start[low] = s_hi, s_low
-    return start, cold_s, cold_n
+    due = arrival_s + c.deadline_s[k]              # EDF key (inf: deferrable)
+    quantum = work / c.opt_steps[o]                # preemption points: denoising steps
+    start, finish = engine.serve_sites(intervals, site, interactive, ready, due, work, quantum)
+    return start, finish, cold_s, cold_n
 
 
 def _streams(seed: int | np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
