@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -160,7 +162,7 @@ def test_zero_action_dispatches_within_the_softmax_bound_of_the_slot_lp(waiting)
         zero = np.zeros((1, core.action_dim))
         site = c.opt_site
         for t in range(c.T):
-            x, battery_kw, drop = core.plan_from_action(core, zero)
+            x, battery_kw, drop, _ = core.plan_from_action(core, zero)
             assert not battery_kw.any() and not drop.any()
             x = x[0]
             pending = core.q[:, 0] + c.arrivals[:, t]
@@ -300,7 +302,7 @@ def _compare_along_a_day(bank, B: int, waiting: bool, seed: int, every: int = 1)
         a = rng.uniform(-1.2, 1.2, (B, core.action_dim))
         if t % 4 == 0:
             a[: B // 2] = 0.0
-        x, battery_kw, drop = core.plan_from_action(core, a)
+        x, battery_kw, drop, _ = core.plan_from_action(core, a)
         if t % every == 0:
             n = len(core.deferrable_rows)
             wait = np.zeros((core.K, B))
@@ -396,7 +398,7 @@ def test_warm_start_takes_fewer_newton_steps_to_plans_within_the_tolerance():
         cont = np.where(core.defer > 0, continuation(core.c, np.zeros((core.K, 4))), -np.inf)
         cold = core.dispatcher(core, cont)
         cold_its.append(core.dispatcher.iterations.copy())
-        x, battery_kw, drop = core.plan_from_action(core, a, core.prices)
+        x, battery_kw, drop, _ = core.plan_from_action(core, a, core.prices)
         warm_its.append(core.dispatcher.iterations.copy())
         assert np.all(_slot_load(c0, x) <= cap * (1 + CAP_RTOL)), t
         pending = (core.q + core.series_at("arrivals")).sum(axis=0)
@@ -425,3 +427,104 @@ def test_warm_started_runs_resume_exactly_from_a_snapshot():
             core.restore(state)
         runs.append([core.step(a)[1] for a in actions[120:]])
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.fixture(scope="module")
+def genai_bank():
+    """Two jemas-3-genai days (provisioning on: the slot's arrivals come after the plan)."""
+    return DayBank.from_family([40, 41], source="jemas-3-genai")
+
+
+def _plans(core, actions, slots: int) -> list[tuple]:
+    """The plans `core.step` hands the repair over its first `slots` slots."""
+    seen = []
+    step_plan = core.step_plan
+
+    def capture(*plan):
+        seen.append([None if p is None else np.array(p) for p in plan])
+        return step_plan(*plan)
+
+    core.step_plan = capture
+    core.reset(days=np.arange(core.B))
+    for _ in range(slots):
+        core.step(actions)
+    return seen
+
+
+def test_commit_mode_plans_without_the_slots_arrivals(genai_bank):
+    """With provisioning the slot is decided before its arrivals: the same day with the
+    arrivals of slot 5 on tripled gets the same plans and GPUs in slots 0..5 (the
+    dispatch used to read the real arrivals of the slot it planned)."""
+    c = genai_bank.day(0)
+    assert c.commit
+    arr = c.arrivals.copy()
+    arr[:, 5:] *= 3.0
+    other = DayBank.from_compiled([c, dataclasses.replace(c, arrivals=arr)], [40, 40])
+    for provision in (False, True):
+        core = DispatchCore(other, 2, waiting=False, provision=provision)
+        zero = np.zeros((2, core.action_dim))
+        plans = _plans(core, zero, 6)
+        for x, bkw, _drop, gpus in plans:
+            np.testing.assert_allclose(x[0], x[1], rtol=0, atol=1e-9)
+            np.testing.assert_array_equal(bkw[0], bkw[1])
+            if gpus is not None:
+                np.testing.assert_array_equal(gpus[0], gpus[1])
+        assert plans[5][0][0].sum() > 0
+
+
+def test_zero_action_in_commit_mode_is_the_dispatch_baseline(genai_bank):
+    """The `dispatch` baseline plans on `Known` (forecasts from the past, the slot at its
+    P90, computed per copy); DispatchCore on its own table of the same belief: the zero
+    action of both action spaces gives the baseline's plans, and the GPUs committed for
+    `provision-battery` are those the repair would choose for that plan."""
+    from optsched.env.known import Known
+
+    baseline = get_policy("dispatch")
+    for provision in (False, True):
+        core = DispatchCore(genai_bank, 2, waiting=False, provision=provision)
+        zero = np.zeros((2, core.action_dim))
+        core.reset(days=np.arange(2))
+        for _ in range(24):
+            want = baseline.plan(Known(core, lag=1, quantile=baseline.provision_quantile))
+            x, bkw, drop, gpus = core.plan_from_action(core.known(), zero)
+            np.testing.assert_allclose(x, want[0], rtol=1e-9, atol=1e-9)
+            np.testing.assert_array_equal(bkw, want[1])
+            if provision:
+                np.testing.assert_array_equal(gpus, core.provision(want[0], want[1]))
+            core.step(zero)
+
+
+def test_provision_levels_scale_the_belief_and_the_gpus(genai_bank):
+    """Belief level -1 plans for a quarter of the believed interactive jobs (BELIEF = 4),
+    so at most that many are planned; headroom +1 doubles the GPUs committed (capped at
+    the site's GPUs), -1 halves them (rounded)."""
+    from optsched.env import dispatch
+
+    core = DispatchCore(genai_bank, 2, waiting=False, provision=True)
+    core.reset(days=np.arange(2))
+    for _ in range(100):                    # to the busy hours
+        core.step(np.zeros((2, core.action_dim)))
+    I, inter = core.I, core.c.interactive
+    seen = core.known()
+    believed = (core.q + seen.series_at("arrivals"))[inter].T          # [B, Ki]
+    a = np.zeros((2, core.action_dim))
+    x0, _, _, g0 = core.plan_from_action(seen, a)
+    a[:, I:2 * I] = -1.0
+    x1, _, _, g1 = core.plan_from_action(seen, a)
+    assert dispatch.BELIEF == 4.0
+    planned = x1[:, inter].sum(axis=2)
+    assert (planned <= believed / 4.0 + 1e-6).all() and planned.sum() > 0
+    assert x0[:, inter].sum() > 2 * planned.sum()
+    a[:, I:2 * I] = 0.0
+    for h, factor in ((1.0, 2.0), (-1.0, 0.5)):
+        a[:, 2 * I:] = h
+        _, _, _, g = core.plan_from_action(seen, a)
+        np.testing.assert_array_equal(g, np.minimum(np.floor(g0 * factor + 0.5),
+                                                     core.c.gpus[None, :]))
+    assert (g0 > 0).any() and (g0 < core.c.gpus).any()
+
+
+def test_provision_battery_needs_provisioning(tiny):
+    c = compile_scenario(scenario_from_dict(tiny))
+    with pytest.raises(ValueError, match="provisioning"):
+        DispatchCore(DayBank.from_compiled([c]), 1, provision=True)

@@ -19,7 +19,18 @@ included; renewables, demand charges and the battery are left to the caller.
 
 `DispatchCore` is the environment with this dispatch inside its action: the policy
 chooses the battery power per site and, optionally, what a waiting job of each
-deferrable class is worth; the plan goes through the same repair as every other plan.
+deferrable class is worth and (`provision=True`, the `provision-battery` action space)
+per site how much of the slot's unseen demand to plan for and the GPU headroom to commit
+over that plan; the plan goes through the same repair as every other plan.
+
+With provisioning on (`Compiled.commit`) the slot's arrivals are not seen when it is
+decided: the dispatch plans on them as `Known(core, lag=1, quantile)` presents them (the
+forecast's `quantile` of the current slot, 0.9 as the `dispatch` baseline), read from a
+table built once per bank (`believed_slots`), and the GPUs committed are the repair's
+rule (`BatchedCore.provision`) applied to that plan, times the headroom.
+Planning for the 90th percentile is safe but costly: the dispatch then gives every job
+the steps it could afford if 1.8 times the expected jobs came (docs/model.md); planning
+for less and committing GPUs with headroom separates the two choices.
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ from optsched.env.core import BatchedCore, EnvConfig
 from optsched.env.dispatch_kernel import CAP_RTOL  # noqa: F401 - re-exported
 
 TAU = 1e-3                 # choice temperature, a share of each class's revenue per job
+BELIEF = 4.0               # belief level b in [-1, 1]: the slot's believed arrivals x BELIEF**b
+HEADROOM = 2.0             # headroom level h in [-1, 1]: the plan's GPUs x HEADROOM**h
 
 
 class Dispatcher:
@@ -91,12 +104,53 @@ def continuation(c, a: np.ndarray) -> np.ndarray:
     return np.where(a < 0, wait + a * (wait - drop), wait + a * (best - wait))
 
 
+def believed_slots(bank, quantile: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per bank day and slot, the slot's arrivals and backlog caps [D, T, K] as
+    `Known(core, lag=1, quantile)` presents them when the slot starts (the observed
+    slots before it, the slot itself forecast at `quantile`): a belief depends only on
+    the day and the slot, so a table replaces Known's per-copy forecasts in training."""
+    from optsched.env.known import believed_day, quantile_model
+    from optsched.forecast import DayForecaster
+
+    D, K, T = bank.arrivals.shape
+    arrivals, caps = np.empty((D, T, K)), np.empty((D, T, K))
+    for j in range(D):
+        c = bank.day(j)
+        forecaster, qm = DayForecaster.for_day(c), quantile_model(c)
+        for t in range(T):
+            b = believed_day(c, t, forecaster, t, quantile, qm)
+            arrivals[j, t], caps[j, t] = b.arrivals[:, t], b.backlog_cap[:, t]
+    return arrivals, caps
+
+
+class _Believed:
+    """The core with its current slot's arrivals and backlog caps as believed (what the
+    dispatch reads of them; everything else is the core's)."""
+
+    def __init__(self, core: BatchedCore, arrivals: np.ndarray, backlog_cap: np.ndarray):
+        self._core, self._seen = core, {"arrivals": arrivals, "backlog_cap": backlog_cap}
+
+    def __getattr__(self, name: str):
+        return getattr(self._core, name)
+
+    def series_at(self, key: str, t: int | None = None) -> np.ndarray:
+        if key in self._seen and t in (None, self._core.t):
+            return self._seen[key]
+        if key in self._seen:
+            raise ValueError("only the current slot's belief is kept")
+        return self._core.series_at(key, t)
+
+
 class DispatchCore(BatchedCore):
     """Action per copy in [-1, 1]: for each deferrable class the continuation value of
     its waiting jobs (see `continuation`; left out with `waiting=False`, which fixes it
     at 0), then per site the battery power (> 0 charge, a share of ch_max; < 0
-    discharge, a share of dis_max). The zero action is the `dispatch` baseline with the
-    battery idle.
+    discharge, a share of dis_max), then with `provision` per site a belief level b
+    (the slot's believed arrivals of the classes homed at the site are scaled by
+    BELIEF**b before the dispatch plans on them) and a headroom level h (the GPUs
+    committed are round(HEADROOM**h x the repair's GPUs for the plan), at most the
+    site's GPUs). The zero action is the `dispatch` baseline with the battery
+    idle, in provisioning mode too (it plans on the same belief, `quantile`).
 
     With `warm_start`, each copy's price search starts from the prices it found in the
     previous slot (0 at the start of an episode): ~3 Newton steps instead of ~11 on
@@ -105,13 +159,20 @@ class DispatchCore(BatchedCore):
     pending jobs and depend on the copy's past slots."""
 
     def __init__(self, bank, batch: int, config: EnvConfig | None = None,
-                 waiting: bool = True, warm_start: bool = False):
+                 waiting: bool = True, warm_start: bool = False, provision: bool = False,
+                 quantile: float | None = 0.9):
         super().__init__(bank, batch, config or EnvConfig())
         self.deferrable_rows = np.flatnonzero(self.is_deferrable) if waiting else \
             np.zeros(0, dtype=np.int64)
-        self.action_dim = len(self.deferrable_rows) + self.I
+        self.provisions = bool(provision)
+        if self.provisions and not self.commit:
+            raise ValueError("provisioning levels need a scenario with provisioning on "
+                             "([provisioning])")
+        self.action_dim = len(self.deferrable_rows) + self.I * (3 if provision else 1)
         self.dispatcher = Dispatcher(self)
         self.warm_start = warm_start
+        self.quantile = quantile
+        self._belief: tuple[np.ndarray, np.ndarray] | None = None   # built on first use
         self.prices = np.zeros((self.B, self.I))        # per copy, with warm_start
 
     def reset(self, days=None, seed: int | None = None) -> np.ndarray:
@@ -125,21 +186,44 @@ class DispatchCore(BatchedCore):
         super().restore(s)
         self.prices = np.array(s.get("prices", np.zeros((self.B, self.I))), dtype=float)
 
+    def known(self) -> BatchedCore | _Believed:
+        """What the dispatch may read at the current slot's start: the core itself with
+        provisioning off, else the core with the slot's arrivals as believed."""
+        if not self.commit:
+            return self
+        if self._belief is None:
+            self._belief = believed_slots(self.bank, self.quantile)
+        arrivals, caps = self._belief
+        return _Believed(self, arrivals[self.day, self.t].T.copy(),
+                         caps[self.day, self.t].T.copy())
+
     def plan_from_action(self, core: BatchedCore, action: np.ndarray,
                          prices: np.ndarray | None = None
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(x, battery kW, drops) of `core`'s current slot for high-level actions [B, A];
-        prices as for `Dispatcher`."""
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(x, battery kW, drops, GPUs committed or None: the repair's rule) of `core`'s
+        current slot for high-level actions [B, A]; `core` is what the policy knows (with
+        provisioning: `known()`, or a `Known` view); prices as for `Dispatcher`."""
         a = np.clip(np.asarray(action, dtype=float).T, -1.0, 1.0)      # [A, B]
         n = len(self.deferrable_rows)
         wait = np.zeros((self.K, core.B))
         wait[self.deferrable_rows] = a[:n]
         cont = np.where(self.defer > 0, continuation(self.c, wait), -np.inf)
-        bat = a[n:]
-        battery_kw = np.where(bat > 0, bat * self.col["ch_max"], bat * self.col["dis_max"])
-        return (self.dispatcher(core, cont, prices), battery_kw.T,
-                np.zeros((core.B, self.K)))
+        bat = a[n:n + self.I]
+        battery_kw = np.where(bat > 0, bat * self.col["ch_max"], bat * self.col["dis_max"]).T
+        if not self.provisions:
+            return (self.dispatcher(core, cont, prices), battery_kw,
+                    np.zeros((core.B, self.K)), None)
+        scale = BELIEF ** a[n + self.I:n + 2 * self.I][self.c.home]     # [K, B]
+        arrivals, caps = core.series_at("arrivals"), core.series_at("backlog_cap")
+        # The slot's own arrivals enter its backlog cap (a window sum) once, where any.
+        seen = _Believed(core, arrivals * scale, caps + (scale - 1.0) * arrivals * (caps > 0))
+        x = self.dispatcher(seen, cont, prices)
+        headroom = a[n + 2 * self.I:].T                                 # [B, I]
+        gpus = core.provision(x, battery_kw)
+        gpus = np.where(headroom == 0.0, gpus, np.minimum(
+            np.floor(gpus * HEADROOM ** headroom + 0.5), self.c.gpus[None, :]))
+        return x, battery_kw, np.zeros((core.B, self.K)), gpus
 
     def step(self, action: np.ndarray):
         prices = self.prices if self.warm_start else None
-        return self.step_plan(*self.plan_from_action(self, action, prices))
+        return self.step_plan(*self.plan_from_action(self.known(), action, prices))

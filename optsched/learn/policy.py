@@ -26,13 +26,17 @@ def save_policy(path: str | Path, actor: Actor, norm: RunningNorm, action: str,
 
 
 class LearnedPolicy:
-    """Acts through the direct action space, or (action "dispatch") plans through the
-    per-slot dispatch with its learned look-ahead and battery."""
+    """Acts through the direct action space, or (actions "dispatch...", "provision...")
+    plans through the per-slot dispatch with its learned look-ahead, battery and
+    provisioning headroom. With provisioning it sees the slot it provisions for at the
+    forecast's 90th percentile, as the dispatch it was trained over (`DispatchCore`)."""
+
+    provision_quantile: float | None = 0.9
 
     def __init__(self, path: str | Path, name: str | None = None):
         load_checkpoint(path, "policy", self._build)
         self.name = name or Path(path).name
-        if self.action.startswith("dispatch"):
+        if self.action != "direct":
             self.plan = self._plan
         self._dispatch: tuple | None = None
 
@@ -44,7 +48,8 @@ class LearnedPolicy:
                 (hidden, od), (2 * ad, hidden)):
             raise ValueError(f"obs_dim {od}, act_dim {ad}, hidden {hidden} do not match "
                              f"the actor's weights")
-        if blob["action"] not in ("direct", "dispatch", "dispatch-battery"):
+        if blob["action"] not in ("direct", "dispatch", "dispatch-battery",
+                                  "provision-battery"):
             raise ValueError(f"unknown action space {blob['action']!r}")
         self.actor = Actor(od, ad, hidden)
         self.actor.load_state_dict(blob["actor"])
@@ -65,7 +70,9 @@ class LearnedPolicy:
 
     def _plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._dispatch is None or self._dispatch[0] is not core.c:
-            self._dispatch = (core.c, DispatchCore(core.bank, 1,
-                                                   waiting=self.action == "dispatch"))
+            self._dispatch = (core.c, DispatchCore(
+                core.bank, 1, waiting=self.action == "dispatch",
+                provision=self.action == "provision-battery",
+                quantile=self.provision_quantile))
         a = self.act(core, core.observe())
         return self._dispatch[1].plan_from_action(core, a)

@@ -37,6 +37,8 @@ ALGOS = ("sac", "td3", "ppo", "bc")   # bc trains through learn.bc.train_bc
 SHAPING = ("none", "mlp", "diffusion", "potential")
 ACTIONS = {"dispatch": DispatchCore,
            "dispatch-battery": functools.partial(DispatchCore, waiting=False),
+           "provision-battery": functools.partial(DispatchCore, waiting=False,
+                                                  provision=True),
            "direct": BatchedCore}
 
 
@@ -47,7 +49,10 @@ class TrainConfig:
     algo: str = "sac"                 # sac, td3 (off-policy), ppo, or bc (train_bc)
     action: str = "dispatch-battery"  # dispatch: waiting values + battery over the per-slot
                                       # dispatch; dispatch-battery: battery only;
-                                      # direct: every routing/step/clock/battery choice
+                                      # direct: every routing/step/clock/battery choice;
+                                      # provision-battery: GPU headroom + battery per site
+                                      # (scenarios with provisioning)
+    scenario: str = "jemas-3"         # the embedded family trained on
     shaping: str = "none"
     reward: str = "settlement"
     steps: int = 200_000              # environment steps (copies x slots)
@@ -69,7 +74,7 @@ class TrainConfig:
     latent: int = 128
     checkpoint_every: int = 20_000
     out: str = "runs/sac"
-    days: tuple[int, ...] = ()        # training days (bank); empty = jemas-3 training days
+    days: tuple[int, ...] = ()        # training days (bank); empty = the family's
     ppo_rollout: int = 96             # PPO: slots per rollout from every copy
     threads: int = 1                  # torch threads: small MLPs gain nothing from more,
                                       # and runs side by side would oversubscribe the cores
@@ -232,8 +237,9 @@ def open_run(cfg: TrainConfig, bank: DayBank | None = None, resume: bool = False
     out = Path(cfg.out)
     loop.prepare_out(out, resume, overwrite)
     if bank is None:
-        from optsched.scenario import jemas3
-        bank = DayBank.from_family(list(cfg.days) or jemas3.train_days())
+        from optsched.scenario import family
+        bank = DayBank.from_family(list(cfg.days) or family(cfg.scenario).train_days(),
+                                   source=cfg.scenario)
     trainer = make_trainer(cfg, bank)
     episode = trainer.core.T * cfg.num_envs
     if cfg.steps < episode:

@@ -5,14 +5,53 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from optsched.evaluator import Evaluation
 from optsched.policies.base import Actor, Planner, Policy, day_rng, rollout
 from optsched.policies.rules import POLICIES, LocalFixed
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
-# The shipped learned scheduler for jemas-3 (its card: models/jemas3-scheduler.md).
-SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "jemas3-scheduler.pt"
+# The shipped learned schedulers, by family (their cards: models/*.md): jemas-3's acts
+# with every slot's arrivals seen, jemas-3-genai's commits GPUs before them (provisioning).
+MODELS = Path(__file__).resolve().parents[2] / "models"
+SHIPPED_MODEL = MODELS / "jemas3-scheduler.pt"
+SHIPPED_MODELS = {"jemas-3": SHIPPED_MODEL, "jemas-3-genai": MODELS / "jemas3-genai-scheduler.pt"}
+
+
+def shipped_model(c: Compiled) -> Path:
+    """The shipped model for day `c`: its family's (`identify`), else the model trained in
+    its mode (provisioning on: jemas-3-genai's; off: jemas-3's), e.g. for a trace replay."""
+    from optsched.scenario.history import identify
+
+    who = identify(c)
+    if who is not None and who[0] in SHIPPED_MODELS:
+        return SHIPPED_MODELS[who[0]]
+    return SHIPPED_MODELS["jemas-3-genai" if c.commit else "jemas-3"]
+
+
+class Learned:
+    """`--policy learned`: plans with the shipped model of the day's family (each model
+    plans through the per-slot dispatch, `LearnedPolicy`), loaded once per model."""
+
+    name = "learned"
+    provision_quantile: float | None = 0.9     # the view the models were trained on
+
+    def __init__(self) -> None:
+        self._loaded: dict[Path, object] = {}
+
+    def plan(self, core) -> tuple[np.ndarray, ...]:
+        from optsched.errors import ScenarioError
+        from optsched.learn.policy import LearnedPolicy
+
+        path = shipped_model(core.c)
+        if path not in self._loaded:
+            if not path.is_file():
+                raise ScenarioError("--policy", "the shipped model is missing (models/ is "
+                                    "part of the repository checkout)", str(path))
+            self._loaded[path] = LearnedPolicy(path, name="learned")
+        return self._loaded[path].plan(core)
 
 
 def known() -> str:
@@ -26,11 +65,7 @@ def get_policy(name: str, seed: int = 0) -> Policy:
     from optsched.errors import ScenarioError
 
     if name == "learned":
-        if not SHIPPED_MODEL.is_file():
-            raise ScenarioError("--policy", "the shipped model is missing (models/ is part "
-                                "of the repository checkout)", str(SHIPPED_MODEL))
-        from optsched.learn.policy import LearnedPolicy
-        return LearnedPolicy(SHIPPED_MODEL, name="learned")
+        return Learned()
     if name.endswith(".pt"):
         if not Path(name).is_file():
             raise ScenarioError("--policy", "checkpoint not found", name)
@@ -54,5 +89,6 @@ def local_fixed(c: Compiled) -> Schedule:
     return run_policy("local-fixed", c)[0]
 
 
-__all__ = ["POLICIES", "Actor", "LocalFixed", "Planner", "Policy", "day_rng", "get_policy",
-           "known", "local_fixed", "rollout", "run_policy"]
+__all__ = ["POLICIES", "SHIPPED_MODELS", "Actor", "Learned", "LocalFixed", "Planner", "Policy",
+           "day_rng", "get_policy", "known", "local_fixed", "rollout", "run_policy",
+           "shipped_model"]
