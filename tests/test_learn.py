@@ -292,3 +292,75 @@ def test_a_run_shorter_than_one_episode_is_refused_before_writing(tmp_path, bank
     with pytest.raises(ScenarioError, match="^--steps: fewer than one episode \\(6 slots x 4"):
         train(small_cfg(tmp_path / "run", algo="ppo", steps=20), bank)
     assert not (tmp_path / "run").exists()
+
+
+def test_provision_battery_trains_and_its_policy_plans_in_the_rollout(tmp_path):
+    """A PPO run on the provision-battery space of jemas-3-genai (provisioning on) writes
+    a policy that `optsched evaluate` can play: through `Known` (the slot's arrivals
+    unseen), its utility is the evaluator's (checked by `rollout`), and its first plan
+    is the dispatch over the action it chose (9 numbers: battery, belief, headroom)."""
+    from optsched.env.dispatch import DispatchCore
+    from optsched.env.known import Known
+    from optsched.learn.policy import LearnedPolicy
+    from optsched.policies import rollout
+
+    bank = DayBank.from_family([40], source="jemas-3-genai")
+    cfg = small_cfg(tmp_path, algo="ppo", action="provision-battery", ppo_rollout=16,
+                    steps=2 * 288, num_envs=2, scenario="jemas-3-genai", days=(40,),
+                    reward="settlement")
+    train(cfg, bank)
+    pol = LearnedPolicy(tmp_path / "policy.pt")
+    assert pol.action == "provision-battery" and pol.provision_quantile == 0.9
+    core = DispatchCore(bank, 1, waiting=False, provision=True)
+    obs = core.reset(days=[0])
+    a = pol.act(core, obs)
+    assert a.shape == (1, 9)
+    x, _, _, gpus = pol.plan(Known(core, lag=1, quantile=0.9))
+    x2, _, _, gpus2 = core.plan_from_action(core.known(), a)
+    np.testing.assert_allclose(x, x2, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(gpus, gpus2)
+    (_, ev, total), = rollout(pol, [bank.day(0)])
+    assert np.isfinite(total) and total == pytest.approx(ev.utility)
+
+
+def test_learned_picks_the_model_of_the_days_family():
+    """jemas-3 keeps its model; a jemas-3-genai day gets its own; a day of no embedded
+    family gets the model trained in its mode (provisioning on or off)."""
+    import dataclasses
+
+    from optsched.policies import SHIPPED_MODELS, shipped_model
+    from optsched.scenario import compile_scenario, get_scenario
+
+    j3 = compile_scenario(get_scenario("jemas-3", 4))
+    g = compile_scenario(get_scenario("jemas-3-genai", 4))
+    assert shipped_model(j3).name == "jemas3-scheduler.pt"
+    assert shipped_model(g).name == "jemas3-genai-scheduler.pt"
+    assert set(SHIPPED_MODELS) == {"jemas-3", "jemas-3-genai"}
+    stranger = dataclasses.replace(g, price=g.price * 1.01)
+    assert shipped_model(stranger) == SHIPPED_MODELS["jemas-3-genai"]
+    assert shipped_model(dataclasses.replace(stranger, commit=False)) == \
+        SHIPPED_MODELS["jemas-3"]
+
+
+def test_init_action_starts_ppo_at_a_rules_action(tmp_path, bank):
+    """PPO's actor can start from a known rule's action (the shipped jemas-3-genai model
+    starts at belief level -0.6): its first deterministic actions centre on it, where a
+    plain start centres on 0; other algorithms and values outside (-1, 1) are refused."""
+    from optsched.errors import ScenarioError
+
+    plain = make_trainer(small_cfg(tmp_path, algo="ppo", action="dispatch-battery"), bank)
+    dim = plain.core.action_dim
+    start = make_trainer(small_cfg(tmp_path, algo="ppo", action="dispatch-battery",
+                                   init_action=(-0.6,) * dim), bank)
+    obs = torch.randn(256, plain.core.obs_dim)
+    with torch.no_grad():
+        a0 = plain.agent.actor(obs, deterministic=True)[0].mean(0)
+        a1 = start.agent.actor(obs, deterministic=True)[0].mean(0)
+    assert (a1 - a0 < -0.35).all() and (a1 < -0.3).all()
+    with pytest.raises(ScenarioError, match="init-action"):
+        small_cfg(tmp_path, algo="sac", init_action=(0.1,))
+    with pytest.raises(ScenarioError, match="init-action"):
+        small_cfg(tmp_path, algo="ppo", init_action=(1.0,))
+    with pytest.raises(ScenarioError, match="init-action"):
+        make_trainer(small_cfg(tmp_path, algo="ppo", action="dispatch-battery",
+                               init_action=(0.1,) * (dim + 1)), bank)

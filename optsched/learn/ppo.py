@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from optsched.errors import ScenarioError
 from optsched.learn.loop import RunTrainer
 from optsched.learn.nets import Actor, mlp
 
@@ -114,6 +115,13 @@ class PPOTrainer(RunTrainer):
         super().__init__(cfg, core)
         self.agent = PPO(core.obs_dim, core.action_dim,
                          PPOConfig(gamma=cfg.gamma, lr=cfg.lr, hidden=cfg.hidden))
+        if cfg.init_action:                 # start the search from a known rule's action
+            if len(cfg.init_action) != core.action_dim:
+                raise ScenarioError("--init-action", f"needs {core.action_dim} numbers",
+                                    cfg.init_action)
+            with torch.no_grad():
+                self.agent.actor.body[-1].bias[:core.action_dim] = torch.atanh(
+                    torch.as_tensor(cfg.init_action, dtype=torch.float32))
 
     def advance(self) -> list[dict]:
         """One rollout and its updates; every row of an episode that ended in it carries

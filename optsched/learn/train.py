@@ -76,6 +76,8 @@ class TrainConfig:
     out: str = "runs/sac"
     days: tuple[int, ...] = ()        # training days (bank); empty = the family's
     ppo_rollout: int = 96             # PPO: slots per rollout from every copy
+    init_action: tuple[float, ...] = ()  # PPO: the actor's initial mean action (in (-1, 1),
+                                      # one per action dimension); empty: 0, the baseline
     threads: int = 1                  # torch threads: small MLPs gain nothing from more,
                                       # and runs side by side would oversubscribe the cores
 
@@ -95,6 +97,10 @@ class TrainConfig:
         for key in ("seed", "learning_starts", "shaping_warmup", "shaping_anneal"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
                 raise ScenarioError(_flag(key), "must be an integer >= 0", getattr(self, key))
+        if self.init_action and (self.algo != "ppo" or not all(
+                isinstance(v, (int, float)) and -1 < v < 1 for v in self.init_action)):
+            raise ScenarioError("--init-action", "is for PPO, numbers in (-1, 1)",
+                                self.init_action)
         for key, ok, rule in (("gamma", lambda v: 0 < v <= 1, "in (0, 1]"),
                               ("lr", lambda v: v > 0, "> 0"),
                               ("reward_scale", lambda v: v > 0, "> 0"),
