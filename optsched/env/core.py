@@ -9,13 +9,23 @@ Action per copy (all in [-1, 1]), for K classes and I sites:
   serve[K]      share of pending jobs to serve now (deferrable classes; interactive
                 classes always ask for everything),
   clock[I]      GPU clock level per site,
-  battery[I]    battery power: > 0 charge (share of ch_max), < 0 discharge.
+  battery[I]    battery power: > 0 charge (share of ch_max), < 0 discharge,
+  gpus[I]       only with provisioning (`Compiled.commit`): GPUs committed for the slot,
+                round((a + 1) / 2 G_i).
 Repair turns any action into a feasible slot schedule: capacity and import-cap overflow
 scale the site's jobs down (they wait within the class's limit or are dropped), GPUs are
 powered on as needed (integer), battery power is clipped to soc and grid limits, and
 renewables serve load first. The repaired decisions are exactly what the evaluator
 scores: with `record=True` an episode's schedule is kept and `evaluate` of it equals the
 sum of rewards.
+
+With provisioning (docs/model.md, "Provisioning before arrivals") a slot is decided before
+its arrivals are seen: the GPUs on are committed (by the action, by `step_plan`'s `gpus`,
+or by the repair's rule applied to the plan), paid whether used or not, and GPUs switched
+on since the last slot lose a cold start; the slot's real arrivals then meet the plan
+(interactive plans are shares of what is pending), and the observation shows the last
+slot's arrivals, not the current one's. What policies may know in that mode:
+`optsched.env.known`.
 """
 
 from __future__ import annotations
@@ -66,9 +76,27 @@ class BatchedCore:
         self.site_ok = fix[:, :, 0] >= 0                                  # [K, I]
         self.fix_step = np.maximum(fix, 0)
         self.is_deferrable = ~c.interactive
-        self.action_dim = 2 * c.K * c.I + c.K + 2 * c.I
-        self.obs_dim = 2 * c.K + 4 * c.I + 2 + len(config.forecast_slots) * (c.K + c.I)
+        # Per class, the option (index within the class's O) that takes pending jobs a
+        # plan made before the arrivals left no share for (provisioning): the eligible
+        # option of best value per GPU-second at the home site, else anywhere; -1: none.
+        ratio = np.where(c.eligible, c.value / c.gpu_s[None, :], -np.inf)
+        home = np.where(c.opt_site[None, :] == c.home[:, None], ratio, -np.inf)
+        self.fallback = np.where(c.eligible.any(axis=1), np.where(
+            np.isfinite(home).any(axis=1), home.argmax(axis=1), ratio.argmax(axis=1)), -1)
+        self.commit = bool(c.commit)
+        extra = c.I if self.commit else 0                  # GPUs committed / GPUs on
+        self.action_dim = 2 * c.K * c.I + c.K + 2 * c.I + extra
+        self.obs_dim = 2 * c.K + 4 * c.I + 2 + len(config.forecast_slots) * (c.K + c.I) \
+            + extra
         peak = bank.arrivals.max(axis=(0, 2))
+        if self.commit:
+            # Arrivals are scaled by what the fleet could serve, not by the days' peak,
+            # which is known only once the days are over: per class, jobs a slot at the
+            # option of fewest GPU-seconds at each site, over all sites.
+            per_job = np.where(c.eligible, c.gpu_s[None, :], np.inf)         # [K, O]
+            cheapest = np.stack([per_job[:, c.opt_site == i].min(axis=1)
+                                 for i in range(c.I)], axis=1)              # [K, I]
+            peak = (c.gpus * c.util_cap * c.dt_s / cheapest).sum(axis=1)
         self.arr_scale = np.where(peak > 0, peak, 1.0)
         self.ren_scale = np.maximum(bank.renewable.max(axis=(0, 2)), 1e-9)
         self.soc_scale = np.where(c.soc_max > 0, c.soc_max, 1.0)
@@ -98,6 +126,7 @@ class BatchedCore:
             "ch_max", "dis_max", "eta_c", "eta_d", "sell_factor", "demand_charge",
             "deg_cost", "drop_penalty", "wait_cost")}
         self.col["cap_slot"] = col(self.cap_slot)
+        self.col["cold"] = col(np.full(c.I, c.cold_start_s / c.dt_s))
         self.col["eta_c_safe"] = col(np.where(c.eta_c > 0, c.eta_c, 1.0))
         with np.errstate(divide="ignore"):
             self.col["inv_cap_slot"] = 1.0 / self.col["cap_slot"]
@@ -113,6 +142,9 @@ class BatchedCore:
                                  self.tier_of.astype(float)]).astype(float)   # [4, K]
         self.leads = np.asarray(config.forecast_slots, dtype=np.int64)
         self._inv_scale = [1.0 / v for v in (self.arr_scale, self.soc_scale, self.ren_scale)]
+        # Provisioning: the observation's arrivals lag a slot, GPUs on last slot (/ G) follow.
+        self._lag = 1 if self.commit else 0
+        self._inv_gpus = (1.0 / np.maximum(c.gpus, 1.0)) if self.commit else np.zeros(0)
         self._no_noise = np.ones((len(self.leads), c.K + c.I, self.B))
         self._opt_none = np.empty((1, 1, 1, 1), dtype=np.int64)   # not recording
         self._plan_opt = np.arange(c.O, dtype=np.int64).reshape(1, 1, c.I, S * Fq)
@@ -122,7 +154,8 @@ class BatchedCore:
         self.t = 0
 
     # ------------------------------------------------------------------ state
-    # The state lives batch first for the kernel; callers see it batch last.
+    # The state lives batch first for the kernel (per-site rows kernel.STATE_KEYS of
+    # _st [3, B, I]); callers see it batch last.
     @property
     def q(self) -> F64:
         """Backlog per class [K, B] at the start of the slot."""
@@ -131,12 +164,18 @@ class BatchedCore:
     @property
     def soc(self) -> F64:
         """Battery state of charge per site [I, B] (kWh)."""
-        return self._soc.T
+        return self._st[0].T
 
     @property
     def peak(self) -> F64:
         """Running peak grid import per site [I, B] (kW)."""
-        return self._peak.T
+        return self._st[1].T
+
+    @property
+    def n_prev(self) -> F64:
+        """GPUs on in the last slot per site [I, B]; G before the day starts (slot 0 is
+        warm: the day starts from the night's fleet, no GPU pays a cold start)."""
+        return self._st[2].T
 
     def reset(self, days: NDArray | None = None, seed: int | None = None) -> F64:
         if seed is not None:
@@ -146,8 +185,9 @@ class BatchedCore:
         c = self.c
         self.t = 0
         self._q = np.zeros((self.B, c.K))                # state, batch first (kernel)
-        self._soc = np.repeat(c.soc0[None, :], self.B, axis=0)
-        self._peak = np.zeros((self.B, c.I))
+        self._st = np.stack([np.repeat(c.soc0[None, :], self.B, axis=0),
+                             np.zeros((self.B, c.I)),
+                             np.repeat(c.gpus[None, :].astype(float), self.B, axis=0)])
         self.unpaid = np.zeros(self.B)
         self.episode_terms = np.zeros((self.B, len(TERMS)))
         if self.cfg.record:
@@ -155,7 +195,7 @@ class BatchedCore:
             self.rec = {"x": np.zeros((self.B, c.K, c.O, T)), "y": np.zeros((self.B, c.K, T)),
                         "q": np.zeros((self.B, c.K, T)),
                         **{k: np.zeros((self.B, c.I, T)) for k in
-                           ("n", "ch", "dis", "soc", "r", "b", "z")}}
+                           ("n", "ch", "dis", "soc", "r", "b", "z", "start")}}
         return self.observe()
 
     def series_at(self, key: str, t: int | None = None) -> F64:
@@ -167,16 +207,17 @@ class BatchedCore:
         """[B, obs_dim] (kernel.observe): arrivals and backlog (per class, / peak), soc
         (/ max), price ($/MWh / 100), renewables (/ max), PUE - 1 (per site), time of day
         (sin, cos), then per forecast lead: arrivals (per class) and price (per site)
-        that many slots ahead, with the configured error. A reused buffer: callers copy
-        what they keep."""
+        that many slots ahead, with the configured error. With provisioning the arrivals
+        are the last slot's (0 in slot 0), and GPUs on in the last slot (per site, / G)
+        come last. A reused buffer: callers copy what they keep."""
         noise = self._no_noise
         if self.cfg.forecast_error > 0 and self.leads.size:
             noise = np.empty_like(noise)
             for m, lead in enumerate(self.cfg.forecast_slots):
                 sd = self.cfg.forecast_error * np.sqrt(lead * self.c.dt_h)
                 noise[m] = np.exp(self.rng.normal(0.0, sd, noise.shape[1:]) - sd**2 / 2)
-        kernel.observe(self._obs, self.t, self.T, self.day, self.ser, self._q, self._soc,
-                       *self._inv_scale, self.leads, noise)
+        kernel.observe(self._obs, self.t, self.T, self.day, self.ser, self._q, self._st,
+                       *self._inv_scale, self.leads, noise, self._lag, self._inv_gpus)
         return self._obs
 
     # ------------------------------------------------------------------ step
@@ -193,25 +234,38 @@ class BatchedCore:
                             self.terminal_price, self.site_par, self.cls_par, self.tab_arr,
                             self.site_ok, self.fix_step, self.S, self.F, self.c.O,
                             len(self.tier_rows), self.c.dt_h, self.c.carbon_price, self._q,
-                            self._soc, self._peak, out[0], opt, *out[1:3],
-                            self.cfg.record, *out[3:])
+                            self._st, out[0], opt, *out[1:3], self.cfg.record, *out[3:],
+                            2 * self.I if self.commit else self.I)
         return self._finish(opt, *out)
 
-    def step_plan(self, x: F64, battery_kw: F64, drop: F64 | None = None
-                  ) -> tuple[F64, F64, bool, dict]:
+    def step_plan(self, x: F64, battery_kw: F64, drop: F64 | None = None,
+                  gpus: F64 | None = None) -> tuple[F64, F64, bool, dict]:
         """One slot from a detailed plan, through the same repair: jobs x[B, K, O] per
         option, battery power [B, I] (kW, > 0 charge), planned drops [B, K]. A feasible
-        plan passes unchanged; this is how MPC and oracle replays act."""
+        plan passes unchanged; this is how MPC and oracle replays act.
+
+        With provisioning the plan was made before the slot's arrivals were seen: `gpus`
+        [B, I] commits the GPUs on (None: `provision` of the plan); an interactive class's
+        row and its drops are shares of the pending jobs it planned for, applied to those
+        really pending (`_meet`); a deferrable row is a release, capped by what is
+        pending."""
         B = self.B
         P = self.S * self.F
         want = np.maximum(np.asarray(x, float), 0.0).reshape(B, self.K, self.I, P)
+        bkw = np.ascontiguousarray(battery_kw, dtype=float)
+        if self.commit:
+            if gpus is None:
+                gpus = self.provision(want, bkw)
+            bkw = np.ascontiguousarray(np.concatenate(
+                [bkw, np.asarray(gpus, float).reshape(B, self.I)], axis=1))
         # A plan made on forecasts may ask for more jobs than are pending: scale down.
         pending = self._q + self.series_at("arrivals").T
+        if self.commit:
+            want = self._meet(want, pending, drop)
         asked = want.sum(axis=(2, 3))
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(asked > pending, pending / asked, 1.0)
         want *= scale[:, :, None, None]
-        bkw = np.ascontiguousarray(battery_kw, dtype=float)
         drop_bk = (np.zeros((0, 0)) if drop is None
                    else np.ascontiguousarray(drop, dtype=float))
         out = self._outputs(want.shape, x_written=True)
@@ -219,20 +273,70 @@ class BatchedCore:
                           self.t == self.T - 1, self.day, self.ser, self.terminal_price,
                           self.site_par, self.cls_par, self.tab_arr, self.c.O,
                           len(self.tier_rows), self.c.dt_h, self.c.carbon_price, self._q,
-                          self._soc, self._peak, out[0], *out[1:3], self.cfg.record,
-                          *out[3:])
+                          self._st, out[0], *out[1:3], self.cfg.record, *out[3:])
         return self._finish(self._plan_opt, *out)
+
+    def provision(self, x: F64, battery_kw: F64 | None = None) -> F64:
+        """GPUs [B, I] the repair commits for plans x [B, K, O] (or [B, K, I, S F]) when
+        the policy leaves it to the repair (provisioning on): the fewest that hold the
+        planned work, less the cold start of those switched on, then with queueing one
+        more while it pays (kernel.provision). Needs no arrivals: a policy may call it."""
+        B, P = self.B, self.S * self.F
+        want = np.ascontiguousarray(np.maximum(np.asarray(x, float), 0.0)
+                                    .reshape(B, self.K, self.I, P))
+        dec = (np.zeros((B, self.I)) if battery_kw is None
+               else np.ascontiguousarray(battery_kw, dtype=float))
+        gpus = np.empty((B, self.I))
+        kernel.provision(want, self._plan_opt, dec, self.t, self.day, self.ser,
+                         self.site_par, self.cls_par, self.tab_arr, self.c.O,
+                         len(self.tier_rows), self.c.dt_h, self.c.carbon_price, self._st,
+                         gpus)
+        return gpus
+
+    def gpu_action(self, gpus: F64) -> F64:
+        """The flat action's last I numbers [B, I] in [-1, 1] that commit `gpus` [B, I]
+        (provisioning): the inverse of round((a + 1) / 2 G_i)."""
+        G = self.c.gpus[None, :]
+        return np.where(G > 0, 2.0 * np.asarray(gpus, float) / np.maximum(G, 1.0) - 1.0,
+                        -1.0)
+
+    def _meet(self, want: F64, pending: F64, drop: F64 | None) -> F64:
+        """The real pending jobs [B, K] meet a plan want [B, K, I, P] made on believed
+        ones: an interactive row becomes its shares of what it planned for (served by
+        option, and dropped: drop [B, K]) times what is pending; a class with jobs
+        pending and nothing planned takes its fallback option (`self.fallback`)."""
+        inter = self.c.interactive
+        if not inter.any():
+            return want
+        rows = want[:, inter]                                     # [B, Ki, I, P]
+        planned = rows.sum(axis=(2, 3))
+        if drop is not None:
+            planned = planned + np.maximum(np.asarray(drop, float)[:, inter], 0.0)
+        real = pending[:, inter]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(planned > 0, real / planned, 0.0)
+        rows = rows * factor[:, :, None, None]
+        empty = (planned <= 0) & (real > 0)
+        if empty.any():
+            flat = rows.reshape(rows.shape[0], rows.shape[1], -1)
+            opts = self.fallback[inter]
+            for b, k in zip(*np.nonzero(empty & (opts >= 0)[None]), strict=True):
+                flat[b, k, opts[k]] = real[b, k]
+        want = want.copy()
+        want[:, inter] = rows
+        return want
 
     def _outputs(self, shape: tuple[int, ...], x_written: bool) -> tuple[F64, ...]:
         """Fresh result arrays of a slot: x (the plan's shape; a stand-in unless the
-        kernel writes it), next q [B, K], next soc and peak [2, B, I], y [B, K] and
-        decisions [6, B, I] (stand-ins unless recording), terms [B, len(TERMS)]."""
+        kernel writes it), next q [B, K], next per-site state [3, B, I], y [B, K]
+        and decisions [7, B, I] (stand-ins unless recording), terms [B, len(TERMS)]."""
         K, I, B = self.K, self.I, self.B
         x = np.empty(shape) if x_written else np.empty((1, 1, 1, 1))
         rec = self.cfg.record
         y = np.empty((B, K)) if rec else np.empty((1, 1))
         res = np.empty((len(kernel.RES_KEYS), B, I)) if rec else np.empty((1, 1, 1))
-        return (x, np.empty((B, K)), np.empty((2, B, I)), y, res, np.empty((B, len(TERMS))))
+        return (x, np.empty((B, K)), np.empty((len(kernel.STATE_KEYS), B, I)), y, res,
+                np.empty((B, len(TERMS))))
 
     def _finish(self, opt: NDArray, x: F64, q: F64, state: F64, y: F64, res: F64,
                 terms: F64) -> tuple[F64, F64, bool, dict]:
@@ -248,7 +352,7 @@ class BatchedCore:
             rec["y"][:, :, t], rec["q"][:, :, t], rec["soc"][:, :, t] = y, q, state[0]
             for j, name in enumerate(kernel.RES_KEYS):
                 rec[name][:, :, t] = res[j]
-        self._q, self._soc, self._peak = q, state[0], state[1]
+        self._q, self._st = q, state
         self.episode_terms += terms
         self.t += 1
         utility = utility_of(terms)
@@ -275,13 +379,16 @@ class BatchedCore:
     def snapshot(self) -> dict:
         """The episode state (for exact checkpoint resume)."""
         return {"t": self.t, "day": self.day, "q": self.q, "soc": self.soc,
-                "peak": self.peak, "unpaid": self.unpaid, "terms": self.episode_terms,
-                "rng": self.rng.bit_generator.state}
+                "peak": self.peak, "n_prev": self.n_prev, "unpaid": self.unpaid,
+                "terms": self.episode_terms, "rng": self.rng.bit_generator.state}
 
     def restore(self, s: dict) -> None:
         self.t, self.day = s["t"], s["day"]
-        self._q, self._soc, self._peak = (np.ascontiguousarray(np.asarray(s[k]).T)
-                                          for k in ("q", "soc", "peak"))
+        self._q = np.ascontiguousarray(np.asarray(s["q"]).T)
+        # snapshots from before provisioning have no n_prev: the warm fleet
+        n_prev = s.get("n_prev", np.repeat(self.c.gpus[:, None].astype(float), self.B, 1))
+        self._st = np.ascontiguousarray(np.stack([np.asarray(s[k]).T for k in
+                                                  ("soc", "peak")] + [np.asarray(n_prev).T]))
         self.unpaid, self.episode_terms = s["unpaid"], s["terms"]
         self.rng.bit_generator.state = s["rng"]
 

@@ -6,6 +6,13 @@ that day alone), so a day's result never depends on which other days were asked 
 same call (the environment's observation scales are taken over its bank), and a policy's
 randomness comes from generators seeded by (its `seed`, that day's forecast series) (see
 `day_rng`), never from a stream shared across days.
+
+What a policy knows: with provisioning on (`Compiled.commit`) it acts on
+`optsched.env.known.Known`, the environment with the arrivals not yet seen replaced by
+forecasts from the past, unless it declares `foresight = True` (mpc, mpc-noisy: perfect
+or noisy forecasts of the real day, upper-bound style baselines); `provision_quantile`
+(a policy attribute, 0.9 for the heuristics) is the forecast quantile at which it sees
+the slot it provisions for.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import numpy as np
 
 from optsched.env.bank import DayBank
 from optsched.env.core import BatchedCore, EnvConfig
+from optsched.env.known import knowing
 from optsched.evaluator import Evaluation, evaluate
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
@@ -40,8 +48,10 @@ class Planner(Protocol):
 
     name: str
 
-    def plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(x [B, K, O], battery kW [B, I], drops [B, K]) for the core's current slot."""
+    def plan(self, core: BatchedCore) -> tuple[np.ndarray, ...]:
+        """(x [B, K, O], battery kW [B, I], drops [B, K]) for the core's current slot,
+        and with provisioning optionally the GPUs to commit [B, I] (else the repair
+        provisions for the plan: `BatchedCore.provision`)."""
         ...
 
 
@@ -71,11 +81,12 @@ def _episode(policy: Policy, c: Compiled, reward: str) -> tuple[Schedule, Evalua
     obs = core.reset(days=np.zeros(1, dtype=np.int64))
     total, done = 0.0, False
     planner = isinstance(policy, Planner)
+    view = knowing(core, policy)
     while not done:
         if planner:
-            obs, r, done, _ = core.step_plan(*policy.plan(core))
+            obs, r, done, _ = core.step_plan(*policy.plan(view))
         else:
-            obs, r, done, _ = core.step(policy.act(core, obs))
+            obs, r, done, _ = core.step(policy.act(view, obs))
         total += float(r[0])
     sched = core.schedule(0)
     ev = evaluate(c, sched, milp=True)

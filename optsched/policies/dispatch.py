@@ -1,5 +1,7 @@
 """The `dispatch` baseline: the per-slot capacity-price dispatch with no look-ahead (a
-deferrable job waits only when serving it now is priced out) and an idle battery."""
+deferrable job waits only when serving it now is priced out) and an idle battery.
+With provisioning it dispatches the slot's arrivals believed at the forecast's 90th
+percentile (`provision_quantile`) and the repair commits the GPUs that plan needs."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ class Dispatch:
 
     wait: float = 0.0
     name: str = "dispatch"
+    provision_quantile: float | None = 0.9
 
     def plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         d = getattr(self, "_d", None)

@@ -1,6 +1,10 @@
 """Greedy: per slot, the best value per GPU-second within each site's GPU capacity, then
 leftover capacity spent on upgrades (more steps) by marginal value per extra GPU-second;
-battery by price thresholds against the running mean price. No look-ahead."""
+battery by price thresholds against the running mean price. No look-ahead.
+
+With provisioning it plans on the slot's arrivals believed at the forecast's 90th
+percentile (`provision_quantile`, optsched.env.known) and the repair commits the GPUs
+that plan needs."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ CHARGE_BELOW, DISCHARGE_ABOVE = 0.85, 1.15    # x running mean price seen so far
 @dataclass
 class Greedy:
     name: str = "greedy"
+    provision_quantile: float | None = 0.9
 
     def plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         c, t, B = core.c, core.t, core.B

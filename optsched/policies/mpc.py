@@ -10,6 +10,14 @@ time (`error` at one hour ahead). Each day's errors come from its own generator,
 the other days rolled with it. The terminal state-of-charge rule applies at every
 window's end, so no window plans to empty the battery. `myopic-lp` is the one-slot
 window re-solved every slot: no look-ahead at all.
+
+With provisioning (docs/model.md, "Provisioning before arrivals") `mpc` and `mpc-noisy`
+keep reading the real day (`foresight`: perfect forecasts, or the truth with noise, an
+upper-bound style reference), while `myopic-lp` plans on what is known at the slot's
+start (optsched.env.known) with the slot's arrivals at the forecast's 90th percentile.
+The window's LP carries the cold starts from the GPUs on in the last slot; the repair
+commits the GPUs the executed plan needs (`BatchedCore.provision`), or with
+`commit_gpus` the plan's own GPUs (mpc-scenarios).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import highspy
 import numpy as np
 
 from optsched.env.core import BatchedCore
+from optsched.env.kernel import ROUND_TOL
 from optsched.oracle.highs import highs_lp, new_highs
 from optsched.oracle.matrix import MatrixModel, build_matrix
 from optsched.scenario.compile import Compiled
@@ -36,19 +45,24 @@ class MPC:
     seed: int = 0
     name: str = "mpc"
     solve_seconds: list[float] = field(default_factory=list)
+    foresight: bool = True           # with provisioning: plans on the real day
+    provision_quantile: float | None = None  # else: the level it sees the slot at
+    commit_gpus: bool = False        # with provisioning: commit the plan's GPUs
 
     def __post_init__(self):
         self._plans: dict[int, tuple[int, dict]] = {}
         self._highs: dict[int, tuple] = {}
         self._rngs: dict[int, np.random.Generator] = {}
 
-    def plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(x [B, K, O], battery kW [B, I], drops [B, K]) for the core's current slot."""
+    def plan(self, core: BatchedCore) -> tuple[np.ndarray, ...]:
+        """(x [B, K, O], battery kW [B, I], drops [B, K]) for the core's current slot;
+        with `commit_gpus` and provisioning on, also the plan's GPUs [B, I]."""
         t, B = core.t, core.B
         c0 = core.c
         x = np.zeros((B, c0.K, c0.O))
         bat = np.zeros((B, c0.I))
         drop = np.zeros((B, c0.K))
+        gpus = np.zeros((B, c0.I))
         if t == 0:
             from optsched.policies.base import day_rng
 
@@ -72,6 +86,9 @@ class MPC:
             x[j] = plan["x"][:, :, k] * factor[:, None]
             bat[j] = plan["ch"][:, k] - plan["dis"][:, k]
             drop[j] = plan["y"][:, k] * factor
+            gpus[j] = np.ceil(plan["n"][:, k] - ROUND_TOL)      # the LP's n is relaxed
+        if self.commit_gpus and c0.commit:
+            return x, bat, drop, np.clip(gpus, 0.0, c0.gpus)
         return x, bat, drop
 
     def _forecast(self, c: Compiled, t: int, end: int, rng: np.random.Generator
@@ -122,7 +139,8 @@ class MPC:
         if real < W:
             # The padding repeats the last real PUE, so the matrix never changes.
             window.pue[:, real:] = window.pue[:, real - 1:real]
-        m = build_matrix(window, relax=True, soc_ref=c.soc0, peak_floor=core.peak[:, j])
+        m = build_matrix(window, relax=True, soc_ref=c.soc0, peak_floor=core.peak[:, j],
+                         n_prev=core.n_prev[:, j] if c.commit else None)
         for name in ("x", "n", "ch", "dis", "r", "b", "z"):
             m.col_hi[m.blocks[name]].reshape(m.shapes[name])[..., real:] = 0.0
         return m, arrivals, real
@@ -166,7 +184,8 @@ class MPC:
 
 def window_plan(c: Compiled, m: MatrixModel, v: np.ndarray, arrivals: np.ndarray, real: int
                 ) -> dict:
-    """A solved window's plan in the form MPC executes (x, ch, dis, y, pending per slot)."""
+    """A solved window's plan in the form MPC executes (x, ch, dis, y, GPUs on n, pending
+    per slot)."""
     L, W = m.layout, arrivals.shape[1]
     x = np.zeros((c.K, c.O, W))
     x[L.pair_k, L.pair_o] = np.maximum(m.block(v, "x"), 0.0)
@@ -176,11 +195,13 @@ def window_plan(c: Compiled, m: MatrixModel, v: np.ndarray, arrivals: np.ndarray
     q[L.deferrable] = m.block(v, "q")
     pending = arrivals + np.concatenate([np.zeros((c.K, 1)), q[:, :-1]], axis=1)
     return {"x": x[..., :real], "ch": ch[:, :real], "dis": dis[:, :real],
-            "y": np.maximum(m.block(v, "y"), 0.0)[:, :real], "pending": pending[:, :real]}
+            "y": np.maximum(m.block(v, "y"), 0.0)[:, :real],
+            "n": np.maximum(m.block(v, "n"), 0.0)[:, :real], "pending": pending[:, :real]}
 
 
 def myopic_lp() -> MPC:
-    return MPC(horizon=1, replan_every=1, name="myopic-lp")
+    return MPC(horizon=1, replan_every=1, name="myopic-lp", foresight=False,
+               provision_quantile=0.9)
 
 
 def mpc_noisy(error: float = 0.15, seed: int = 0) -> MPC:

@@ -2,7 +2,11 @@
 
 `local-fixed` is the paper's "fixed 30 steps, no transfer": every job served at its home
 site with a fixed step count at the nominal clock, battery idle, renewables first, GPUs
-powered on as the work needs (the environment's repair).
+powered on as the work needs (the environment's repair). With provisioning it commits
+the GPUs that every job believed pending would need at home (the repair's rule,
+`BatchedCore.provision`), the slot's arrivals believed at the forecast's 90th percentile
+(`provision_quantile`: a production rule, provisioning for the 90th percentile of demand;
+optsched.env.known).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class LocalFixed:
     steps: int = 30
     clock: float = 1.0
     name: str = "local-fixed"
+    provision_quantile: float | None = 0.9
 
     def act(self, core: BatchedCore, obs: np.ndarray) -> np.ndarray:
         c = core.c
@@ -33,7 +38,23 @@ class LocalFixed:
         a = np.concatenate([route.ravel(), np.full(c.K * c.I, level(c.steps, self.steps)),
                             np.ones(c.K), np.full(c.I, level(c.clocks, self.clock)),
                             np.zeros(c.I)])
-        return np.broadcast_to(a, (core.B, core.action_dim))
+        if not core.commit:
+            return np.broadcast_to(a, (core.B, core.action_dim))
+        return np.concatenate([np.broadcast_to(a, (core.B, len(a))),
+                               core.gpu_action(core.provision(self.believed_plan(core)))],
+                              axis=1)
+
+    def believed_plan(self, core: BatchedCore) -> np.ndarray:
+        """x [B, K, O]: every job believed pending at home, at the step level and clock
+        the action asks for (raised to the nearest eligible level, as the action is)."""
+        c = core.c
+        s = int(np.argmin(np.abs(c.steps - self.steps)))
+        f = int(np.argmin(np.abs(c.clocks - self.clock)))
+        k = np.arange(c.K)
+        o = (c.home * len(c.steps) + core.fix_step[k, c.home, s]) * len(c.clocks) + f
+        x = np.zeros((core.B, c.K, c.O))
+        x[:, k, o] = (core.q + core.series_at("arrivals")).T
+        return x
 
 
 def _lazy(module: str, factory: str):
