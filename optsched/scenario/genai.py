@@ -133,6 +133,9 @@ def day_dict(day: int) -> dict:
         cl["arrivals"] = series.tolist()
         if cl["kind"] == "deferrable":
             cl["max_wait_slots"] = int(fam["workload"]["batch_max_wait_slots"])
+    for section in ("queueing", "provisioning"):
+        if section in fam:
+            raw[section] = dict(fam[section])
     split = "held-out test" if is_test_day(day) else "training"
     raw["name"] = f"{NAME}/day-{day:03d}"
     raw["description"] = (f"{fam['description']}; day {day} ({date_of(day).isoformat()}, "
