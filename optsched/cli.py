@@ -63,10 +63,10 @@ BackendOpt = Annotated[str, typer.Option("--backend",
                                          help="pyomo | cvxpy | highs | cvxpy-clarabel")]
 WorkersOpt = Annotated[int, typer.Option(
     "--workers", help="Run the days (and policies) as tasks on a local Ray runtime with N "
-    "CPUs; 1: serially, without Ray (docs: README, Scale-out).")] = 1
+    "CPUs; 1: serially, without Ray (docs: README, Scale-out).")]
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", help="Run the tasks on this Ray cluster (e.g. auto, ray://HOST:10001) "
-    "instead of a local runtime.")] = None
+    "instead of a local runtime.")]
 
 
 @scenario_app.command("show")
