@@ -25,9 +25,9 @@ Curves (utility vs env steps and vs wall time) go to `--out/curves.png`, all num
 `--tune`: a Ray Tune search of the shaping settings (eta, shaping warm-up, and for
 diffusion shaping its steps) of the first variant, its trials stopped early by an ASHA
 scheduler on the training episode utility (time axis: environment steps). Each trial
-trains in a folder named by its settings, so a killed search, started again with the same
---out, is restored by Tune and its trials resume from their own checkpoints. Best settings
-and every trial's last result go to `--out/tune/results.json`.
+trains in a folder named by its trial id and settings, so a killed search, started again
+with the same --out, is restored by Tune and its trials resume from their own
+checkpoints. Best settings and every trial's last result go to `--out/tune/results.json`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optsched.errors import ScenarioError
+from optsched.errors import OptschedError, ScenarioError
 from optsched.io import atomic_write_text
 from optsched.learn.loop import CHECKPOINT, METRICS, POLICY
 
@@ -194,7 +194,7 @@ def main() -> None:
             tune_shaping(args)
         else:
             benchmark(args)
-    except ScenarioError as exc:
+    except OptschedError as exc:                # bad options, Ray missing: one line
         sys.exit(f"learning: {exc}")
 
 
@@ -227,13 +227,16 @@ def tune_space(shaping: str) -> dict:
 
 
 def tune_trial(config: dict, base: dict, runs: str) -> None:
-    """One Tune trial: a training run in a folder named by its settings (resumed from its
-    checkpoint when the search is restored), reporting after every finished episode."""
+    """One Tune trial: a training run in a folder of its own (resumed from its checkpoint
+    when the search is restored), reporting after every finished episode."""
     from ray import tune
 
     from optsched.learn.train import TrainConfig, run_training
 
-    name = "-".join(f"{k}{config[k]}" for k in sorted(config))
+    # Named by the trial (stable when Tune restores the search; two trials may draw the
+    # same settings) and its settings.
+    name = "-".join([tune.get_context().get_trial_id(),
+                     *(f"{k}{config[k]}" for k in sorted(config))])
     cfg = TrainConfig(**base, **config, out=str(Path(runs) / name))
     trainer = open_or_resume(cfg)
     seen = 0
