@@ -154,3 +154,35 @@ def test_simulate_and_solve_days_in_parallel_equal_serial(ray_runtime):
     lp2 = api.solve_days("jemas-3", DAYS, relax=True, workers=2)
     assert [s.day for s in lp2] == DAYS
     assert [s.solution.objective for s in lp1] == [s.solution.objective for s in lp2]
+
+
+def _cli(*args: str, prelude: str = "") -> subprocess.CompletedProcess:
+    """The CLI in a fresh interpreter, after `prelude` (e.g. one that hides Ray)."""
+    argv = ["optsched", *args]
+    code = f"{prelude}import sys\nfrom optsched.cli import main\nsys.argv = {argv!r}\nmain()\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_refuses_bad_workers_and_a_missing_ray_in_one_line():
+    bad = _cli("evaluate", "jemas-3", "--workers", "0")
+    assert bad.returncode == 2
+    assert bad.stderr == "optsched: --workers: must be an integer >= 1, got 0\n"
+    missing = _cli("simulate", "jemas-3", "--workers", "2",
+                   prelude="import sys\nsys.modules['ray'] = None\n")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.startswith("optsched: --workers: needs Ray")
+    assert missing.stderr.count("\n") == 1
+
+
+def test_cli_solves_many_days():
+    """`solve --days`: one solution per day, in order, each the day's own LP."""
+    from optsched import api
+
+    out = _cli("solve", "jemas-3", "--days", "4,9", "--relax", "--backend", "highs", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert [d["day"] for d in data["days"]] == DAYS
+    assert [d["scenario"] for d in data["days"]] == ["jemas-3/day-004", "jemas-3/day-009"]
+    assert data["days"][0]["utility"] == api.solve(api.compiled("jemas-3", 4),
+                                                   relax=True).objective
