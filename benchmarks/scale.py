@@ -15,7 +15,9 @@ For every worker count two wall times are given: end to end (what a command take
 starting and stopping the local Ray runtime included) and the fan-out alone (the runtime
 already up, as for a cluster at --ray-address); the speed-up is over 1 worker (serial, no
 Ray). The results of every worker count are checked equal to the serial ones (objectives
-bit for bit; training metrics rows). All numbers go to `--out/scale.json`. The decomposed
+bit for bit; training episode utilities). With each figure the 1-minute load average is
+kept: on a shared machine other processes take the cores the workers would use. All
+numbers go to `--out/scale.json`. The decomposed
 oracle's part is benchmarks/scale_oracle.py.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -92,12 +95,14 @@ def measure(name: str, fn, workers: list[int]) -> dict:
             if base is None:
                 base = (result, secs)
             key = f"{n}" + (" (runtime up)" if warm else "")
+            load = os.getloadavg()[0]               # a shared machine: say how busy
             out["workers"][key] = {"seconds": round(secs, 2),
                                    "speedup": round(base[1] / secs, 2),
-                                   "equal_to_serial": result == base[0]}
+                                   "equal_to_serial": result == base[0],
+                                   "load_average_1min": round(load, 2)}
             print(f"scale: {name}, {key} worker(s): {secs:.1f} s, speed-up "
-                  f"{base[1] / secs:.2f}x, equal to serial: {result == base[0]}",
-                  file=sys.stderr)
+                  f"{base[1] / secs:.2f}x, equal to serial: {result == base[0]} "
+                  f"(load average {load:.1f} on {os.cpu_count()} CPUs)", file=sys.stderr)
     return out
 
 
