@@ -85,8 +85,9 @@ def _episode(policy: Policy, c: Compiled, reward: str) -> tuple[Schedule, Evalua
     view, high = knowing(core, policy), provisioning(core, policy)
     while not done:
         if planner:
-            x, battery, drop = policy.plan(view)
-            gpus = None if high is None else provision_for(core, view, high, x, battery)
+            x, battery, drop, *committed = policy.plan(view)     # (+ GPUs it commits)
+            gpus = committed[0] if committed else (
+                None if high is None else provision_for(core, view, high, x, battery))
             obs, r, done, _ = core.step_plan(x, battery, drop, gpus=gpus)
         else:
             obs, r, done, _ = core.step(policy.act(view, obs))
