@@ -353,7 +353,7 @@ def report(scenario: str, days: Any, policies: Sequence[str], out: Path,
            cache: Path | None = DEFAULT_CACHE, *, metrics: Sequence[Path] = (),
            ablations: Sequence[str] = (), ablated: str | None = None,
            progress: Progress = None, workers: int | None = None,
-           ray_address: str | None = None) -> pd.DataFrame:
+           ray_address: str | None = None, simulate: bool = True) -> pd.DataFrame:
     """`optsched report`: optsched.report.report.build_report (its table is `compare`'s),
     its (policy, day) tasks fanned out on `workers` CPUs or the cluster at `ray_address`."""
     from optsched.days import parse_days
@@ -364,7 +364,7 @@ def report(scenario: str, days: Any, policies: Sequence[str], out: Path,
     with runtime(workers, ray_address):
         return build_report(scenario, day_list, list(policies), out, cache,
                             progress=progress, metrics=list(metrics),
-                            ablations=tuple(ablations), ablated=ablated)
+                            ablations=tuple(ablations), ablated=ablated, simulate=simulate)
 
 
 def sweep(scenario: str, days: Any, param: str, values: Sequence, policies: Sequence[str],

@@ -370,9 +370,12 @@ def report_cmd(
         "one at a time) join the report; 'none' for no ablation rows.")] = "learned",
     workers: WorkersOpt = 1,
     ray_address: RayAddressOpt = None,
+    simulate: Annotated[bool, typer.Option(
+        "--simulate/--no-simulate", help="Replay every schedule job by job for the "
+        "per-class violation rate and p95 latency (latency.csv).")] = True,
 ):
-    """Every policy against the oracle on held-out days: gap table, terms, plots (Markdown,
-    self-contained HTML, CSV/Parquet)."""
+    """Every policy against the oracle on held-out days: gap table, terms, per-class
+    latency, plots (Markdown, self-contained HTML, CSV/Parquet)."""
     from optsched import api
     from optsched.days import parse_days
     from optsched.options import check_files, check_out, check_policies
@@ -389,7 +392,8 @@ def report_cmd(
     with status("report") as update:
         frame = api.report(scenario, day_list, names, out_dir, cache, progress=update,
                            metrics=metrics or [], ablations=ABLATIONS,
-                           ablated=ablated_policy, workers=workers, ray_address=ray_address)
+                           ablated=ablated_policy, workers=workers, ray_address=ray_address,
+                           simulate=simulate)
     err.print(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.html'}, "
               f"{out_dir / 'results.csv'} ({len(frame)} rows)")
     out().print((out_dir / "report.md").read_text(), markup=False, highlight=False)
@@ -474,7 +478,8 @@ def simulate_cmd(
     terminal.simulation(scenario, policy, day_list, results)
 
 
-BENCHMARKS = ("oracle", "env", "levers", "learning", "reproduction", "sim")
+BENCHMARKS = ("oracle", "env", "levers", "learning", "reproduction", "sim", "fidelity", "scale",
+              "scale_oracle")
 
 
 @app.command("bench", context_settings={"allow_extra_args": True,
