@@ -39,8 +39,8 @@ def family(source: str | Path) -> ModuleType | Any:
         raise ScenarioError("SCENARIO", f"not an embedded family ({', '.join(EMBEDDED)})",
                             str(source))
     if str(source) not in _MODULES:
-        from optsched.scenario.multisite import family as multisite, size_of
-        return multisite(size_of(source))
+        from optsched.scenario.multisite import Multisite, size_of
+        return Multisite(size_of(source))
     return importlib.import_module(_MODULES[str(source)][0])
 
 

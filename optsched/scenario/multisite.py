@@ -216,7 +216,3 @@ class Multisite:
         """One day; without `day`, the first held-out test day."""
         return scenario_from_dict(self.day_dict(self.test_days()[0] if day is None
                                                 else int(day)))
-
-
-def family(n: int) -> Multisite:
-    return Multisite(n)
