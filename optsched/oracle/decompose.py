@@ -49,7 +49,7 @@ from optsched.oracle.highs import (
     new_highs,
     run_highs,
 )
-from optsched.oracle.matrix import build_matrix, unpack
+from optsched.oracle.matrix import MatrixModel, build_matrix, unpack
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
@@ -60,6 +60,11 @@ SITE_FIELDS = ("gpus", "util_cap", "idle_kw", "import_cap", "export_cap", "sell_
                "dis_max", "eta_c", "eta_d", "deg_cost", "price", "renewable", "pue", "ci",
                "terminal_price", "queue_a", "queue_b", "queue_penalty", "queue_service_s",
                "queue_slack_s")
+CLASS_FIELDS = ("interactive", "revenue_per_job", "min_quality", "drop_penalty",
+                "late_penalty", "deadline_s", "wait_cost", "max_wait", "arrivals",
+                "backlog_cap")
+PAIR_FIELDS = ("latency_s", "late", "eligible", "revenue", "transfer", "late_cost", "value")
+OPTION_FIELDS = ("opt_steps", "opt_clock", "quality", "gpu_s", "energy_j", "busy_kwh")
 
 
 # ------------------------------------------------------------------ site subproblems
@@ -117,6 +122,59 @@ def site_view(c: Compiled, i: int, opts: NDArray[np.int64]) -> Compiled:
         eligible=np.eye(m, dtype=bool), revenue=zeros_ko, transfer=zeros_ko,
         late_cost=zeros_ko, value=zeros_ko, arrivals=zeros_kt, backlog_cap=zeros_kt,
         **{name: getattr(c, name)[one] for name in SITE_FIELDS})
+
+
+def local_view(c: Compiled, i: int) -> Compiled:
+    """Site i and its home classes, served only there: the master's block of site i
+    before any transfer is admitted (its own LP, solved in parallel for a warm start)."""
+    ks, opts = np.flatnonzero(c.home == i), np.flatnonzero(c.opt_site == i)
+    return dataclasses.replace(
+        c, sites=(c.sites[i],), models=(c.models[i],), classes=tuple(c.classes[k] for k in ks),
+        opt_site=np.zeros(len(opts), np.int64), site_of=np.ones((1, len(opts))),
+        home=np.zeros(len(ks), np.int64),
+        **{name: getattr(c, name)[opts] for name in OPTION_FIELDS},
+        **{name: getattr(c, name)[ks] for name in CLASS_FIELDS},
+        **{name: getattr(c, name)[np.ix_(ks, opts)] for name in PAIR_FIELDS},
+        **{name: getattr(c, name)[i:i + 1] for name in SITE_FIELDS})
+
+
+def solve_local(lc: Compiled) -> tuple[NDArray[np.int8], NDArray[np.int8]] | None:
+    """The optimal basis of a `local_view`'s LP (pure: a Ray task as it stands)."""
+    h = load_highs(matrix_to_highs(build_matrix(lc, relax=True)), None, MIP_GAP)
+    h.run()
+    return _get_basis(h) if h.getModelStatus() == highspy.HighsModelStatus.kOptimal else None
+
+
+def _local_index(c: Compiled, m: MatrixModel, i: int) -> tuple[NDArray, NDArray]:
+    """Where the columns and rows of `local_view(c, i)`'s matrix sit in `m`, the matrix of
+    c with home pairs admitted (both from build_matrix: same block and family order)."""
+    T, t = c.T, np.arange(c.T)
+    ks, opts = np.flatnonzero(c.home == i), np.flatnonzero(c.opt_site == i)
+    pair_pos = np.full((c.K, c.O), -1)
+    pair_pos[m.layout.pair_k, m.layout.pair_o] = np.arange(m.layout.E)
+    kl, ol = np.nonzero(c.eligible[np.ix_(ks, opts)])
+    dpos = np.full(c.K, -1)
+    dpos[m.layout.deferrable] = np.arange(len(m.layout.deferrable))
+    bpos = np.full(c.I, -1)
+    bpos[m.layout.batt] = np.arange(len(m.layout.batt))
+    mine = np.array([i]) if c.has_battery[i] else np.zeros(0, np.int64)
+    batt = bpos[mine]
+
+    def slots(index: NDArray) -> NDArray:
+        return (np.asarray(index)[:, None] * T + t).ravel()
+
+    per_block = {"x": slots(pair_pos[ks[kl], opts[ol]]), "y": slots(ks),
+                 "q": slots(dpos[ks[~c.interactive[ks]]]), "n": slots([i]), "ch": slots(batt),
+                 "dis": slots(batt), "soc": slots(batt), "r": slots([i]), "b": slots([i]),
+                 "z": slots([i]), "peak": np.array([i]), "short": batt}
+    cols = np.concatenate([m.blocks[name].start + idx for name, idx in per_block.items()])
+    per_family = {"conservation": slots(ks), "gpu capacity": slots([i]),
+                  "balance": slots([i]), "soc recursion": slots(batt),
+                  "peak import": slots([i]), "terminal soc": batt}
+    start = {f.name: f.rows.start for f in m.families}
+    rows = np.concatenate([start[name] + idx for name, idx in per_family.items()
+                           if len(idx)])
+    return cols, rows
 
 
 def build_site(c: Compiled, i: int) -> SiteProblem:
@@ -217,16 +275,17 @@ class _Pool:
                     ray.init(address=ray_address, log_to_driver=False)
                 self.started = True
             self.ray = ray
-            self.remote = ray.remote(solve_site)
+            self.remote: dict[Callable, Any] = {}
 
     def share(self, items: Sequence[Any]) -> list[Any]:
         """Objects every iteration reuses (the site problems), stored once."""
         return list(items) if self.ray is None else [self.ray.put(x) for x in items]
 
-    def map(self, fn: Callable[..., SiteResult], args: list[tuple]) -> list[SiteResult]:
+    def map(self, fn: Callable[..., Any], args: list[tuple]) -> list[Any]:
         if self.ray is None:
             return [fn(*a) for a in args]
-        return self.ray.get([self.remote.remote(*a) for a in args])
+        remote = self.remote.setdefault(fn, self.ray.remote(fn))
+        return self.ray.get([remote.remote(*a) for a in args])
 
     def close(self) -> None:
         if self.started:
@@ -247,6 +306,24 @@ class _Master:
         self.pair_k = [self.m.layout.pair_k]
         self.pair_o = [self.m.layout.pair_o]
         self.cons = next(f for f in self.m.families if f.name == "conservation").rows
+
+    def warm(self, bases: list[tuple[NDArray[np.int8], NDArray[np.int8]] | None]) -> bool:
+        """Start from the sites' local optimal bases (home pairs admitted, the master is
+        block-diagonal by site: their union is its optimal basis); False if one is
+        missing or the union does not cover the master."""
+        if any(b is None for b in bases):
+            return False
+        col = np.full(self.m.n_vars, -1, np.int8)
+        row = np.full(self.m.n_cons, -1, np.int8)
+        for i, (bc, br) in enumerate(bases):
+            cols, rows = _local_index(self.c, self.m, i)
+            if len(cols) != len(bc) or len(rows) != len(br):
+                return False
+            col[cols], row[rows] = bc, br
+        if (col < 0).any() or (row < 0).any():
+            return False
+        _set_basis(self.h, (col, row))
+        return True
 
     def admit(self, new: NDArray[np.bool_]) -> int:
         """Append the x columns of the pairs in `new` (not yet admitted); their count."""
@@ -357,9 +434,12 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
     build_s = time.perf_counter() - t0
     pool = _Pool(workers, ray_address)
     shared = pool.share(problems)
+    ts = time.perf_counter()
+    master.warm(pool.map(solve_local, [(local_view(c, i),) for i in range(c.I)]))
+    site_s = time.perf_counter() - ts
     bases: list[Any] = [None] * c.I
     bound, history = math.inf, []
-    site_s = master_s = 0.0
+    master_s = 0.0
     floor = -c.drop_penalty[:, None]
     it = 0
     try:
