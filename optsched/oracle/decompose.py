@@ -54,6 +54,9 @@ from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
 MAX_ITER = 50
+# Each round also prices the sites at this mix of the best-bound prices and the master's
+# (Wentges' smoothing): the master's duals are degenerate and often bound poorly.
+SMOOTHING = 0.5
 # Per-site arrays of Compiled, sliced to one site by `site_view`.
 SITE_FIELDS = ("gpus", "util_cap", "idle_kw", "import_cap", "export_cap", "sell_factor",
                "demand_charge", "has_battery", "soc0", "soc_min", "soc_max", "ch_max",
@@ -421,6 +424,7 @@ def _closed(bound: float, primal: float, tol: float) -> bool:
 
 def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = None,
                      tol: float = 5e-3, max_iter: int = MAX_ITER,
+                     smoothing: float = SMOOTHING,
                      progress: Callable[[int, float, float], None] | None = None
                      ) -> Decomposed:
     """The LP relaxation of `c` by price coordination over its sites, to a certified
@@ -438,7 +442,7 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
     master.warm(pool.map(solve_local, [(local_view(c, i),) for i in range(c.I)]))
     site_s = time.perf_counter() - ts
     bases: list[Any] = [None] * c.I
-    bound, history = math.inf, []
+    bound, best_lam, history = math.inf, None, []
     master_s = 0.0
     floor = -c.drop_penalty[:, None]
     it = 0
@@ -451,14 +455,20 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
                 break
             it += 1
             lam = np.maximum(lam, floor)     # the drop column's dual feasibility, exactly
-            ts = time.perf_counter()
-            results = pool.map(solve_site, [(shared[i], lam, bases[i]) for i in range(c.I)])
-            site_s += time.perf_counter() - ts
-            bound = min(bound, lagrangian_bound(c, lam, [r.objective for r in results]))
+            probes = [lam] if best_lam is None or not smoothing else \
+                [lam, smoothing * best_lam + (1.0 - smoothing) * lam]
             bids = np.zeros_like(c.eligible)
-            for i, r in enumerate(results):
-                bases[i] = r.basis
-                bids[r.w_class, problems[i].opts[r.w_index // c.T]] = True
+            for probe in probes:
+                ts = time.perf_counter()
+                results = pool.map(solve_site, [(shared[i], probe, bases[i])
+                                                for i in range(c.I)])
+                site_s += time.perf_counter() - ts
+                g = lagrangian_bound(c, probe, [r.objective for r in results])
+                if g < bound:
+                    bound, best_lam = g, probe
+                for i, r in enumerate(results):
+                    bases[i] = r.basis
+                    bids[r.w_class, problems[i].opts[r.w_index // c.T]] = True
             history.append((bound, primal))
             if progress is not None:
                 progress(it, bound, primal)
