@@ -49,12 +49,19 @@ def run_one(n: int, method: str, tol: float, workers: int, max_gib: float) -> di
                 "utility": sol.objective, "bound": sol.objective, "gap": 0.0,
                 "vars": sol.n_vars}
     else:
-        d = solve_decomposed(c, workers=workers, tol=tol)
+        t1 = time.perf_counter()
+
+        def progress(it: int, bound: float, primal: float) -> None:
+            print(f"  {n} sites, round {it}: bound {bound:,.2f}, primal {primal:,.2f}, "
+                  f"gap {(bound - primal) / abs(bound):.2e}, {time.perf_counter() - t1:.0f} s",
+                  file=sys.stderr, flush=True)
+
+        d = solve_decomposed(c, workers=workers, tol=tol, progress=progress)
         row |= {"status": "converged" if d.converged else "not converged",
                 "build_s": d.build_s, "solve_s": d.solve_s, "utility": d.utility,
                 "bound": d.bound, "gap": d.gap, "iterations": d.iterations,
-                "site_s": d.site_s, "master_s": d.master_s, "pairs": d.admitted,
-                "eligible_pairs": d.eligible, "feasible": d.evaluation.feasible}
+                "site_s": d.site_s, "master_s": d.master_s, "x_columns": d.admitted,
+                "x_columns_full": d.eligible, "feasible": d.evaluation.feasible}
     return row | {"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -87,16 +94,16 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--one", str(n), method, "--tol", str(args.tol),
                    "--workers", str(args.workers), "--max-gib", str(args.max_gib)]
             try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                                      timeout=args.timeout)
+                proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                                      timeout=args.timeout)     # progress on stderr
             except subprocess.TimeoutExpired:
                 rows.append({"sites": n, "method": method,
                              "status": f"timed out after {args.timeout:g} s"})
                 continue
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
             if proc.returncode or not lines:
-                tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-                rows.append({"sites": n, "method": method, "status": f"failed: {tail[0]}"})
+                rows.append({"sites": n, "method": method,
+                             "status": f"failed (exit {proc.returncode}, see its stderr)"})
                 continue
             rows.append(json.loads(lines[-1]))
     mono = {r["sites"]: r["utility"] for r in rows

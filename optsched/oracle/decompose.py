@@ -303,11 +303,10 @@ class _Master:
 
     def __init__(self, c: Compiled, admitted: NDArray[np.bool_]):
         self.c = c
-        self.admitted = admitted.copy()
+        self.home = admitted.copy()
+        self.extra = np.zeros(0, np.int64)       # admitted triples, (k O + o) T + t
         self.m = build_matrix(dataclasses.replace(c, eligible=admitted), relax=True)
         self.h = load_highs(matrix_to_highs(self.m), None, MIP_GAP)
-        self.pair_k = [self.m.layout.pair_k]
-        self.pair_o = [self.m.layout.pair_o]
         self.cons = next(f for f in self.m.families if f.name == "conservation").rows
 
     def warm(self, bases: list[tuple[NDArray[np.int8], NDArray[np.int8]] | None]) -> bool:
@@ -328,21 +327,34 @@ class _Master:
         _set_basis(self.h, (col, row))
         return True
 
-    def admit(self, new: NDArray[np.bool_]) -> int:
-        """Append the x columns of the pairs in `new` (not yet admitted); their count."""
-        new = new & ~self.admitted
-        if not new.any():
+    def admit(self, k: NDArray[np.int64], o: NDArray[np.int64], t: NDArray[np.int64]) -> int:
+        """Append the x columns of the (class, option, slot) triples not yet in; their
+        count. Coefficients come from build_matrix of the triples' pairs."""
+        c = self.c
+        flat = np.unique((k * c.O + o) * c.T + t)
+        k, o = np.divmod(flat // c.T, c.O)
+        keep = ~self.home[k, o] & ~np.isin(flat, self.extra)
+        flat, k, o, t = flat[keep], k[keep], o[keep], flat[keep] % c.T
+        if not len(flat):
             return 0
-        mm = build_matrix(dataclasses.replace(self.c, eligible=new), relax=True)
-        cols = mm.A[:, mm.blocks["x"]].tocsc()
-        n = cols.shape[1]
-        self.h.addCols(n, -mm.cost[mm.blocks["x"]], np.zeros(n), np.full(n, np.inf),
-                       cols.nnz, cols.indptr[:-1].astype(np.int32),
-                       cols.indices.astype(np.int32), cols.data)
-        self.admitted |= new
-        self.pair_k.append(mm.layout.pair_k)
-        self.pair_o.append(mm.layout.pair_o)
-        return int(new.sum())
+        pairs = np.zeros_like(self.home)
+        pairs[k, o] = True
+        mm = build_matrix(dataclasses.replace(c, eligible=pairs), relax=True)
+        pos = np.zeros((c.K, c.O), np.int64)
+        pos[mm.layout.pair_k, mm.layout.pair_o] = np.arange(mm.layout.E)
+        idx = mm.blocks["x"].start + pos[k, o] * c.T + t
+        cols = mm.A[:, idx].tocsc()
+        n = len(idx)
+        self.h.addCols(n, -mm.cost[idx], np.zeros(n), np.full(n, np.inf), cols.nnz,
+                       cols.indptr[:-1].astype(np.int32), cols.indices.astype(np.int32),
+                       cols.data)
+        self.extra = np.concatenate([self.extra, flat])
+        return n
+
+    @property
+    def columns(self) -> int:
+        """x columns in the master."""
+        return int(self.home.sum()) * self.c.T + len(self.extra)
 
     def solve(self) -> tuple[float, NDArray[np.float64]]:
         """The restricted optimum (utility) and the conservation rows' prices lam [K, T]."""
@@ -354,12 +366,11 @@ class _Master:
 
     def schedule(self) -> Schedule:
         v = np.asarray(self.h.getSolution().col_value)
-        n = self.m.n_vars
-        layout = dataclasses.replace(self.m.layout, pair_k=np.concatenate(self.pair_k),
-                                     pair_o=np.concatenate(self.pair_o))
-        x = np.concatenate([self.m.block(v[:n], "x").ravel(), v[n:]]).reshape(-1, self.c.T)
-        return unpack(self.c, layout, lambda name: x if name == "x"
-                      else self.m.block(v[:n], name))
+        n, c = self.m.n_vars, self.c
+        s = unpack(c, self.m.layout, lambda name: self.m.block(v[:n], name))
+        k, o = np.divmod(self.extra // c.T, c.O)
+        s.x[k, o, self.extra % c.T] += np.maximum(v[n:], 0.0)   # one column per triple
+        return s
 
 
 def lagrangian_bound(c: Compiled, lam: NDArray[np.float64], site_opt: Sequence[float]
@@ -385,8 +396,8 @@ class Decomposed:
     gap: float                       # (bound - utility) / max(1, |bound|)
     iterations: int                  # pricing rounds
     converged: bool                  # gap <= tol
-    admitted: int                    # (class, option) pairs in the final master
-    eligible: int                    # (class, option) pairs of the full model
+    admitted: int                    # x columns in the final master
+    eligible: int                    # x columns of the full model
     build_s: float
     solve_s: float
     site_s: float                    # seconds in site solves (all sites, all rounds)
@@ -398,7 +409,7 @@ class Decomposed:
         ev = self.evaluation
         return {"utility": self.utility, "bound": self.bound, "gap": self.gap,
                 "iterations": self.iterations, "converged": self.converged,
-                "admitted_pairs": self.admitted, "eligible_pairs": self.eligible,
+                "x_columns": self.admitted, "x_columns_full": self.eligible,
                 "build_s": self.build_s, "solve_s": self.solve_s, "site_s": self.site_s,
                 "master_s": self.master_s, "workers": self.workers,
                 "feasible": ev.feasible, "terms": ev.terms, "jobs": ev.jobs,
@@ -457,7 +468,7 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
             lam = np.maximum(lam, floor)     # the drop column's dual feasibility, exactly
             probes = [lam] if best_lam is None or not smoothing else \
                 [lam, smoothing * best_lam + (1.0 - smoothing) * lam]
-            bids = np.zeros_like(c.eligible)
+            bids: list[NDArray[np.int64]] = []
             for probe in probes:
                 ts = time.perf_counter()
                 results = pool.map(solve_site, [(shared[i], probe, bases[i])
@@ -468,11 +479,12 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
                     bound, best_lam = g, probe
                 for i, r in enumerate(results):
                     bases[i] = r.basis
-                    bids[r.w_class, problems[i].opts[r.w_index // c.T]] = True
+                    bids += [r.w_class, problems[i].opts[r.w_index // c.T], r.w_index % c.T]
             history.append((bound, primal))
             if progress is not None:
                 progress(it, bound, primal)
-            if not master.admit(bids) and not _closed(bound, primal, tol):
+            if not master.admit(*(np.concatenate(bids[j::3]) for j in range(3))) \
+                    and not _closed(bound, primal, tol):
                 break                        # every bid is admitted: nothing left to add
     finally:
         pool.close()
@@ -482,6 +494,6 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
     gap = (bound - ev.utility) / max(1.0, abs(bound))
     return Decomposed(schedule=schedule, evaluation=ev, utility=ev.utility, bound=bound,
                       gap=gap, iterations=it, converged=_closed(bound, ev.utility, tol),
-                      admitted=int(master.admitted.sum()), eligible=int(c.eligible.sum()),
+                      admitted=master.columns, eligible=int(c.eligible.sum()) * c.T,
                       build_s=build_s, solve_s=solve_s, site_s=site_s, master_s=master_s,
                       workers=workers, history=history)
