@@ -2,27 +2,23 @@
 
 Sites couple only through the classes' conservation rows (a class's jobs may be served at
 any site). Dualising those rows with prices lam[k, t] (the value of one more job of class k
-in slot t) splits the LP relaxation into one LP per site, priced by lam, and a closed form
-per class (drops and backlog). Dantzig-Wolfe decomposition coordinates the prices:
+in slot t) splits the LP relaxation into one LP per site and a closed form per class:
 
-- the site LP at prices lam (`solve_site`, HiGHS, warm-started from the site's previous
-  basis) serves, for each option and slot, the class of highest `value - lam` (in the
-  Lagrangian every class's jobs use an option's GPU time and energy alike, so this column
-  aggregation is exact); its plan is a *proposal*: jobs served per class and slot, and its
-  own utility;
-- the restricted master LP (HiGHS, kept warm between iterations) mixes each site's
-  proposals convexly, drops and backlogs the rest, and keeps every class's conservation:
-  its optimum is a feasible schedule (a lower bound) and its duals are the next prices;
 - the Lagrangian dual g(lam) = lam . arrivals + backlog term + sum of the site optima is an
-  upper bound on the LP optimum for every lam >= -drop_penalty (weak duality); the best one
-  seen is the certified bound, and the run stops when bound - primal <= tol |bound|.
+  upper bound on the LP optimum for every lam >= -drop_penalty (weak duality); the least
+  one seen is the certified bound;
+- the site LP at prices lam (`solve_site`: HiGHS, warm-started from the site's previous
+  basis, a pure function of picklable inputs, so a Ray task as it stands) serves, per
+  option and slot, the class of highest `value - lam` (every class's jobs use an option's
+  GPU time and energy alike, so this aggregation is exact) and bids the (class, option,
+  slot) columns its plan uses;
+- the coordinator's master is the model of matrix.py restricted to admitted columns (home
+  options first, then the bids): a feasible schedule, hence a lower bound, and its
+  conservation duals are the next prices. It starts from the union of the sites' local
+  optimal bases (solved in parallel) and re-solves warm after each round's bids.
 
-Prices are smoothed towards the best-bound prices (Wentges' stabilisation), falling back to
-the master's own when that finds no improving proposal. The per-site solve is a pure
-function of picklable inputs: with `workers > 1` (or `ray_address`) the sites of an
-iteration run as Ray tasks. The recovered schedule (the master's convex mix of proposals,
-its drops and backlog) is scored by the one evaluator; that score is the primal utility.
-See docs/model.md, "Decomposed oracle".
+The run stops when bound - primal <= tol max(1, |bound|). The master's schedule is scored
+by the one evaluator; that score is the primal utility. docs/model.md, "Decomposed oracle".
 """
 
 from __future__ import annotations
