@@ -143,3 +143,20 @@ def test_queueing_is_refused(small):
     q = dataclasses.replace(c, queue_a=np.ones((c.I, 1)), queue_b=np.zeros((c.I, 1)))
     with pytest.raises(ScenarioError, match="^queueing: "):
         solve_decomposed(q)
+
+
+def test_the_first_master_starts_at_the_union_of_the_local_optima(small):
+    """The home-only master is block-diagonal by site: the sites' local optimal bases,
+    placed where each local row and column sits in it, are its optimal basis."""
+    from optsched.oracle.decompose import _Master, local_view, solve_local
+
+    c, _ = small
+    home = c.eligible & (c.opt_site[None, :] == c.home[:, None])
+    warm, cold = _Master(c, home), _Master(c, home)
+    assert warm.warm([solve_local(local_view(c, i)) for i in range(c.I)])
+    u_warm, lam_warm = warm.solve()
+    assert warm.h.getInfo().simplex_iteration_count == 0
+    u_cold, _ = cold.solve()
+    assert cold.h.getInfo().simplex_iteration_count > 0
+    assert u_warm == pytest.approx(u_cold, rel=1e-9)
+    assert (lam_warm >= -c.drop_penalty[:, None] - 1e-9).all()
