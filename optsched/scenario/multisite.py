@@ -165,7 +165,8 @@ def day_dict(n: int, day: int) -> dict:
         "name": f"{PREFIX}{n}/day-{day:03d}",
         "description": f"{fam['description']} (N = {n}); generated day {day} "
                        f"({date.isoformat()}, {split} split)",
-        "horizon": dict(h), "models": jb["models"], "sites": out_sites,
+        "horizon": dict(h), "sites": out_sites,
+        "models": [m for m in jb["models"] if m["name"] in {s["model"] for s in out_sites}],
         "network": {"transfer_latency_s": latency.tolist(), "transfer_cost": cost.tolist()},
         "classes": out_classes,
     }
