@@ -489,8 +489,9 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
             history.append((bound, primal))
             if progress is not None:
                 progress(it, bound, primal)
-            if not master.admit(*(np.concatenate(bids[j::3]) for j in range(3)), window) \
-                    and not _closed(bound, primal, tol):
+            if _closed(bound, primal, tol):
+                break                        # the master's solution stands: no re-solve
+            if not master.admit(*(np.concatenate(bids[j::3]) for j in range(3)), window):
                 break                        # every bid is admitted: nothing left to add
     finally:
         pool.close()
