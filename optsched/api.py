@@ -131,6 +131,18 @@ def solve_days(scenario: Any, days: Any = None, backend: str = "highs",
             for d, sc, c, sol in zip(day_list, scenarios, comps, sols, strict=True)]
 
 
+def solve_decomposed(scenario_or_compiled: Any, workers: int = 1,
+                     ray_address: str | None = None, tol: float = 5e-3, max_iter: int = 50,
+                     progress: Any = None) -> Any:
+    """The LP relaxation by price coordination over the sites (sites couple only through
+    transfers), to a certified gap `tol`: `optsched.oracle.decompose.solve_decomposed`,
+    the site problems fanned out on `workers` CPUs or the cluster at `ray_address`."""
+    from optsched.oracle.decompose import solve_decomposed as decomposed
+
+    return decomposed(compiled(scenario_or_compiled), workers=workers,
+                      ray_address=ray_address, tol=tol, max_iter=max_iter, progress=progress)
+
+
 def evaluate(scenario: Any, schedule: Schedule, *, milp: bool = False,
              tol: float = 1e-6) -> Evaluation:
     """Score a schedule with the one evaluator: utility, its terms, jobs, violations."""

@@ -195,10 +195,19 @@ def solve_cmd(
         "OPTSCHED_MAX_VARS).")] = None,
     workers: WorkersOpt = 1,
     ray_address: RayAddressOpt = None,
+    decompose: Annotated[bool, typer.Option(
+        "--decompose", help="The LP relaxation by price coordination over the sites "
+        "(site problems in parallel with --workers), to a certified gap.")] = False,
+    gap_tol: Annotated[float, typer.Option(
+        "--gap-tol", help="--decompose: stop when (bound - utility) <= this x |bound|.")
+                       ] = 5e-3,
+    max_rounds: Annotated[int, typer.Option("--max-rounds", help="--decompose: rounds.")
+                          ] = 50,
     json_out: JsonOpt = False,
 ):
     """The offline oracle (perfect foresight): the model as a MILP or its LP relaxation;
-    with --days, one solve per day (in parallel with --workers)."""
+    with --days, one solve per day (in parallel with --workers); with --decompose, the LP
+    by price coordination over the sites, with a certified bound."""
     from optsched import api
     from optsched.options import check_levers, check_out, day_selection
     from optsched.oracle import check_inputs
@@ -211,6 +220,9 @@ def solve_cmd(
     check_workers(workers, ray_address)
     ablations = check_levers(ablations)
     day_list = day_selection(scenario, day, days)
+    if decompose:
+        return _solve_decomposed(scenario, day_list, ablations, workers, ray_address,
+                                 gap_tol, max_rounds, time_limit, out_dir, json_out)
     with status(f"solving {len(day_list)} day(s) ({backend}, {'LP' if relax else 'MILP'})"
                 ) as update:
         solved = api.solve_days(scenario, day_list, backend, relax, mip_gap, time_limit,
@@ -228,6 +240,40 @@ def solve_cmd(
         emit_json({"scenario": scenario, "ablations": ablations,
                    "days": [{"day": s.day, **r} for s, r in zip(solved, results, strict=True)]}
                   if many else results[0])
+
+
+def _solve_decomposed(scenario, day_list, ablations, workers, ray_address, gap_tol,
+                      max_rounds, time_limit, out_dir, json_out) -> None:
+    from optsched import api
+    from optsched.scenario.ablations import ablate
+
+    if len(day_list) != 1:
+        raise ScenarioError("--decompose", "solves one day (use --day)", len(day_list))
+    if time_limit is not None:
+        raise ScenarioError("--decompose", "stops on its gap, not a time limit "
+                            "(--gap-tol, --max-rounds)", time_limit)
+    c = api.compiled(scenario, day_list[0])
+    c = ablate(c, ablations) if ablations else c
+    with status("decomposed LP") as update:
+        d = api.solve_decomposed(c, workers, ray_address, gap_tol, max_rounds,
+                                 progress=lambda r, b, p: update(
+                                     f"round {r}: bound {b:,.2f}, utility {p:,.2f}"))
+    result = {"scenario": scenario, "day": day_list[0], "ablations": ablations,
+              **d.to_dict()}
+    if out_dir is not None:
+        from optsched.io import atomic_write_text
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        d.schedule.save(out_dir / "schedule.npz")
+        atomic_write_text(out_dir / "solution.json", to_json(result, indent=1))
+    if not d.converged:
+        err.print(f"warning: not converged after {d.iterations} rounds: certified gap "
+                  f"{d.gap:.3%}")
+    if json_out:
+        emit_json(result)
+    else:
+        out().print(f"utility {d.utility:,.2f}  bound {d.bound:,.2f}  certified gap "
+                    f"{d.gap:.4%}  rounds {d.iterations}  {d.solve_s:.1f} s", markup=False)
 
 
 @app.command("evaluate")

@@ -160,3 +160,26 @@ def test_the_first_master_starts_at_the_union_of_the_local_optima(small):
     assert cold.h.getInfo().simplex_iteration_count > 0
     assert u_warm == pytest.approx(u_cold, rel=1e-9)
     assert (lam_warm >= -c.drop_penalty[:, None] - 1e-9).all()
+
+
+def test_cli_solve_decompose_reports_a_certified_bound(tmp_path):
+    """`optsched solve multisite-2 --decompose --json`: the bound is at least the
+    utility and their gap within the tolerance asked; the schedule is written; a time
+    limit (the decomposition stops on its gap) is refused in one line, exit 2."""
+    import json
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-m", "optsched.cli", "solve", "multisite-2", "--day", "4",
+           "--decompose", "--gap-tol", "1e-3"]
+    done = subprocess.run([*run, "--json", "--out", str(tmp_path / "d")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout)
+    assert r["bound"] >= r["utility"] and r["feasible"] and r["converged"]
+    assert (r["bound"] - r["utility"]) <= 1e-3 * abs(r["bound"]) + 1e-9
+    assert (tmp_path / "d" / "schedule.npz").exists()
+    bad = subprocess.run([*run, "--time-limit", "5"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "--decompose" in bad.stderr
