@@ -24,11 +24,15 @@ import pandas as pd
 POLICIES = ("local-fixed", "greedy", "myopic-lp", "dispatch")
 
 
-def with_queueing(sc):
-    """The day exported to TOML with `[queueing]` appended, read back (as a user would)."""
+def with_queueing(sc, on: bool = True):
+    """The day exported to TOML with `[queueing]` appended, read back (as a user would);
+    a day that has the section already (jemas-3-genai) keeps it, or loses it (`on`
+    false)."""
     from optsched.scenario.load import dumps_scenario, loads_scenario
 
-    return loads_scenario(dumps_scenario(sc) + "\n[queueing]\n")
+    if sc.queueing is not None:
+        return sc if on else sc.model_copy(update={"queueing": None})
+    return loads_scenario(dumps_scenario(sc) + "\n[queueing]\n") if on else sc
 
 
 def fidelity_rows(scenario: str, day: int, queueing: bool, policies: tuple[str, ...],
@@ -40,7 +44,7 @@ def fidelity_rows(scenario: str, day: int, queueing: bool, policies: tuple[str, 
     from optsched.sim import simulate
 
     sc = get_scenario(scenario, day)
-    c = compile_scenario(with_queueing(sc) if queueing else sc)
+    c = compile_scenario(with_queueing(sc, queueing))
     schedules = {name: rollout(get_policy(name, seed), [c])[0][0] for name in policies}
     schedules["oracle (LP)"] = solve(c, "highs", relax=True).schedule
     rows = []

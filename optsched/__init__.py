@@ -13,7 +13,8 @@ from optsched.errors import OptschedError, ScenarioError
 
 ENV_ID = "optsched/Jemas3-v0"
 _API = ("compare", "compare_runs", "evaluate", "evaluate_policy", "load_scenario", "make_env",
-        "rollout", "solve", "Comparison", "Run")
+        "report", "rollout", "simulate", "solve", "solve_days", "solve_decomposed", "sweep",
+        "Comparison", "DaySolution", "Run")
 
 
 def _register_env() -> None:

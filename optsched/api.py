@@ -83,6 +83,66 @@ def solve(scenario_or_compiled: Any, backend: str = "highs", relax: bool = False
                         raise_infeasible=True, max_vars=max_vars)
 
 
+class DaySolution(NamedTuple):
+    """One day of `solve_days`: its label, scenario name, compiled arrays and solution."""
+
+    day: int | None
+    name: str
+    compiled: Compiled
+    solution: Solution
+
+
+def solve_days(scenario: Any, days: Any = None, backend: str = "highs",
+               relax: bool = False, mip_gap: float = MIP_GAP,
+               time_limit: float | None = None, max_vars: float | None = None,
+               ablations: Sequence[str] = (), workers: int | None = None,
+               ray_address: str | None = None, progress: Progress = None
+               ) -> list[DaySolution]:
+    """`solve` on every day of `days` (a day spec or list; None: the scenario itself) with
+    `ablations` removed, one task per day (optsched.parallel.fan_out: `workers` local
+    CPUs or the Ray cluster at `ray_address`; serial by default), in the order of the
+    days. Every day is checked before any solve."""
+    from functools import partial
+
+    from optsched.options import check_levers
+    from optsched.parallel import check_workers, fan_out
+    from optsched.scenario import Scenario, compile_scenario
+    from optsched.scenario.ablations import ablate
+
+    removed = check_levers(ablations)
+    settings = check_workers(workers, ray_address)
+    if isinstance(scenario, (str, Path)):
+        from optsched.days import parse_days
+
+        day_list = parse_days(days, scenario) if days is None or isinstance(days, str) \
+            else list(days)
+        scenarios = [load_scenario(scenario, d) for d in day_list]
+    elif isinstance(scenario, Scenario):
+        day_list, scenarios = [None], [scenario]
+    else:
+        raise TypeError("solve_days takes a scenario source or a Scenario")
+    comps = [ablate(compile_scenario(sc), removed) for sc in scenarios]
+    names = {id(c): sc.name for sc, c in zip(scenarios, comps, strict=True)}
+    sols = fan_out(partial(solve, backend=backend, relax=relax, mip_gap=mip_gap,
+                           time_limit=time_limit, max_vars=max_vars),
+                   comps, settings.workers, settings.address,
+                   describe=lambda c: f"oracle on {names[id(c)]}", progress=progress)
+    return [DaySolution(d, sc.name, c, sol)
+            for d, sc, c, sol in zip(day_list, scenarios, comps, sols, strict=True)]
+
+
+def solve_decomposed(scenario_or_compiled: Any, workers: int = 1,
+                     ray_address: str | None = None, tol: float = 5e-3, max_iter: int = 50,
+                     progress: Any = None) -> Any:
+    """The LP relaxation by price coordination over the sites (sites couple only through
+    transfers), to a certified gap `tol`: `optsched.oracle.decompose.solve_decomposed`,
+    the site problems fanned out on `workers` CPUs or the cluster at `ray_address`."""
+    from optsched.oracle.decompose import solve_decomposed as decomposed
+
+    return decomposed(compiled(scenario_or_compiled), workers=workers,
+                      ray_address=ray_address, tol=tol, max_iter=max_iter, progress=progress)
+
+
 def evaluate(scenario: Any, schedule: Schedule, *, milp: bool = False,
              tol: float = 1e-6) -> Evaluation:
     """Score a schedule with the one evaluator: utility, its terms, jobs, violations."""
@@ -133,56 +193,108 @@ def compare_runs(scenario: Any, policies: Sequence[str], days: Any = None, *,
                  oracle: bool = True, backend: str = "highs",
                  cache: Path | None = DEFAULT_CACHE, ablations: Sequence[str] = (),
                  ablated: str | None = None, levers: Sequence[str] = (), seed: int = 0,
-                 progress: Progress = None) -> Comparison:
+                 progress: Progress = None, workers: int | None = None,
+                 ray_address: str | None = None) -> Comparison:
     """`compare`'s table and the runs behind it. `oracle`: add the oracle's row and the
     gap (solved with `backend`, read from or written to `cache`); `ablations`: levers
     removed from the scenario every policy plays; `ablated` with `levers`: extra rows
     `ablated [lever]`, that policy on the scenario without one lever at a time (scored
-    against the full oracle); `seed`: the policies' randomness (mpc-noisy)."""
+    against the full oracle); `seed`: the policies' randomness (mpc-noisy). `workers` /
+    `ray_address`: every (policy, day) and every day's oracle is one task of
+    optsched.parallel.fan_out (None: the enclosing parallel.runtime block's, else
+    serial); the numbers are the serial run's."""
     from optsched.options import check_levers
+    from optsched.parallel import check_workers, fan_out
     from optsched.policies import get_policy
-    from optsched.scenario.ablations import ablate
 
     ablations, levers = check_levers(ablations), check_levers(levers)
+    settings = check_workers(workers, ray_address)
     names = list(dict.fromkeys(policies))
     plays = {n: (get_policy(n, seed), list(ablations)) for n in names}  # bad names fail first
     if ablated is not None:
         plays |= {f"{ablated} [{lv}]": (get_policy(ablated, seed), [lv]) for lv in levers}
-    say = progress or (lambda _msg: None)
-    rows, runs = [], {}
+    if cache is not None:
+        cache = Path(cache).resolve()                   # the same folder from any worker
     pairs = days_of(scenario, days)
+    # local-fixed on the full scenario is the baseline of `captured`: its own task only
+    # when no play gives it already.
+    baseline = oracle and (bool(ablations) or "local-fixed" not in plays)
+    tasks = []
     for day, c in pairs:
-        on = "" if day is None else f", day {day}"
+        if oracle:
+            tasks.append(_Task("oracle", day, c, backend=backend, cache=cache))
+        tasks += [_Task(name, day, c, pol, tuple(removed))
+                  for name, (pol, removed) in plays.items()]
+        if baseline:
+            tasks.append(_Task(_BASELINE, day, c, get_policy("local-fixed")))
+    results = fan_out(_run_task, tasks, settings.workers, settings.address,
+                      describe=_Task.label, progress=progress)
+    done = {(t.name, t.day): r for t, r in zip(tasks, results, strict=True)}
+    rows, runs = [], {}
+    for day, c in pairs:
         day_rows = []
-        if oracle:
-            say(f"oracle{on}")
-            u_o = _oracle_row(c, day, backend, cache, day_rows, runs)
-        for name, (pol, removed) in plays.items():
-            say(f"{name}{on}")
-            t0 = time.perf_counter()
-            run = rollout(ablate(c, removed) if removed else c, pol)
+        for name in (["oracle"] if oracle else []) + list(plays):
+            run, seconds, objective = done[name, day]
             runs[name, day] = run
-            day_rows.append(_row(name, day, run.evaluation, time.perf_counter() - t0, c.T))
+            day_rows.append(_row(name, day, run.evaluation, seconds, c.T))
+            if name == "oracle":     # the solver's objective (checked against the evaluator
+                day_rows[-1]["utility"] = objective      # by the cache): gap 0, captured 1
         if oracle:
-            lf = runs.get(("local-fixed", day)) if not ablations else None
-            base = (lf or rollout(c, "local-fixed")).evaluation.utility
+            base = done[_BASELINE if baseline else "local-fixed", day][0]
             for row in day_rows:
-                _score(row, u_o, base)
+                _score(row, done["oracle", day][2], base.evaluation.utility)
         rows += day_rows
     return Comparison(_frame(rows), runs, dict(pairs))
 
 
+_BASELINE = "local-fixed (baseline)"
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One unit of `compare_runs`: the oracle of a day, or a policy played on a day (with
+    levers removed). Pickled to a Ray worker when fanned out."""
+
+    name: str
+    day: Any
+    c: Compiled
+    policy: Policy | None = None
+    removed: tuple[str, ...] = ()
+    backend: str = "highs"
+    cache: Path | None = None
+
+    def label(self) -> str:
+        return self.name + ("" if self.day is None else f", day {self.day}")
+
+
+def _run_task(task: _Task) -> tuple[Run, float, float]:
+    """(run, seconds, utility) of a task; the oracle's utility is its solver objective."""
+    if task.policy is None:
+        from optsched.oracle.cache import cached_oracle
+
+        hit = cached_oracle(task.c, task.cache, task.backend)
+        return Run(hit.schedule, hit.evaluation), hit.seconds, hit.objective
+    from optsched.scenario.ablations import ablate
+
+    t0 = time.perf_counter()
+    run = rollout(ablate(task.c, list(task.removed)) if task.removed else task.c, task.policy)
+    return run, time.perf_counter() - t0, run.evaluation.utility
+
+
 def evaluate_policy(scenario: Any, policy: str, days: Any = None, *, oracle: bool = True,
                     backend: str = "highs", cache: Path | None = DEFAULT_CACHE,
-                    ablations: Sequence[str] = (), seed: int = 0, progress: Progress = None
+                    ablations: Sequence[str] = (), seed: int = 0, progress: Progress = None,
+                    workers: int | None = None, ray_address: str | None = None
                     ) -> tuple[dict, list[Evaluation]]:
     """One policy over days, as `optsched evaluate` reports it: (summary, evaluations).
     The summary holds mean utility, terms and jobs, the mean oracle utility, the median
-    gap (with its interquartile range) and captured share, and one entry per day."""
+    gap (with its interquartile range) and captured share, and one entry per day.
+    `workers` / `ray_address` as for `compare_runs`."""
     import numpy as np
 
     comp = compare_runs(scenario, [policy], days, oracle=oracle, backend=backend,
-                        cache=cache, ablations=ablations, seed=seed, progress=progress)
+                        cache=cache, ablations=ablations, seed=seed, progress=progress,
+                        workers=workers, ray_address=ray_address)
     rows = comp.table[comp.table.policy == policy].to_dict("records")
     evs = [comp.runs[policy, r["day"]].evaluation for r in rows]
     keep = ("utility", "terms", "jobs", "mean_quality", "mean_steps", "feasible",
@@ -219,19 +331,6 @@ def _oracle_summary(per_day: list[dict], oracle: bool) -> dict:
             "captured": float(np.median(cap)) if cap else None}
 
 
-def _oracle_row(c: Compiled, day, backend: str, cache, rows: list, runs: dict) -> float:
-    """Append the oracle's row; its utility is the solver's objective (checked against
-    the evaluator by the cache), so its gap is 0 and it captures all of its gain."""
-    from optsched.oracle.cache import cached_oracle
-
-    hit = cached_oracle(c, cache, backend)
-    runs["oracle", day] = Run(hit.schedule, hit.evaluation)
-    row = _row("oracle", day, hit.evaluation, hit.seconds, c.T)
-    row["utility"] = hit.objective
-    rows.append(row)
-    return hit.objective
-
-
 def _row(policy: str, day, ev: Evaluation, seconds: float, T: int) -> dict:
     from optsched.evaluator import TERMS
 
@@ -260,6 +359,68 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(rows)
+
+
+def report(scenario: str, days: Any, policies: Sequence[str], out: Path,
+           cache: Path | None = DEFAULT_CACHE, *, metrics: Sequence[Path] = (),
+           ablations: Sequence[str] = (), ablated: str | None = None,
+           progress: Progress = None, workers: int | None = None,
+           ray_address: str | None = None, simulate: bool = True) -> pd.DataFrame:
+    """`optsched report`: optsched.report.report.build_report (its table is `compare`'s),
+    its (policy, day) tasks fanned out on `workers` CPUs or the cluster at `ray_address`."""
+    from optsched.days import parse_days
+    from optsched.parallel import runtime
+    from optsched.report.report import build_report
+
+    day_list = parse_days(days, scenario) if isinstance(days, str) else list(days)
+    with runtime(workers, ray_address):
+        return build_report(scenario, day_list, list(policies), out, cache,
+                            progress=progress, metrics=list(metrics),
+                            ablations=tuple(ablations), ablated=ablated, simulate=simulate)
+
+
+def sweep(scenario: str, days: Any, param: str, values: Sequence, policies: Sequence[str],
+          out: Path | None = None, cache: Path | None = DEFAULT_CACHE, *,
+          progress: Progress = None, workers: int | None = None,
+          ray_address: str | None = None) -> pd.DataFrame:
+    """`optsched sweep`: optsched.report.sweep.sweep, every variant's (policy, day) tasks
+    fanned out on `workers` CPUs or the cluster at `ray_address` (one runtime for all)."""
+    from optsched.days import parse_days
+    from optsched.parallel import runtime
+    from optsched.report.sweep import sweep as run_sweep
+
+    day_list = parse_days(days, scenario) if isinstance(days, str) else list(days)
+    with runtime(workers, ray_address):
+        return run_sweep(scenario, day_list, param, list(values), list(policies), out, cache,
+                         progress=progress)
+
+
+def simulate(scenario: str | Path, policy: str, days: Any = None, seed: int = 0, *,
+             workers: int | None = None, ray_address: str | None = None,
+             progress: Progress = None, **options) -> list:
+    """`optsched simulate`: optsched.sim.simulate_days, one task per day (a day's result
+    depends only on (seed, day), so the days may run anywhere); `options` as
+    simulate_days takes them (burstiness, counts, cold_start)."""
+    from functools import partial
+
+    from optsched.days import parse_days
+    from optsched.parallel import check_workers, fan_out
+    from optsched.sim import simulate_days
+
+    settings = check_workers(workers, ray_address)
+    day_list = parse_days(days, scenario) if days is None or isinstance(days, str) \
+        else list(days)
+    if settings.serial:                               # one batch, as it always was
+        return simulate_days(scenario, policy, day_list, seed, **options)
+    return fan_out(partial(_simulate_day, scenario, policy, seed, options), day_list,
+                   settings.workers, settings.address,
+                   describe=lambda d: f"{policy}, day {d}", progress=progress)
+
+
+def _simulate_day(scenario, policy: str, seed: int, options: dict, day):
+    from optsched.sim import simulate_days
+
+    return simulate_days(scenario, policy, [day], seed, **options)[0]
 
 
 def build_scenario(day: str, base: str | Path = "jemas-3", **sources) -> Scenario:
@@ -299,5 +460,6 @@ def make_env(scenario: Any = "jemas-3", days: Any = None, **options) -> Optsched
                        **options)
 
 
-__all__ = ["Comparison", "Run", "build_scenario", "compare", "compare_runs", "compiled", "days_of",
-           "evaluate", "evaluate_policy", "load_scenario", "make_env", "rollout", "solve"]
+__all__ = ["Comparison", "DaySolution", "Run", "build_scenario", "compare", "compare_runs",
+           "compiled", "days_of", "evaluate", "evaluate_policy", "load_scenario", "make_env",
+           "report", "rollout", "simulate", "solve", "solve_days", "sweep"]

@@ -61,6 +61,12 @@ AblateOpt = Annotated[list[str] | None, typer.Option(
                      "no-battery (repeatable).")]
 BackendOpt = Annotated[str, typer.Option("--backend",
                                          help="pyomo | cvxpy | highs | cvxpy-clarabel")]
+WorkersOpt = Annotated[int, typer.Option(
+    "--workers", help="Run the days (and policies) as tasks on a local Ray runtime with N "
+    "CPUs; 1: serially, without Ray (docs: README, Scale-out).")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="Run the tasks on this Ray cluster (e.g. auto, ray://HOST:10001) "
+    "instead of a local runtime.")]
 
 
 @scenario_app.command("show")
@@ -174,6 +180,9 @@ def scenario_build(
 def solve_cmd(
     scenario: ScenarioArg,
     day: DayOpt = None,
+    days: Annotated[str | None, typer.Option(
+        "--days", help="Many days: N, A..B, A,B,C, test[:N], train[:N] (one solve each; "
+        "--out gets a folder per day)")] = None,
     backend: BackendOpt = "pyomo",
     relax: Annotated[bool, typer.Option("--relax", help="Solve the LP relaxation.")] = False,
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
@@ -184,27 +193,87 @@ def solve_cmd(
     max_vars: Annotated[float | None, typer.Option(
         "--max-vars", help="Refuse models with more variables (default 12e6, or "
         "OPTSCHED_MAX_VARS).")] = None,
+    workers: WorkersOpt = 1,
+    ray_address: RayAddressOpt = None,
+    decompose: Annotated[bool, typer.Option(
+        "--decompose", help="The LP relaxation by price coordination over the sites "
+        "(site problems in parallel with --workers), to a certified gap.")] = False,
+    gap_tol: Annotated[float, typer.Option(
+        "--gap-tol", help="--decompose: stop when (bound - utility) <= this x |bound|.")
+                       ] = 5e-3,
+    max_rounds: Annotated[int, typer.Option("--max-rounds", help="--decompose: rounds.")
+                          ] = 50,
     json_out: JsonOpt = False,
 ):
-    """The offline oracle (perfect foresight): the model as a MILP or its LP relaxation."""
+    """The offline oracle (perfect foresight): the model as a MILP or its LP relaxation;
+    with --days, one solve per day (in parallel with --workers); with --decompose, the LP
+    by price coordination over the sites, with a certified bound."""
     from optsched import api
-    from optsched.options import check_levers, check_out
+    from optsched.options import check_levers, check_out, day_selection
     from optsched.oracle import check_inputs
+    from optsched.parallel import check_workers
     from optsched.report import terminal
     from optsched.report.output import write_solution
-    from optsched.scenario.ablations import ablate
 
     check_inputs(backend, relax, time_limit, mip_gap)
     check_out(out_dir)
+    check_workers(workers, ray_address)
     ablations = check_levers(ablations)
-    sc = api.load_scenario(scenario, day)
-    c = ablate(api.compiled(sc), ablations)
-    with status(f"solving {sc.name} ({backend}, {'LP' if relax else 'MILP'})"):
-        sol = api.solve(c, backend, relax, mip_gap, time_limit, max_vars=max_vars)
-    result = {"scenario": sc.name, "ablations": ablations, **sol.to_dict()}
+    day_list = day_selection(scenario, day, days)
+    if decompose:
+        return _solve_decomposed(scenario, day_list, ablations, workers, ray_address,
+                                 gap_tol, max_rounds, time_limit, out_dir, json_out)
+    with status(f"solving {len(day_list)} day(s) ({backend}, {'LP' if relax else 'MILP'})"
+                ) as update:
+        solved = api.solve_days(scenario, day_list, backend, relax, mip_gap, time_limit,
+                                max_vars, ablations, workers, ray_address, progress=update)
+    results = [{"scenario": s.name, "ablations": ablations, **s.solution.to_dict()}
+               for s in solved]
+    many = days is not None
+    for s, result in zip(solved, results, strict=True):
+        if out_dir is not None:
+            folder = out_dir / f"day{s.day:03d}" if many else out_dir
+            write_solution(s.compiled, s.solution, folder, s.name, to_json(result, indent=1))
+        if not json_out:
+            terminal.solution(s.solution, s.name, relax)
+    if json_out:
+        emit_json({"scenario": scenario, "ablations": ablations,
+                   "days": [{"day": s.day, **r} for s, r in zip(solved, results, strict=True)]}
+                  if many else results[0])
+
+
+def _solve_decomposed(scenario, day_list, ablations, workers, ray_address, gap_tol,
+                      max_rounds, time_limit, out_dir, json_out) -> None:
+    from optsched import api
+    from optsched.scenario.ablations import ablate
+
+    if len(day_list) != 1:
+        raise ScenarioError("--decompose", "solves one day (use --day)", len(day_list))
+    if time_limit is not None:
+        raise ScenarioError("--decompose", "stops on its gap, not a time limit "
+                            "(--gap-tol, --max-rounds)", time_limit)
+    c = api.compiled(scenario, day_list[0])
+    c = ablate(c, ablations) if ablations else c
+    with status("decomposed LP") as update:
+        d = api.solve_decomposed(c, workers, ray_address, gap_tol, max_rounds,
+                                 progress=lambda r, b, p: update(
+                                     f"round {r}: bound {b:,.2f}, utility {p:,.2f}"))
+    result = {"scenario": scenario, "day": day_list[0], "ablations": ablations,
+              **d.to_dict()}
     if out_dir is not None:
-        write_solution(c, sol, out_dir, sc.name, to_json(result, indent=1))
-    emit_json(result) if json_out else terminal.solution(sol, sc.name, relax)
+        from optsched.io import atomic_write_text
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        d.schedule.save(out_dir / "schedule.npz")
+        atomic_write_text(out_dir / "solution.json", to_json(result, indent=1))
+    if not d.converged:
+        err.print(f"warning: not converged after {d.iterations} rounds: certified gap "
+                  f"{d.gap:.3%}")
+    if json_out:
+        emit_json(result)
+    else:
+        out().print(f"utility {d.utility:,.2f}  bound {d.bound:,.2f}  certified gap "
+                    f"{d.gap:.4%}  rounds {d.iterations}  {d.solve_s:.1f} s", markup=False)
 
 
 @app.command("evaluate")
@@ -220,6 +289,8 @@ def evaluate_cmd(
                                          help="Solve the oracle alongside.")] = True,
     oracle_backend: Annotated[str, typer.Option("--oracle-backend")] = "highs",
     ablations: AblateOpt = None,
+    workers: WorkersOpt = 1,
+    ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
 ):
     """Roll a policy over a scenario and score it with the evaluator (itemised), with the
@@ -232,18 +303,21 @@ def evaluate_cmd(
         check_policies,
         day_selection,
     )
+    from optsched.parallel import check_workers
     from optsched.report import terminal
     from optsched.report.output import write_evaluation
 
     day_list = day_selection(scenario, day, days)
     check_out(out_dir)
+    check_workers(workers, ray_address)
     check_backend(oracle_backend, "--oracle-backend")
     check_policies([policy])
     check_levers(ablations)
     with status(f"rolling {policy} over {len(day_list)} day(s)") as update:
         summary, evs = api.evaluate_policy(scenario, policy, day_list, oracle=oracle,
                                            backend=oracle_backend, ablations=ablations or (),
-                                           progress=update)
+                                           progress=update, workers=workers,
+                                           ray_address=ray_address)
     if out_dir is not None:
         write_evaluation(summary, evs, out_dir, to_json(summary, indent=1))
     emit_json(summary) if json_out else terminal.evaluation(summary, evs)
@@ -340,24 +414,32 @@ def report_cmd(
     ablated: Annotated[str, typer.Option(
         "--ablate-policy", help="The policy whose ablations (the paper's levers removed "
         "one at a time) join the report; 'none' for no ablation rows.")] = "learned",
+    workers: WorkersOpt = 1,
+    ray_address: RayAddressOpt = None,
+    simulate: Annotated[bool, typer.Option(
+        "--simulate/--no-simulate", help="Replay every schedule job by job for the "
+        "per-class violation rate and p95 latency (latency.csv).")] = True,
 ):
-    """Every policy against the oracle on held-out days: gap table, terms, plots (Markdown,
-    self-contained HTML, CSV/Parquet)."""
+    """Every policy against the oracle on held-out days: gap table, terms, per-class
+    latency, plots (Markdown, self-contained HTML, CSV/Parquet)."""
+    from optsched import api
     from optsched.days import parse_days
     from optsched.options import check_files, check_out, check_policies
-    from optsched.report.report import build_report
+    from optsched.parallel import check_workers
     from optsched.scenario.ablations import ABLATIONS
 
     check_out(out_dir)
+    check_workers(workers, ray_address)
     names = check_policies(policies or ["greedy", "myopic-lp", "dispatch", "learned", "mpc",
                                         "mpc-noisy"])
     check_files(metrics or [], "--metrics")
     ablated_policy = None if ablated == "none" else check_policies([ablated])[0]
     day_list = parse_days(days, scenario)
     with status("report") as update:
-        frame = build_report(scenario, day_list, names, out_dir, cache, progress=update,
-                             metrics=metrics or [], ablations=ABLATIONS,
-                             ablated=ablated_policy)
+        frame = api.report(scenario, day_list, names, out_dir, cache, progress=update,
+                           metrics=metrics or [], ablations=ABLATIONS,
+                           ablated=ablated_policy, workers=workers, ray_address=ray_address,
+                           simulate=simulate)
     err.print(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.html'}, "
               f"{out_dir / 'results.csv'} ({len(frame)} rows)")
     out().print((out_dir / "report.md").read_text(), markup=False, highlight=False)
@@ -375,22 +457,26 @@ def sweep_cmd(
     policies: PoliciesOpt = None,
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/sweep"),
     cache: CacheOpt = DEFAULT_CACHE,
+    workers: WorkersOpt = 1,
+    ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
 ):
     """A sensitivity study: the oracle and every policy as one parameter varies (table,
     sweep.csv, sweep.png)."""
+    from optsched import api
     from optsched.days import parse_days
     from optsched.options import check_out, sweep_values
+    from optsched.parallel import check_workers
     from optsched.report import terminal
-    from optsched.report.sweep import sweep
 
     check_out(out_dir)
+    check_workers(workers, ray_address)
     vals = sweep_values(param, values)
     day_list = parse_days(days, scenario)
     with status("sweep") as update:
-        frame = sweep(scenario, day_list, param, vals, policies or ["greedy", "myopic-lp",
-                                                                    "dispatch"],
-                      out_dir, cache, progress=update)
+        frame = api.sweep(scenario, day_list, param, vals,
+                          policies or ["greedy", "myopic-lp", "dispatch"], out_dir, cache,
+                          progress=update, workers=workers, ray_address=ray_address)
     med = terminal.sweep_medians(frame)
     if json_out:
         emit_json({"param": param, "days": day_list, "rows": med.to_dict("records")})
@@ -409,23 +495,28 @@ def simulate_cmd(
         "--burstiness", help="Gamma-modulated arrival rate within slots (0: uniform).")] = 0.0,
     counts: Annotated[str, typer.Option(
         "--counts", help="exact (the arrivals the schedule planned for) | poisson")] = "exact",
+    workers: WorkersOpt = 1,
+    ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
 ):
     """Replay a policy's schedule job by job (FCFS queues on the powered GPUs, cold starts,
     transfers, deadlines): latency percentiles, late, served and dropped per class."""
+    from optsched import api
     from optsched.days import parse_days
     from optsched.options import check_policies, choice
+    from optsched.parallel import check_workers
     from optsched.report import terminal
-    from optsched.sim import simulate_days
 
+    check_workers(workers, ray_address)
     check_policies([policy])
     choice("--counts", counts, ("exact", "poisson"))
     if not burstiness >= 0:
         raise ScenarioError("--burstiness", "must be a number >= 0", burstiness)
     day_list = parse_days(days, scenario)
-    with status(f"simulating {policy} over {len(day_list)} day(s)"):
-        results = simulate_days(scenario, policy, day_list, seed, burstiness=burstiness,
-                                counts=counts)
+    with status(f"simulating {policy} over {len(day_list)} day(s)") as update:
+        results = api.simulate(scenario, policy, day_list, seed, burstiness=burstiness,
+                               counts=counts, workers=workers, ray_address=ray_address,
+                               progress=update)
     rows = [{"day": d, **r.to_dict()} for d, r in zip(day_list, results, strict=True)]
     if json_out:
         emit_json({"scenario": scenario, "policy": policy, "seed": seed, "days": rows})
@@ -433,7 +524,8 @@ def simulate_cmd(
     terminal.simulation(scenario, policy, day_list, results)
 
 
-BENCHMARKS = ("oracle", "env", "levers", "learning", "reproduction", "sim")
+BENCHMARKS = ("oracle", "env", "levers", "learning", "reproduction", "sim", "fidelity", "scale",
+              "scale_oracle")
 
 
 @app.command("bench", context_settings={"allow_extra_args": True,

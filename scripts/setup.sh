@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install optsched with everything it needs (idempotent).
 # torch: pinned to the CPU build first (torch==2.13.0); a plain
-# `torch` requirement would pull a multi-GB CUDA build.
+# `torch` requirement would pull a multi-GB CUDA build. The ray extra lets the tests
+# (tests/test_parallel.py) run the parallel path too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
@@ -9,4 +10,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev,ray]"   # ray: --workers (optsched.parallel)

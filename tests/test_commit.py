@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from optsched.env import BatchedCore, DayBank, EnvConfig
-from optsched.env.known import Known, knowing
+from optsched.env.known import Known, knowing, provision_for, provisioning
 from optsched.evaluator import TERMS, evaluate
 from optsched.policies import POLICIES, Planner, get_policy, rollout
 from optsched.policies.mpc_forecast import MPCForecast
@@ -203,22 +203,29 @@ def test_no_policy_reads_the_slots_arrivals_or_later(name, day_and_future_change
 
 
 def test_heuristics_provision_for_the_90th_percentile():
-    """The view presents the slot's arrivals at the fitted P90 of the forecast: more
-    than the point forecast (the family's P90 ratio at lead < 1 h is above 1)."""
+    """A planner plans the slot on the point forecast; its GPUs are provisioned at the
+    fitted P90 of the forecast (the family's P90 ratio at lead < 1 h is above 1): at
+    least the GPUs the point plan needs, more somewhere. An actor (local-fixed) sees the
+    slot at the P90 itself."""
     c = genai_day(44)
     core = core_of(c, record=False)
     for _ in range(100):
         core.step(np.zeros((1, core.action_dim)))
-    p90 = knowing(core, get_policy("greedy"))
-    point = Known(core, lag=1)
-    assert p90.quantile == 0.9 and point.quantile is None
+    greedy = get_policy("greedy")
+    point, p90 = knowing(core, greedy), provisioning(core, greedy)
+    assert point.quantile is None and p90.quantile == 0.9
+    assert knowing(core, get_policy("local-fixed")).quantile == 0.9
     qm = p90.quantile_model(0)
     ratio = qm.ratios[0, qm.levels.index(0.9)]
     assert ratio > 1
     np.testing.assert_allclose(p90.series_at("arrivals"), point.series_at("arrivals") * ratio)
+    x, battery, _ = greedy.plan(point)
+    need, high = core.provision(x, battery), provision_for(core, point, p90, x, battery)
+    assert (high >= need).all() and (high > need).any()
     # the past is as observed, and `mpc` (perfect foresight) gets the real core
     np.testing.assert_array_equal(p90.compiled(0).arrivals[:, :100], c.arrivals[:, :100])
     assert knowing(core, get_policy("mpc")) is core
+    assert provisioning(core, get_policy("mpc")) is None
 
 
 # ---------------------------------------------------------------- exact scoring

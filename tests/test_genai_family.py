@@ -46,6 +46,23 @@ def test_day_is_jemas3_energy_with_the_sized_fleet(day4):
         assert cl.max_wait_slots == (24 if cl.kind == "deferrable" else None)
 
 
+def test_family_decides_before_arrivals_with_queueing_and_cold_starts(day4):
+    """The hard family switches both opt-in extensions on at their defaults: a day's
+    compiled form commits GPUs before arrivals with the fitted mean cold start (the
+    two-lognormal mixture of genai_params.json, recomputed here) and has queueing cuts;
+    jemas-3 keeps neither."""
+    import json
+    from importlib import resources
+
+    c, j = compile_scenario(day4), compile_scenario(jemas3.jemas3(4))
+    cs = json.loads(resources.files("optsched.workload").joinpath("genai_params.json")
+                    .read_text())["cold_start"]
+    mean = sum(w * math.exp(mu + sd**2 / 2) for w, mu, sd in
+               zip(cs["weights"], cs["log_mu"], cs["log_sigma"], strict=True))
+    assert c.commit and c.cold_start_s == pytest.approx(mean, abs=0.01) and c.queueing
+    assert not j.commit and j.cold_start_s == 0.0 and not j.queueing
+
+
 def test_split_and_day_grammar_are_jemas3s():
     assert parse_days("test:3", FAM) == [4, 9, 14]
     test, train = parse_days("test", FAM), parse_days("train", FAM)

@@ -125,10 +125,39 @@ class Known:
 def knowing(core: Any, policy: Any) -> Any:
     """What `policy` acts on in the rollout: the core itself with provisioning off or for
     a policy with perfect foresight (`foresight = True`: mpc, mpc-noisy), else the view
-    of what is known at the slot's start, with the policy's `provision_quantile`."""
+    of what is known at the slot's start. An actor (it commits its GPUs itself) sees the
+    slot at its `provision_quantile`; a planner plans on the point forecast and its GPUs
+    are provisioned for the quantile (`provisioning`)."""
     if not core.commit or getattr(policy, "foresight", False):
         return core
-    return Known(core, lag=1, quantile=getattr(policy, "provision_quantile", None))
+    q = getattr(policy, "provision_quantile", None)
+    return Known(core, lag=1, quantile=None if hasattr(policy, "plan") else q)
 
 
-__all__ = ["Known", "believed_day", "knowing", "quantile_model"]
+def provisioning(core: Any, policy: Any) -> Known | None:
+    """The view at a planner's `provision_quantile` (None: the repair provisions for the
+    plan itself). A production rule: plan the slot (routing, steps, clocks) for the
+    demand expected, provision GPUs for a high percentile of it."""
+    q = getattr(policy, "provision_quantile", None)
+    if (not core.commit or getattr(policy, "foresight", False) or q is None
+            or not hasattr(policy, "plan")):
+        return None
+    return Known(core, lag=1, quantile=q)
+
+
+def provision_for(core: Any, point: Known, high: Known, x: F, battery_kw: F) -> F:
+    """GPUs [B, I] for plan x [B, K, O] (made on `point`'s belief) at `high`'s demand: each
+    interactive class's jobs scaled by its pending jobs believed at the quantile over
+    those at the point, with the plan's options; deferrable releases as planned."""
+    now = core.q
+    ratio = np.ones_like(now)                                            # [K, B]
+    inter = core.c.interactive
+    lo = now + point.series_at("arrivals")
+    hi = now + high.series_at("arrivals")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio[inter] = np.where(lo[inter] > 0, hi[inter] / lo[inter], 1.0)
+    return core.provision(np.asarray(x, float) * ratio.T[:, :, None], battery_kw)
+
+
+__all__ = ["Known", "believed_day", "knowing", "provision_for", "provisioning",
+           "quantile_model"]

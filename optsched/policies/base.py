@@ -11,8 +11,9 @@ What a policy knows: with provisioning on (`Compiled.commit`) it acts on
 `optsched.env.known.Known`, the environment with the arrivals not yet seen replaced by
 forecasts from the past, unless it declares `foresight = True` (mpc, mpc-noisy: perfect
 or noisy forecasts of the real day, upper-bound style baselines); `provision_quantile`
-(a policy attribute, 0.9 for the heuristics) is the forecast quantile at which it sees
-the slot it provisions for.
+(a policy attribute, 0.9 for the heuristics) is the forecast quantile it provisions
+GPUs for: a planner plans the slot on the point forecast and gets GPUs for the quantile
+(`provision_for`); an actor sees the slot at the quantile and commits GPUs itself.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from optsched.env.bank import DayBank
 from optsched.env.core import BatchedCore, EnvConfig
-from optsched.env.known import knowing
+from optsched.env.known import knowing, provision_for, provisioning
 from optsched.evaluator import Evaluation, evaluate
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
@@ -81,10 +82,13 @@ def _episode(policy: Policy, c: Compiled, reward: str) -> tuple[Schedule, Evalua
     obs = core.reset(days=np.zeros(1, dtype=np.int64))
     total, done = 0.0, False
     planner = isinstance(policy, Planner)
-    view = knowing(core, policy)
+    view, high = knowing(core, policy), provisioning(core, policy)
     while not done:
         if planner:
-            obs, r, done, _ = core.step_plan(*policy.plan(view))
+            x, battery, drop, *committed = policy.plan(view)     # (+ GPUs it commits)
+            gpus = committed[0] if committed else (
+                None if high is None else provision_for(core, view, high, x, battery))
+            obs, r, done, _ = core.step_plan(x, battery, drop, gpus=gpus)
         else:
             obs, r, done, _ = core.step(policy.act(view, obs))
         total += float(r[0])

@@ -1,7 +1,8 @@
 """The `dispatch` baseline: the per-slot capacity-price dispatch with no look-ahead (a
 deferrable job waits only when serving it now is priced out) and an idle battery.
-With provisioning it dispatches the slot's arrivals believed at the forecast's 90th
-percentile (`provision_quantile`) and the repair commits the GPUs that plan needs."""
+With provisioning it dispatches the point forecast of the slot's arrivals and its GPUs
+are provisioned for the forecast's 90th percentile (`provision_quantile`,
+optsched.env.known.provision_for)."""
 
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 leftover capacity spent on upgrades (more steps) by marginal value per extra GPU-second;
 battery by price thresholds against the running mean price. No look-ahead.
 
-With provisioning it plans on the slot's arrivals believed at the forecast's 90th
-percentile (`provision_quantile`, optsched.env.known) and the repair commits the GPUs
-that plan needs."""
+With provisioning it plans on the point forecast of the slot's arrivals and its GPUs are
+provisioned for the forecast's 90th percentile (`provision_quantile`,
+optsched.env.known.provision_for)."""
 
 from __future__ import annotations
 

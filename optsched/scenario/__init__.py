@@ -20,22 +20,27 @@ from optsched.scenario.load import (
 )
 from optsched.scenario.schema import Scenario
 
-EMBEDDED = ("jemas-3", "jemas-3-genai")
+EMBEDDED = ("jemas-3", "jemas-3-genai", "multisite-N")
 # Each embedded family's module: n_days, is_test_day, train_days, test_days, date_of,
-# fingerprint, day_dict and one constructor of a day's Scenario.
+# fingerprint, day_dict and one constructor of a day's Scenario. `multisite-N` (N sites)
+# is an object with that interface and the constructor `scenario` (scenario/multisite.py).
 _MODULES = {"jemas-3": ("optsched.scenario.jemas3", "jemas3"),
             "jemas-3-genai": ("optsched.scenario.genai", "genai")}
 
 
 def is_embedded(source: str | Path) -> bool:
-    return str(source) in EMBEDDED
+    from optsched.scenario.multisite import size_of
+    return str(source) in _MODULES or size_of(source) is not None
 
 
-def family(source: str | Path) -> ModuleType:
+def family(source: str | Path) -> ModuleType | Any:
     """The module of an embedded family (see _MODULES for what it provides)."""
     if not is_embedded(source):
         raise ScenarioError("SCENARIO", f"not an embedded family ({', '.join(EMBEDDED)})",
                             str(source))
+    if str(source) not in _MODULES:
+        from optsched.scenario.multisite import Multisite, size_of
+        return Multisite(size_of(source))
     return importlib.import_module(_MODULES[str(source)][0])
 
 
@@ -45,7 +50,9 @@ def get_scenario(source: str | Path, day: int | None = None, allow_outside: bool
     files must lie in its folder unless `allow_outside`)."""
     if is_embedded(source):
         module = family(source)
-        sc = getattr(module, _MODULES[str(source)][1])(day)
+        make = (getattr(module, _MODULES[str(source)][1]) if str(source) in _MODULES
+                else module.scenario)
+        sc = make(day)
         from optsched.scenario.history import remember
         remember(sc, str(source), module.test_days()[0] if day is None else int(day))
         return sc
@@ -71,9 +78,9 @@ def build_scenario(date: dt.date, base: str | Path = "jemas-3", *,
     price_clock, pattern)."""
     from optsched.data.build import build_day
 
-    if str(base) == "jemas-3-genai":
+    if is_embedded(base) and str(base) != "jemas-3":
         raise ScenarioError("--base", "real-day builds take jemas-3 or a TOML file (a "
-                            "jemas-3-genai day is sampled; replay a trace with --trace)", base)
+                            f"{base} day is generated; replay a trace with --trace)", base)
     if is_embedded(base):
         from optsched.scenario.jemas3 import base as family_base
         raw, base_dir = family_base(), Path(".")

@@ -1,0 +1,139 @@
+"""Scale-out benchmark, part 1: the speed-up of the fan-out (optsched.parallel) with 1 vs
+N workers on this machine.
+
+    python benchmarks/scale.py                       # 30 days of LP oracles, 8 training runs
+    python benchmarks/scale.py --milp --days 0..9    # the MILP instead, on 10 days
+    python benchmarks/scale.py --skip-learning --workers 1 2
+
+(a) `optsched.solve_days` on `--days` of jemas-3 (default 30 days, 0..29, each the oracle's
+LP relaxation with HiGHS; --milp: the MILP to its 0.1% gap), one task per day;
+(b) a learning sweep of `--runs` training runs (sac and sac+mlp over seeds, a small budget
+with `--steps` env steps of `--num-envs` copies, no held-out scoring), one task per run,
+through benchmarks/learning.py's run_jobs (fresh folders each time).
+
+For every worker count two wall times are given: end to end (what a command takes,
+starting and stopping the local Ray runtime included) and the fan-out alone (the runtime
+already up, as for a cluster at --ray-address); the speed-up is over 1 worker (serial, no
+Ray). The results of every worker count are checked equal to the serial ones (objectives
+bit for bit; training episode utilities). With each figure the 1-minute load average is
+kept: on a shared machine other processes take the cores the workers would use. All
+numbers go to `--out/scale.json`. The decomposed
+oracle's part is benchmarks/scale_oracle.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.learning import Job, run_jobs  # noqa: E402
+from optsched.io import atomic_write_text  # noqa: E402
+
+
+def timed(fn, workers: int, warm: bool):
+    """(result, seconds) of fn(workers); `warm`: the Ray runtime is started first and not
+    counted (serial runs have none)."""
+    from optsched.parallel import runtime
+
+    if warm and workers > 1:
+        with runtime(workers):
+            t0 = time.perf_counter()
+            result = fn(workers)
+            return result, time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = fn(workers)
+    return result, time.perf_counter() - t0
+
+
+def oracle_days(days: str, milp: bool):
+    """fn(workers) -> the objectives of one solve per day."""
+    from optsched.api import solve_days
+
+    def fn(workers: int) -> list[float]:
+        return [s.solution.objective for s in solve_days("jemas-3", days, relax=not milp,
+                                                         workers=workers)]
+    return fn
+
+
+def learning_runs(args):
+    """fn(workers) -> the metrics rows of `--runs` fresh training runs."""
+    from optsched.learn.train import TrainConfig
+    from optsched.options import train_days
+
+    days = tuple(train_days(f"train:{args.train_days}"))
+    variants = [("sac", "sac", "none"), ("sac+mlp", "sac", "mlp")]
+    specs = [(variants[i % 2], i // 2) for i in range(args.runs)]
+
+    def fn(workers: int) -> list[list[float]]:
+        folder = (args.out / f"learning-w{workers}").resolve()
+        shutil.rmtree(folder, ignore_errors=True)
+        jobs = [Job(name, seed, TrainConfig(
+            algo=algo, shaping=shaping, steps=args.steps, seed=seed, num_envs=args.num_envs,
+            learning_starts=args.steps // 2, shaping_warmup=args.steps // 2, days=days,
+            checkpoint_every=args.steps, out=str(folder / f"{name}-s{seed}")))
+            for (name, algo, shaping), seed in specs]
+        rows = run_jobs(jobs, workers)
+        return [r["curve"]["episode_utility"] for r in rows]
+    return fn
+
+
+def measure(name: str, fn, workers: list[int]) -> dict:
+    out: dict = {"case": name, "workers": {}}
+    base = None
+    for n in workers:
+        for warm in ([False, True] if n > 1 else [False]):
+            result, secs = timed(fn, n, warm)
+            if base is None:
+                base = (result, secs)
+            key = f"{n}" + (" (runtime up)" if warm else "")
+            load = os.getloadavg()[0]               # a shared machine: say how busy
+            out["workers"][key] = {"seconds": round(secs, 2),
+                                   "speedup": round(base[1] / secs, 2),
+                                   "equal_to_serial": result == base[0],
+                                   "load_average_1min": round(load, 2)}
+            print(f"scale: {name}, {key} worker(s): {secs:.1f} s, speed-up "
+                  f"{base[1] / secs:.2f}x, equal to serial: {result == base[0]} "
+                  f"(load average {load:.1f} on {os.cpu_count()} CPUs)", file=sys.stderr)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", default="0..29", help="day spec of jemas-3 (optsched.days)")
+    ap.add_argument("--milp", action="store_true", help="solve the MILP, not the LP")
+    ap.add_argument("--runs", type=int, default=8, help="training runs of the sweep")
+    ap.add_argument("--steps", type=int, default=2_304, help="env steps per run")
+    ap.add_argument("--num-envs", type=int, default=4)
+    ap.add_argument("--train-days", type=int, default=2)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--skip-oracle", action="store_true")
+    ap.add_argument("--skip-learning", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path("runs/scale"))
+    args = ap.parse_args()
+    workers = sorted(set(args.workers))
+    if workers[0] != 1:
+        workers = [1, *workers]                        # the serial run is the baseline
+    cases = []
+    if not args.skip_oracle:
+        kind = "MILP" if args.milp else "LP relaxation"
+        cases.append(measure(f"oracle {kind} on jemas-3 days {args.days}",
+                             oracle_days(args.days, args.milp), workers))
+    if not args.skip_learning:
+        cases.append(measure(f"{args.runs} training runs of {args.steps} steps",
+                             learning_runs(args), workers))
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "scale.json", json.dumps(cases, indent=1) + "\n")
+    print(json.dumps(cases, indent=1))
+
+
+if __name__ == "__main__":
+    main()
