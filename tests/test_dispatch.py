@@ -473,11 +473,11 @@ def test_commit_mode_plans_without_the_slots_arrivals(genai_bank):
 
 
 def test_zero_action_in_commit_mode_is_the_dispatch_baseline(genai_bank):
-    """The `dispatch` baseline plans on `Known` (forecasts from the past, the slot at its
-    P90, computed per copy); DispatchCore on its own table of the same belief: the zero
-    action of both action spaces gives the baseline's plans, and the GPUs committed for
-    `provision-battery` are those the repair would choose for that plan."""
-    from optsched.env.known import Known
+    """The `dispatch` baseline plans on `Known` (forecasts from the past, computed per
+    copy) at the point forecast and gets GPUs for the P90 (`provision_for`, as the
+    rollout does); DispatchCore reads its own tables of the same beliefs: the zero action
+    of both action spaces gives the baseline's plans and GPUs."""
+    from optsched.env.known import Known, provision_for
 
     baseline = get_policy("dispatch")
     for provision in (False, True):
@@ -485,12 +485,14 @@ def test_zero_action_in_commit_mode_is_the_dispatch_baseline(genai_bank):
         zero = np.zeros((2, core.action_dim))
         core.reset(days=np.arange(2))
         for _ in range(24):
-            want = baseline.plan(Known(core, lag=1, quantile=baseline.provision_quantile))
-            x, bkw, drop, gpus = core.plan_from_action(core.known(), zero)
+            point = Known(core, lag=1)
+            want = baseline.plan(point)
+            high = Known(core, lag=1, quantile=baseline.provision_quantile)
+            x, bkw, drop, gpus = core.plan_from_action(core.known(), zero, high=core.high())
             np.testing.assert_allclose(x, want[0], rtol=1e-9, atol=1e-9)
             np.testing.assert_array_equal(bkw, want[1])
-            if provision:
-                np.testing.assert_array_equal(gpus, core.provision(want[0], want[1]))
+            np.testing.assert_allclose(gpus, provision_for(core, point, high, want[0],
+                                                           want[1]), rtol=0, atol=1e-9)
             core.step(zero)
 
 
@@ -510,7 +512,7 @@ def test_provision_levels_scale_the_belief_and_the_gpus(genai_bank):
     a = np.zeros((2, core.action_dim))
     x0, _, _, g0 = core.plan_from_action(seen, a)
     a[:, I:2 * I] = -1.0
-    x1, _, _, g1 = core.plan_from_action(seen, a)
+    x1, _, _, _ = core.plan_from_action(seen, a)
     assert dispatch.BELIEF == 4.0
     planned = x1[:, inter].sum(axis=2)
     assert (planned <= believed / 4.0 + 1e-6).all() and planned.sum() > 0

@@ -24,13 +24,10 @@ per site how much of the slot's unseen demand to plan for and the GPU headroom t
 over that plan; the plan goes through the same repair as every other plan.
 
 With provisioning on (`Compiled.commit`) the slot's arrivals are not seen when it is
-decided: the dispatch plans on them as `Known(core, lag=1, quantile)` presents them (the
-forecast's `quantile` of the current slot, 0.9 as the `dispatch` baseline), read from a
-table built once per bank (`believed_slots`), and the GPUs committed are the repair's
-rule (`BatchedCore.provision`) applied to that plan, times the headroom.
-Planning for the 90th percentile is safe but costly: the dispatch then gives every job
-the steps it could afford if 1.8 times the expected jobs came (docs/model.md); planning
-for less and committing GPUs with headroom separates the two choices.
+decided: as the `dispatch` baseline, the dispatch plans on the point forecast of them
+(`Known(core, lag=1)`) and the GPUs committed are provisioned for the forecast's
+`quantile` (0.9, `optsched.env.known.provision_for`), both read from tables built once
+per bank (`believed_slots`), times the headroom.
 """
 
 from __future__ import annotations
@@ -40,6 +37,7 @@ import numpy as np
 from optsched.env import dispatch_kernel
 from optsched.env.core import BatchedCore, EnvConfig
 from optsched.env.dispatch_kernel import CAP_RTOL  # noqa: F401 - re-exported
+from optsched.env.known import provision_for
 
 TAU = 1e-3                 # choice temperature, a share of each class's revenue per job
 BELIEF = 4.0               # belief level b in [-1, 1]: the slot's believed arrivals x BELIEF**b
@@ -150,7 +148,7 @@ class DispatchCore(BatchedCore):
     BELIEF**b before the dispatch plans on them) and a headroom level h (the GPUs
     committed are round(HEADROOM**h x the repair's GPUs for the plan), at most the
     site's GPUs). The zero action is the `dispatch` baseline with the battery
-    idle, in provisioning mode too (it plans on the same belief, `quantile`).
+    idle, in provisioning mode too (the same point belief, GPUs for the same `quantile`).
 
     With `warm_start`, each copy's price search starts from the prices it found in the
     previous slot (0 at the start of an episode): ~3 Newton steps instead of ~11 on
@@ -172,7 +170,7 @@ class DispatchCore(BatchedCore):
         self.dispatcher = Dispatcher(self)
         self.warm_start = warm_start
         self.quantile = quantile
-        self._belief: tuple[np.ndarray, np.ndarray] | None = None   # built on first use
+        self._belief: dict = {}         # quantile -> believed_slots, built on first use
         self.prices = np.zeros((self.B, self.I))        # per copy, with warm_start
 
     def reset(self, days=None, seed: int | None = None) -> np.ndarray:
@@ -186,23 +184,32 @@ class DispatchCore(BatchedCore):
         super().restore(s)
         self.prices = np.array(s.get("prices", np.zeros((self.B, self.I))), dtype=float)
 
-    def known(self) -> BatchedCore | _Believed:
-        """What the dispatch may read at the current slot's start: the core itself with
-        provisioning off, else the core with the slot's arrivals as believed."""
-        if not self.commit:
-            return self
-        if self._belief is None:
-            self._belief = believed_slots(self.bank, self.quantile)
-        arrivals, caps = self._belief
+    def _view(self, quantile: float | None) -> _Believed:
+        if quantile not in self._belief:
+            self._belief[quantile] = believed_slots(self.bank, quantile)
+        arrivals, caps = self._belief[quantile]
         return _Believed(self, arrivals[self.day, self.t].T.copy(),
                          caps[self.day, self.t].T.copy())
 
+    def known(self) -> BatchedCore | _Believed:
+        """What the dispatch may read at the current slot's start: the core itself with
+        provisioning off, else the core with the slot's arrivals at the point forecast."""
+        return self._view(None) if self.commit else self
+
+    def high(self) -> _Believed | None:
+        """The slot's arrivals at the provisioning quantile (None: provisioning off or no
+        quantile; the repair's rule provisions for the plan)."""
+        return self._view(self.quantile) if self.commit and self.quantile is not None \
+            else None
+
     def plan_from_action(self, core: BatchedCore, action: np.ndarray,
-                         prices: np.ndarray | None = None
+                         prices: np.ndarray | None = None, high=None
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """(x, battery kW, drops, GPUs committed or None: the repair's rule) of `core`'s
         current slot for high-level actions [B, A]; `core` is what the policy knows (with
-        provisioning: `known()`, or a `Known` view); prices as for `Dispatcher`."""
+        provisioning: `known()`, or a `Known` view at the point forecast), `high` the
+        same at the provisioning quantile (`high()`, or a `Known` view; None: the
+        repair's rule); prices as for `Dispatcher`."""
         a = np.clip(np.asarray(action, dtype=float).T, -1.0, 1.0)      # [A, B]
         n = len(self.deferrable_rows)
         wait = np.zeros((self.K, core.B))
@@ -210,20 +217,26 @@ class DispatchCore(BatchedCore):
         cont = np.where(self.defer > 0, continuation(self.c, wait), -np.inf)
         bat = a[n:n + self.I]
         battery_kw = np.where(bat > 0, bat * self.col["ch_max"], bat * self.col["dis_max"]).T
-        if not self.provisions:
-            return (self.dispatcher(core, cont, prices), battery_kw,
-                    np.zeros((core.B, self.K)), None)
-        scale = BELIEF ** a[n + self.I:n + 2 * self.I][self.c.home]     # [K, B]
-        arrivals, caps = core.series_at("arrivals"), core.series_at("backlog_cap")
-        # The slot's own arrivals enter its backlog cap (a window sum) once, where any.
-        seen = _Believed(core, arrivals * scale, caps + (scale - 1.0) * arrivals * (caps > 0))
+        seen = core
+        if self.provisions:
+            scale = BELIEF ** a[n + self.I:n + 2 * self.I][self.c.home]     # [K, B]
+            arrivals, caps = core.series_at("arrivals"), core.series_at("backlog_cap")
+            # The slot's own arrivals enter its backlog cap (a window sum) once, where any.
+            seen = _Believed(core, arrivals * scale,
+                             caps + (scale - 1.0) * arrivals * (caps > 0))
         x = self.dispatcher(seen, cont, prices)
-        headroom = a[n + 2 * self.I:].T                                 # [B, I]
-        gpus = core.provision(x, battery_kw)
-        gpus = np.where(headroom == 0.0, gpus, np.minimum(
-            np.floor(gpus * HEADROOM ** headroom + 0.5), self.c.gpus[None, :]))
+        gpus = None
+        if high is not None:
+            gpus = provision_for(core, seen, high, x, battery_kw)
+        elif self.provisions:
+            gpus = core.provision(x, battery_kw)
+        if self.provisions:
+            headroom = a[n + 2 * self.I:].T                                 # [B, I]
+            gpus = np.where(headroom == 0.0, gpus, np.minimum(
+                np.floor(gpus * HEADROOM ** headroom + 0.5), self.c.gpus[None, :]))
         return x, battery_kw, np.zeros((core.B, self.K)), gpus
 
     def step(self, action: np.ndarray):
         prices = self.prices if self.warm_start else None
-        return self.step_plan(*self.plan_from_action(self.known(), action, prices))
+        return self.step_plan(*self.plan_from_action(self.known(), action, prices,
+                                                     self.high()))

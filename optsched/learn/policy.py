@@ -10,6 +10,7 @@ import torch
 
 from optsched.env.core import BatchedCore
 from optsched.env.dispatch import DispatchCore
+from optsched.env.known import Known
 from optsched.errors import ScenarioError
 from optsched.learn.checkpoint import load_checkpoint, save_checkpoint
 from optsched.learn.nets import Actor, RunningNorm
@@ -28,8 +29,9 @@ def save_policy(path: str | Path, actor: Actor, norm: RunningNorm, action: str,
 class LearnedPolicy:
     """Acts through the direct action space, or (actions "dispatch...", "provision...")
     plans through the per-slot dispatch with its learned look-ahead, battery and
-    provisioning headroom. With provisioning it sees the slot it provisions for at the
-    forecast's 90th percentile, as the dispatch it was trained over (`DispatchCore`)."""
+    provisioning headroom. With provisioning it plans on the point forecast and
+    provisions GPUs for the forecast's 90th percentile, as the `dispatch` baseline and
+    the `DispatchCore` it was trained over."""
 
     provision_quantile: float | None = 0.9
 
@@ -75,4 +77,14 @@ class LearnedPolicy:
                 provision=self.action == "provision-battery",
                 quantile=self.provision_quantile))
         a = self.act(core, core.observe())
-        return self._dispatch[1].plan_from_action(core, a)
+        return self._dispatch[1].plan_from_action(core, a, high=self._high(core))
+
+    def _high(self, view) -> Known | None:
+        """The slot at the provisioning quantile (GPUs are provisioned for it; the plan
+        is made on `view`, the point forecast): one `Known` per environment."""
+        core = view._core if isinstance(view, Known) else view
+        if not core.commit or self.provision_quantile is None:
+            return None
+        if getattr(self, "_high_view", None) is None or self._high_view._core is not core:
+            self._high_view = Known(core, lag=1, quantile=self.provision_quantile)
+        return self._high_view
