@@ -219,14 +219,17 @@ def compare_runs(scenario: Any, policies: Sequence[str], days: Any = None, *,
     # local-fixed on the full scenario is the baseline of `captured`: its own task only
     # when no play gives it already.
     baseline = oracle and (bool(ablations) or "local-fixed" not in plays)
+    from optsched.scenario.history import identify
+
     tasks = []
     for day, c in pairs:
+        who = identify(c)
         if oracle:
             tasks.append(_Task("oracle", day, c, backend=backend, cache=cache))
-        tasks += [_Task(name, day, c, pol, tuple(removed))
+        tasks += [_Task(name, day, c, pol, tuple(removed), who=who)
                   for name, (pol, removed) in plays.items()]
         if baseline:
-            tasks.append(_Task(_BASELINE, day, c, get_policy("local-fixed")))
+            tasks.append(_Task(_BASELINE, day, c, get_policy("local-fixed"), who=who))
     results = fan_out(_run_task, tasks, settings.workers, settings.address,
                       describe=_Task.label, progress=progress)
     done = {(t.name, t.day): r for t, r in zip(tasks, results, strict=True)}
@@ -262,6 +265,9 @@ class _Task:
     removed: tuple[str, ...] = ()
     backend: str = "highs"
     cache: Path | None = None
+    # (family, day) of c as the driver knows it: a worker process must know it too, or
+    # the day's forecasts from earlier days (optsched/scenario/history.py) are lost
+    who: tuple[str, int] | None = None
 
     def label(self) -> str:
         return self.name + ("" if self.day is None else f", day {self.day}")
@@ -274,8 +280,11 @@ def _run_task(task: _Task) -> tuple[Run, float, float]:
 
         hit = cached_oracle(task.c, task.cache, task.backend)
         return Run(hit.schedule, hit.evaluation), hit.seconds, hit.objective
+    from optsched.scenario import history
     from optsched.scenario.ablations import ablate
 
+    if task.who is not None:
+        history.remember_arrays(task.c.price, task.c.gpus, *task.who)
     t0 = time.perf_counter()
     run = rollout(ablate(task.c, list(task.removed)) if task.removed else task.c, task.policy)
     return run, time.perf_counter() - t0, run.evaluation.utility
