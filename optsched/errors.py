@@ -18,8 +18,21 @@ def show_value(value: Any) -> str:
     return repr(value)
 
 
+def _rebuild(cls: type, message: str, state: dict) -> OptschedError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.__dict__.update(state)
+    return exc
+
+
 class OptschedError(Exception):
     """Base class for errors caused by the user's input (CLI exit code 2)."""
+
+    def __reduce__(self):
+        """Rebuilt from its message and attributes: subclasses take their parts, not the
+        message, so the default (calling the class with the message) would fail where
+        an error travels between processes (a Ray task's error back to the driver)."""
+        return _rebuild, (type(self), str(self), dict(self.__dict__))
 
 
 class ScenarioError(OptschedError):

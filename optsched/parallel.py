@@ -22,7 +22,6 @@ import contextlib
 import importlib.util
 import logging
 import os
-import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -185,28 +184,9 @@ def fan_out(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None
 
 
 def _call(fn: Callable[[T], R], item: T) -> R:
-    """One task on a Ray worker (any callable: a function, a partial, a method). An error
-    that does not survive pickling as it is (OptschedError's subclasses take their parts,
-    not their message) travels as a _Carried and is rebuilt on the driver."""
-    try:
-        return fn(item)
-    except Exception as exc:
-        try:
-            pickle.loads(pickle.dumps(exc))
-        except Exception:  # noqa: BLE001 - any failure to round-trip
-            raise _Carried(type(exc), str(exc), dict(vars(exc))) from None
-        raise
-
-
-class _Carried(Exception):
-    """An exception's class, message and attributes, which pickle when it does not."""
-
-    def rebuild(self) -> BaseException:
-        cls, message, state = self.args
-        exc = cls.__new__(cls)
-        Exception.__init__(exc, message)
-        exc.__dict__.update(state)
-        return exc
+    """One task on a Ray worker (any callable: a function, a partial, a method); its
+    errors travel as raised (OptschedError pickles by its message: errors.py)."""
+    return fn(item)
 
 
 def _get(ray, ref, label: str, retries: int):
@@ -218,8 +198,6 @@ def _get(ray, ref, label: str, retries: int):
         return ray.get(ref)
     except RayTaskError as exc:
         cause = exc.cause
-        if isinstance(cause, _Carried):
-            raise cause.rebuild() from None
         if isinstance(cause, BaseException):
             raise cause from None
         raise
