@@ -108,14 +108,14 @@ def runtime(workers: int | None = 1, ray_address: str | None = None) -> Iterator
         if settings.serial:
             yield settings
         else:
-            with _started(settings):
+            with started(settings):
                 yield settings
     finally:
         _current = outer
 
 
 @contextlib.contextmanager
-def _started(settings: Settings) -> Iterator[Any]:
+def started(settings: Settings) -> Iterator[Any]:
     """Ray, initialised for `settings` unless it already is; shut down on leaving only if
     initialised here."""
     ray = _ray(settings)
@@ -162,7 +162,7 @@ def fan_out(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None
             say(name(item))
             out.append(fn(item))
         return out
-    with _started(settings) as ray:
+    with started(settings) as ray:
         task = ray.remote(num_cpus=1, max_retries=retries,
                           retry_exceptions=list(retry_exceptions) or False)(_call)
         fn_ref = ray.put(fn)                          # shipped once, not once per task

@@ -23,6 +23,7 @@ by the one evaluator; that score is the primal utility. docs/model.md, "Decompos
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -252,29 +253,18 @@ def solve_site(p: SiteProblem, lam: NDArray[np.float64],
 
 # ------------------------------------------------------------------ fan-out
 class _Pool:
-    """Runs the sites of an iteration: here one after another, or as Ray tasks (Ray
-    imported only then). The integrator's shared helper (optsched.parallel) replaces it."""
+    """Runs the sites of an iteration: here one after another, or as Ray tasks on the
+    runtime `optsched.parallel` starts (or finds running) for these settings; Ray is
+    imported only then."""
 
     def __init__(self, workers: int, ray_address: str | None):
-        self.ray: Any = None
-        self.started = False
-        if workers < 1:
-            raise ScenarioError("--workers", "must be an integer >= 1", workers)
-        if workers > 1 or ray_address is not None:
-            try:
-                import ray
-            except ImportError:
-                raise ScenarioError("--workers", "needs Ray (pip install ray)",
-                                    workers) from None
-            if not ray.is_initialized():
-                if ray_address is None:
-                    ray.init(num_cpus=workers, include_dashboard=False,
-                             log_to_driver=False)
-                else:
-                    ray.init(address=ray_address, log_to_driver=False)
-                self.started = True
-            self.ray = ray
-            self.remote: dict[Callable, Any] = {}
+        from optsched.parallel import check_workers, started
+
+        settings = check_workers(workers, ray_address)
+        self._stack = contextlib.ExitStack()
+        self.ray: Any = None if settings.serial else self._stack.enter_context(
+            started(settings))
+        self.remote: dict[Callable, Any] = {}
 
     def share(self, items: Sequence[Any]) -> list[Any]:
         """Objects every iteration reuses (the site problems), stored once."""
@@ -287,8 +277,7 @@ class _Pool:
         return self.ray.get([remote.remote(*a) for a in args])
 
     def close(self) -> None:
-        if self.started:
-            self.ray.shutdown()
+        self._stack.close()
 
 
 class _Master:
