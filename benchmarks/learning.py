@@ -1,8 +1,10 @@
-"""Learning benchmark: shaping variants x seeds at one environment-step budget.
+"""Learning benchmark: the paper's comparison, variants x seeds at one environment-step
+budget on the sparse settlement reward of a family (default the hard one, jemas-3-genai).
 
-    python benchmarks/learning.py                 # full: 6 variants x 3 seeds
+    python benchmarks/learning.py                 # 5 variants x 5 seeds on jemas-3-genai
     python benchmarks/learning.py --steps 9216 --seeds 0 --test-days 1 --train-days 2
-    python benchmarks/learning.py --action direct  # every decision in the action
+    python benchmarks/learning.py --scenario jemas-3 --action direct
+                                                   # every decision in the action
     python benchmarks/learning.py --variants sac+diffusion --grid eta=0.2,0.4,0.8
                                                    # the paper's shaping-weight study
     python benchmarks/learning.py --workers 4      # runs as Ray tasks, 4 at a time
@@ -16,11 +18,15 @@ settlement reward. A run checkpoints every --checkpoint-every steps; run the ben
 again after it was killed (or after a worker died: Ray retries the task) and every run
 resumes from its checkpoint, a finished one is read back as it is (--fresh: start all
 anew). A run that fails on every retry fails the benchmark: no results.json is written.
-Reported per variant (median and interquartile range over seeds): final training episode
-utility, steps to reach 90% of the final utility, held-out utility and gap to the oracle
-(median over test days), deadline-violation rate (late / served) and training wall time.
-Curves (utility vs env steps and vs wall time) go to `--out/curves.png`, all numbers to
-`--out/results.json`.
+Reported per variant, as the mean over seeds with a 95% t interval: final training
+episode utility, held-out gap to the oracle (each run: its mean over the test days, the
+same days for every run), violation rates (dropped / arrived, late / served), steps to
+reach a utility level that every variant's mean curve crosses (the lowest of the
+variants' best mean-curve values; per seed, NaN when that seed's curve never gets there,
+with the count of seeds that do) and training wall time; plus every variant's held-out
+gap minus the first variant's, paired by seed. Curves (mean and 95% band over seeds, vs
+env steps and vs wall time) go to `--out/curves.png`, all numbers to `--out/results.json`
+and the table to `--out/summary.md`.
 
 `--tune`: a Ray Tune search of the shaping settings (eta, shaping warm-up, and for
 diffusion shaping its steps) of the first variant, its trials stopped early by an ASHA
@@ -48,12 +54,13 @@ from optsched.learn.loop import CHECKPOINT, METRICS, POLICY
 
 VARIANTS = {
     "sac": ("sac", "none"),
-    "sac+mlp": ("sac", "mlp"),
     "sac+diffusion": ("sac", "diffusion"),
+    "sac+mlp": ("sac", "mlp"),
     "sac+potential": ("sac", "potential"),
-    "td3+diffusion": ("td3", "diffusion"),
     "ppo": ("ppo", "none"),
+    "td3+diffusion": ("td3", "diffusion"),
 }
+PAPER = ["sac", "sac+diffusion", "sac+mlp", "sac+potential", "ppo"]   # issue 13's five
 # --grid keys: train options of TrainConfig (the CLI's flag spelling) and their types.
 GRID_KEYS = {"eta": float, "diffusion-steps": int, "latent": int, "shaping-warmup": int,
              "shaping-anneal": int}
@@ -67,6 +74,7 @@ class Job:
     seed: int
     cfg: object                      # optsched.learn.train.TrainConfig
     test_days: int = 0               # held-out days scored after training (0: none)
+    cache: str | None = None         # oracle cache folder (absolute: Ray workers' cwd)
 
     def label(self) -> str:
         return f"{self.variant} seed {self.seed}"
@@ -101,16 +109,21 @@ def train_and_score(job: Job, fresh: bool = False) -> dict:
     metrics = pd.read_csv(out / METRICS)
     row = {"variant": job.variant, "seed": job.seed,
            "final_utility": float(metrics["episode_utility"].tail(3).mean()),
-           "steps_to_90": steps_to_90(metrics),
            "wall_s": float(metrics["wall_s"].iloc[-1])}
     if job.test_days:
         from optsched.api import evaluate_policy
 
-        held, _ = evaluate_policy("jemas-3", str(out / POLICY), f"test:{job.test_days}",
-                                  workers=1)
-        late = [d["jobs"]["late"] / max(d["jobs"]["served"], 1) for d in held["days"]]
-        row |= {"heldout_utility": held["utility"], "heldout_gap": held["gap"],
-                "captured": held["captured"], "late_rate": float(np.median(late))}
+        held, _ = evaluate_policy(job.cfg.scenario, str(out / POLICY),
+                                  f"test:{job.test_days}", workers=1,
+                                  cache=None if job.cache is None else Path(job.cache))
+        days = held["days"]
+        row |= {"heldout_utility": held["utility"],
+                "heldout_gap": float(np.mean([d["gap"] for d in days])),
+                "captured": held["captured"],
+                "dropped_rate": float(np.mean([d["jobs"]["dropped"] / max(
+                    d["jobs"]["arrived"], 1) for d in days])),
+                "late_rate": float(np.mean([d["jobs"].get("late", 0.0) / max(
+                    d["jobs"]["served"], 1) for d in days]))}
     return row | {"curve": metrics[["steps", "wall_s", "episode_utility"]].to_dict("list")}
 
 
@@ -121,15 +134,6 @@ def run_jobs(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
 
     return fan_out(partial(train_and_score, fresh=fresh), jobs, workers, ray_address,
                    describe=Job.label, progress=progress)
-
-
-def steps_to_90(frame: pd.DataFrame) -> float:
-    u = frame["episode_utility"].rolling(3, min_periods=1).mean().to_numpy()
-    start, final = u[0], u[-1]
-    if final <= start:
-        return float("nan")
-    hit = np.flatnonzero(u >= start + 0.9 * (final - start))
-    return float(frame["steps"].iloc[hit[0]]) if hit.size else float("nan")
 
 
 def make_jobs(args) -> list[Job]:
@@ -143,7 +147,8 @@ def make_jobs(args) -> list[Job]:
         if key not in GRID_KEYS:
             raise ScenarioError("--grid", f"key must be one of {', '.join(GRID_KEYS)}", key)
         grid = [g | {key: GRID_KEYS[key](v)} for g in grid for v in vals.split(",")]
-    days = tuple(train_days(f"train:{args.train_days}"))
+    days = tuple(train_days(f"train:{args.train_days}", args.scenario))
+    action = args.action or _default_action(args.scenario)
     jobs = []
     for base in args.variants:
         if base not in VARIANTS:
@@ -153,30 +158,51 @@ def make_jobs(args) -> list[Job]:
             name = base + "".join(f" {k}={v}" for k, v in extra.items())
             for seed in args.seeds:
                 out = args.out / (name.replace(" ", "_").replace("=", "") + f"-s{seed}")
-                cfg = TrainConfig(algo=algo, shaping=shaping, action=args.action,
-                                  reward="settlement", steps=args.steps, seed=seed,
-                                  num_envs=args.num_envs, days=days, out=str(out.resolve()),
+                cfg = TrainConfig(algo=algo, shaping=shaping, action=action,
+                                  scenario=args.scenario, reward="settlement",
+                                  steps=args.steps, seed=seed, num_envs=args.num_envs,
+                                  updates_per_step=args.updates_per_step, gamma=args.gamma,
+                                  days=days, out=str(out.resolve()),
                                   checkpoint_every=args.checkpoint_every,
                                   **{k.replace("-", "_"): v for k, v in extra.items()})
-                jobs.append(Job(name, seed, cfg, args.test_days))
+                jobs.append(Job(name, seed, cfg, args.test_days,
+                                str(args.cache.resolve())))
     return jobs
+
+
+def _default_action(scenario: str) -> str:
+    """provision-battery where GPUs are committed before arrivals (the shipped model's
+    action there), dispatch-battery otherwise."""
+    from optsched.api import compiled
+
+    return "provision-battery" if compiled(scenario).commit else "dispatch-battery"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # 3 episodes of 16 copies: sac+diffusion, the slowest, takes ~5 min here with two
-    # runs side by side (46,080 steps took it 16-21 min).
-    ap.add_argument("--steps", type=int, default=13_824)
-    ap.add_argument("--action", default="dispatch-battery",
-                    choices=["dispatch-battery", "dispatch", "direct"])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--scenario", default="jemas-3-genai", help="embedded family")
+    ap.add_argument("--steps", type=int, default=147_456,
+                    help="env steps per run, the same for every variant (default: 8 "
+                    "episodes of 64 copies)")
+    ap.add_argument("--action", default=None,
+                    choices=["provision-battery", "dispatch-battery", "dispatch", "direct"],
+                    help="default: provision-battery where the family commits GPUs before "
+                    "arrivals, else dispatch-battery")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--variants", nargs="+", default=PAPER)
     ap.add_argument("--train-days", type=int, default=64)
-    ap.add_argument("--test-days", type=int, default=7)
-    ap.add_argument("--num-envs", type=int, default=16)
-    ap.add_argument("--checkpoint-every", type=int, default=4_608,
-                    help="env steps between checkpoints (one episode of 16 copies)")
+    ap.add_argument("--test-days", type=int, default=10)
+    ap.add_argument("--num-envs", type=int, default=64)
+    ap.add_argument("--updates-per-step", type=int, default=2,
+                    help="off-policy gradient updates per batched env step (of --num-envs "
+                    "copies)")
+    ap.add_argument("--gamma", type=float, default=0.999,
+                    help="discount, every variant (0.99 sees about 8 h of a day)")
+    ap.add_argument("--checkpoint-every", type=int, default=18_432,
+                    help="env steps between checkpoints (one episode of 64 copies)")
     ap.add_argument("--out", type=Path, default=Path("runs/learning"))
+    ap.add_argument("--cache", type=Path, default=Path(".optsched-cache"),
+                    help="oracle cache folder")
     ap.add_argument("--workers", type=int, default=2,
                     help="runs at a time (Ray tasks; 1: serially without Ray)")
     ap.add_argument("--ray-address", default=None, help="a Ray cluster instead of a local "
@@ -198,18 +224,95 @@ def main() -> None:
         sys.exit(f"learning: {exc}")
 
 
+def t95(values) -> tuple[float, float, float]:
+    """(mean, low, high): the mean with its 95% t interval (NaN values left out)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (float("nan"),) * 3
+    m = float(v.mean())
+    if v.size < 2:
+        return m, float("nan"), float("nan")
+    h = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return m, m - h, m + h
+
+
+def mean_curve(runs: list[dict], key: str = "steps", points: int = 60
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(grid, utilities [runs, points]): every run's episode utility (rolling mean of 3)
+    on a common grid of `key` up to the shortest run."""
+    end = min(max(c[key]) for c in runs)
+    grid = np.linspace(min(c[key][0] for c in runs), end, points)
+    ys = np.array([np.interp(grid, c[key], pd.Series(c["episode_utility"]).rolling(
+        3, min_periods=1).mean()) for c in runs])
+    return grid, ys
+
+
+def crossing_level(rows: list[dict]) -> float:
+    """The utility level every variant's mean curve reaches: the lowest of their best
+    mean-curve values."""
+    names = dict.fromkeys(r["variant"] for r in rows)
+    return float(min(mean_curve([r["curve"] for r in rows if r["variant"] == n])[1]
+                     .mean(axis=0).max() for n in names))
+
+
+def steps_to(curve: dict, level: float) -> float:
+    """Env steps at which one run's smoothed curve first reaches `level` (NaN: never)."""
+    u = pd.Series(curve["episode_utility"]).rolling(3, min_periods=1).mean().to_numpy()
+    hit = np.flatnonzero(u >= level)
+    return float(curve["steps"][hit[0]]) if hit.size else float("nan")
+
+
+def summarise(rows: list[dict]) -> tuple[pd.DataFrame, float]:
+    """Per variant: mean [95% t interval] over seeds of each measure, and the level the
+    steps-to column refers to."""
+    level = crossing_level(rows)
+    first = rows[0]["variant"]
+    base = {r["seed"]: r.get("heldout_gap") for r in rows if r["variant"] == first}
+    table = []
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        reach = [steps_to(r["curve"], level) for r in mine]
+        line = {"variant": name, "seeds": len(mine),
+                "reached": f"{int(np.isfinite(reach).sum())}/{len(mine)}"}
+        measures = {"final_utility": [r["final_utility"] for r in mine],
+                    "steps_to_level": reach, "wall_s": [r["wall_s"] for r in mine]}
+        if "heldout_gap" in mine[0]:
+            measures |= {k: [r[k] for r in mine] for k in
+                         ("heldout_gap", "dropped_rate", "late_rate")}
+            if name != first:
+                measures[f"gap_minus_{first}"] = [r["heldout_gap"] - base[r["seed"]]
+                                                  for r in mine if r["seed"] in base]
+        for key, vals in measures.items():
+            m, lo, hi = t95(vals)
+            line[key] = f"{m:.4g} [{lo:.4g}, {hi:.4g}]"
+        table.append(line)
+    return pd.DataFrame(table).set_index("variant"), level
+
+
+def markdown(table: pd.DataFrame) -> str:
+    cols = [table.index.name or "", *table.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(map(str, (i, *row))) + " |"
+              for i, row in zip(table.index, table.itertuples(index=False), strict=True)]
+    return "\n".join(lines)
+
+
 def benchmark(args) -> None:
     jobs = make_jobs(args)
     rows = run_jobs(jobs, args.workers, args.ray_address, args.fresh,
                     progress=lambda msg: print(f"learning: {msg}", file=sys.stderr))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "results.json", json.dumps(rows, indent=1) + "\n")
-    table = pd.DataFrame([{k: v for k, v in r.items() if k != "curve"} for r in rows])
-    summary = table.groupby("variant").agg(
-        lambda s: f"{s.median():.4g} [{s.quantile(0.25):.4g}, {s.quantile(0.75):.4g}]"
-        if s.dtype.kind == "f" and s.notna().any() else "")
-    print(summary.drop(columns="seed").to_string())
-    _plot(rows, args.out / "curves.png")
+    table, level = summarise(rows)
+    text = (f"{args.scenario}, {jobs[0].cfg.action}, {args.steps:,} env steps per run; "
+            f"steps_to_level: first env step of a seed's smoothed training curve at "
+            f"{level:,.1f} $/day\n\n" + markdown(table) + "\n")
+    atomic_write_text(args.out / "summary.md", text)
+    print(text)
+    _plot(rows, args.out / "curves.png", level)
 
 
 # ----------------------------------------------------------------- Ray Tune + ASHA
@@ -271,15 +374,17 @@ def tune_shaping(args) -> None:
     if shaping == "none":
         raise ScenarioError("--variants", "--tune searches shaping settings: the first "
                             "variant needs shaping (e.g. sac+mlp)", variant)
-    base = {"algo": algo, "shaping": shaping, "action": args.action, "reward": "settlement",
+    base = {"algo": algo, "shaping": shaping, "scenario": args.scenario,
+            "action": args.action or _default_action(args.scenario), "reward": "settlement",
             "steps": args.steps, "seed": args.seeds[0], "num_envs": args.num_envs,
-            "days": tuple(train_days(f"train:{args.train_days}")),
+            "updates_per_step": args.updates_per_step, "gamma": args.gamma,
+            "days": tuple(train_days(f"train:{args.train_days}", args.scenario)),
             "checkpoint_every": args.checkpoint_every}
     TrainConfig(**base)                                   # bad options fail before Ray
     root = (args.out / "tune").resolve()
     from optsched.api import compiled
 
-    episode = compiled("jemas-3").T * args.num_envs          # env steps of one episode
+    episode = compiled(args.scenario).T * args.num_envs      # env steps of one episode
     trainable = tune.with_resources(
         partial(tune_trial, base=base, runs=str(root / "runs")), {"cpu": 1})
     with runtime(args.workers, args.ray_address):
@@ -315,25 +420,31 @@ def tune_shaping(args) -> None:
     print(f"best: {best.config}")
 
 
-def _plot(rows: list[dict], path: Path) -> None:
+def _plot(rows: list[dict], path: Path, level: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from scipy import stats
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for name in dict.fromkeys(r["variant"] for r in rows):
         runs = [r["curve"] for r in rows if r["variant"] == name]
         for ax, key in zip(axes, ("steps", "wall_s"), strict=True):
-            grid = np.linspace(0, min(max(c[key]) for c in runs), 50)
-            ys = np.array([np.interp(grid, c[key], c["episode_utility"]) for c in runs])
-            med = np.median(ys, axis=0)
-            ax.plot(grid, med, label=name)
-            ax.fill_between(grid, np.quantile(ys, 0.25, axis=0), np.quantile(ys, 0.75, axis=0),
-                            alpha=0.2)
+            grid, ys = mean_curve(runs, key)
+            mean = ys.mean(axis=0)
+            line, = ax.plot(grid, mean, label=f"{name} ({len(runs)} seeds)")
+            if len(runs) > 1:
+                half = stats.t.ppf(0.975, len(runs) - 1) * ys.std(axis=0, ddof=1) \
+                    / np.sqrt(len(runs))
+                ax.fill_between(grid, mean - half, mean + half, alpha=0.2,
+                                color=line.get_color())
+    if level is not None:
+        for ax in axes:
+            ax.axhline(level, color="grey", lw=0.8, ls="--")
     axes[0].set_xlabel("environment steps")
-    axes[1].set_xlabel("wall seconds")
-    axes[0].set_ylabel("training episode utility ($/day)")
+    axes[1].set_xlabel("wall time (s)")
+    axes[0].set_ylabel("training episode utility ($/day), mean and 95% band")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -325,6 +325,9 @@ def evaluate_cmd(
 
 @app.command("train")
 def train_cmd(
+    scenario: Annotated[str, typer.Argument(
+        help="Embedded family trained on (jemas-3, jemas-3-genai, multisite-N).")
+                        ] = "jemas-3",
     algo: Annotated[str, typer.Option("--algo", help="sac | td3 | ppo | bc")] = "sac",
     shaping: Annotated[str, typer.Option("--shaping",
                                          help="none | mlp | diffusion | potential")] = "none",
@@ -332,8 +335,9 @@ def train_cmd(
                       ] = "settlement",
     action: Annotated[str, typer.Option(
         "--action", help="dispatch (waiting values and battery over the per-slot "
-        "dispatch) | dispatch-battery (battery only) | direct (every routing, step, clock "
-        "and battery choice)")] = "dispatch-battery",
+        "dispatch) | dispatch-battery (battery only) | provision-battery (per site the "
+        "demand level planned for, GPU headroom and battery; families with provisioning) "
+        "| direct (every routing, step, clock and battery choice)")] = "dispatch-battery",
     steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 200_000,
     reward_norm: Annotated[bool, typer.Option(
         "--reward-norm", help="Divide rewards by the running std of the return.")] = False,
@@ -341,11 +345,17 @@ def train_cmd(
     num_envs: Annotated[int, typer.Option("--num-envs")] = 16,
     updates_per_step: Annotated[int, typer.Option(
         "--updates-per-step", help="Gradient updates per batched env step.")] = 4,
+    gamma: Annotated[float, typer.Option("--gamma", help="Discount factor.")] = 0.99,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 3e-4,
+    init_action: Annotated[str | None, typer.Option(
+        "--init-action", help="PPO: the actor's initial mean action, comma-separated "
+        "numbers in (-1, 1), one per action dimension (default 0: the baseline).")] = None,
     eta: Annotated[float, typer.Option("--eta", help="Shaping weight.")] = 0.4,
     diffusion_steps: Annotated[int, typer.Option("--diffusion-steps")] = 5,
     latent: Annotated[int, typer.Option("--latent")] = 128,
-    days: Annotated[str, typer.Option("--days", help="Training days (train, train:N, A..B)")
-                    ] = "train",
+    days: Annotated[str, typer.Option(
+        "--days", help="Training days of the family (train, train:N, A..B); held-out days "
+        "are refused.")] = "train",
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/sac"),
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the run in --out from its checkpoint (only --steps may "
@@ -355,17 +365,22 @@ def train_cmd(
     checkpoint_every: Annotated[int, typer.Option(
         "--checkpoint-every", help="Env steps between checkpoints.")] = 20_000,
 ):
-    """Train a learned scheduler on jemas-3 training days (checkpoints, metrics CSV)."""
+    """Train a learned scheduler on a family's training days (progress, checkpoints,
+    metrics CSV; --resume continues a killed run exactly)."""
     from optsched.learn.train import TrainConfig
     from optsched.options import check_out, train_days
 
     check_out(out_dir)
-    cfg = TrainConfig(algo=algo, action=action, shaping=shaping, reward=reward, steps=steps,
-                       seed=seed, reward_norm=reward_norm, num_envs=num_envs,
-                       updates_per_step=updates_per_step, eta=eta,
-                       diffusion_steps=diffusion_steps, latent=latent, out=str(out_dir),
-                       checkpoint_every=checkpoint_every)
-    day_list = train_days(days)
+    cfg = TrainConfig(algo=algo, action=action, scenario=scenario, shaping=shaping,
+                      reward=reward, steps=steps, seed=seed, reward_norm=reward_norm,
+                      num_envs=num_envs, updates_per_step=updates_per_step, gamma=gamma,
+                      lr=lr, init_action=_numbers(init_action, "--init-action"), eta=eta,
+                      diffusion_steps=diffusion_steps, latent=latent, out=str(out_dir),
+                      checkpoint_every=checkpoint_every)
+    day_list = train_days(days, scenario)
+    if algo == "bc" and scenario != "jemas-3":
+        raise ScenarioError("--algo", "bc clones the oracle's jemas-3 schedules only (its "
+                            "direct action has no GPU commitment)", f"bc on {scenario}")
     if algo == "bc":
         from optsched.learn.bc import train_bc
 
@@ -377,6 +392,16 @@ def train_cmd(
     trainer = _train(dataclasses.replace(cfg, days=tuple(day_list)), resume, overwrite)
     err.print(f"done: {trainer.steps:,} env steps in {trainer.wall:.0f} s; policy at "
               f"{out_dir / 'policy.pt'}, metrics at {out_dir / 'metrics.csv'}")
+
+
+def _numbers(text: str | None, key: str) -> tuple[float, ...]:
+    """Comma-separated numbers (None: none)."""
+    if text is None:
+        return ()
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ScenarioError(key, "expected comma-separated numbers", text) from None
 
 
 def _train(cfg, resume: bool, overwrite: bool):

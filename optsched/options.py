@@ -72,13 +72,15 @@ def sweep_values(param: str, values: str) -> list[str]:
     return vals
 
 
-def train_days(spec: str) -> list[int]:
-    """Training days of jemas-3 from a day spec; held-out test days are refused."""
+def train_days(spec: str, source: str = "jemas-3") -> list[int]:
+    """Training days of the embedded family `source` from a day spec; held-out test days
+    are refused."""
     from optsched.days import parse_days
-    from optsched.scenario import jemas3
+    from optsched.scenario import family
 
-    days = parse_days(spec, "jemas-3")
-    held_out = [d for d in days if jemas3.is_test_day(d)]
+    fam = family(source)              # a TOML file: "not an embedded family (...)"
+    days = parse_days(spec, source)
+    held_out = [d for d in days if fam.is_test_day(d)]
     if held_out:
         raise ScenarioError("--days", "held-out test days may not be trained on", held_out)
     return days

@@ -153,6 +153,30 @@ def test_train_and_evaluate_a_checkpoint_from_the_cli(tmp_path):
     assert not empty.exists()
 
 
+def test_train_on_the_hard_family_from_the_cli(tmp_path):
+    """`optsched train jemas-3-genai` trains the provision-battery action on that family's
+    days: the policy has 3 sites x 3 action numbers and keeps the run's options."""
+    import subprocess
+    import sys
+
+    import torch
+
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "optsched.cli", "train", "jemas-3-genai", "--algo", "ppo",
+         "--action", "provision-battery", "--steps", "288", "--num-envs", "1", "--days",
+         "train:1", "--gamma", "0.999", "--lr", "3e-5", "--init-action",
+         "0,0,0,-0.3,-0.3,-0.3,0,0,0", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    blob = torch.load(out / "policy.pt", weights_only=True)
+    assert blob["act_dim"] == 9 and blob["action"] == "provision-battery"
+    assert blob["config"]["scenario"] == "jemas-3-genai"
+    assert blob["config"]["gamma"] == 0.999 and blob["config"]["lr"] == 3e-5
+    assert list(blob["config"]["days"]) == [0]      # train:1 of the family: its day 0
+    assert list(blob["config"]["init_action"]) == [0, 0, 0, -0.3, -0.3, -0.3, 0, 0, 0]
+
+
 def test_projection_of_local_fixed_recovers_its_action():
     """Projecting local-fixed's own schedule onto the action space gives back its routing,
     step levels, clocks and idle battery."""

@@ -224,6 +224,10 @@ class Trainer(RunTrainer):
 def make_trainer(cfg: TrainConfig, bank: DayBank) -> RunTrainer:
     if cfg.algo == "bc":
         raise ValueError("behaviour cloning has no trainer loop: use learn.bc.train_bc")
+    if cfg.action == "provision-battery" and not bank.base.commit:
+        raise ScenarioError("--action", "provision-battery needs a family with "
+                            "[provisioning] on (jemas-3-genai)", f"{cfg.action} on "
+                            f"{cfg.scenario}")
     torch.set_num_threads(cfg.threads)
     core = ACTIONS[cfg.action](bank, cfg.num_envs, EnvConfig(
         reward=cfg.reward, reward_scale=cfg.reward_scale))
