@@ -118,7 +118,7 @@ def train_and_score(job: Job, fresh: bool = False) -> dict:
                                   cache=None if job.cache is None else Path(job.cache))
         days = held["days"]
         row |= {"heldout_utility": held["utility"],
-                "heldout_gap": float(np.mean([d["gap"] for d in days])),
+                "heldout_gap_pct": 100 * float(np.mean([d["gap"] for d in days])),
                 "captured": held["captured"],
                 "dropped_rate": float(np.mean([d["jobs"]["dropped"] / max(
                     d["jobs"]["arrived"], 1) for d in days])),
@@ -149,14 +149,17 @@ def make_jobs(args) -> list[Job]:
         grid = [g | {key: GRID_KEYS[key](v)} for g in grid for v in vals.split(",")]
     days = tuple(train_days(f"train:{args.train_days}", args.scenario))
     action = args.action or _default_action(args.scenario)
-    jobs = []
     for base in args.variants:
         if base not in VARIANTS:
             raise ScenarioError("--variants", f"must be among {', '.join(VARIANTS)}", base)
-        algo, shaping = VARIANTS[base]
-        for extra in grid:
-            name = base + "".join(f" {k}={v}" for k, v in extra.items())
-            for seed in args.seeds:
+    jobs = []
+    # Seed-major, so that runs done early cover every variant: a run cut short still
+    # leaves whole seeds to look at.
+    for seed in args.seeds:
+        for base in args.variants:
+            algo, shaping = VARIANTS[base]
+            for extra in grid:
+                name = base + "".join(f" {k}={v}" for k, v in extra.items())
                 out = args.out / (name.replace(" ", "_").replace("=", "") + f"-s{seed}")
                 cfg = TrainConfig(algo=algo, shaping=shaping, action=action,
                                   scenario=args.scenario, reward="settlement",
@@ -193,7 +196,7 @@ def main() -> None:
     ap.add_argument("--train-days", type=int, default=64)
     ap.add_argument("--test-days", type=int, default=10)
     ap.add_argument("--num-envs", type=int, default=64)
-    ap.add_argument("--updates-per-step", type=int, default=2,
+    ap.add_argument("--updates-per-step", type=int, default=1,
                     help="off-policy gradient updates per batched env step (of --num-envs "
                     "copies)")
     ap.add_argument("--gamma", type=float, default=0.999,
@@ -269,8 +272,8 @@ def summarise(rows: list[dict]) -> tuple[pd.DataFrame, float]:
     """Per variant: mean [95% t interval] over seeds of each measure, and the level the
     steps-to column refers to."""
     level = crossing_level(rows)
-    first = rows[0]["variant"]
-    base = {r["seed"]: r.get("heldout_gap") for r in rows if r["variant"] == first}
+    first = rows[0]["variant"]           # seed-major jobs: the first variant asked
+    base = {r["seed"]: r.get("heldout_gap_pct") for r in rows if r["variant"] == first}
     table = []
     for name in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == name]
@@ -279,11 +282,11 @@ def summarise(rows: list[dict]) -> tuple[pd.DataFrame, float]:
                 "reached": f"{int(np.isfinite(reach).sum())}/{len(mine)}"}
         measures = {"final_utility": [r["final_utility"] for r in mine],
                     "steps_to_level": reach, "wall_s": [r["wall_s"] for r in mine]}
-        if "heldout_gap" in mine[0]:
+        if "heldout_gap_pct" in mine[0]:
             measures |= {k: [r[k] for r in mine] for k in
-                         ("heldout_gap", "dropped_rate", "late_rate")}
+                         ("heldout_gap_pct", "dropped_rate", "late_rate")}
             if name != first:
-                measures[f"gap_minus_{first}"] = [r["heldout_gap"] - base[r["seed"]]
+                measures[f"gap_minus_{first}"] = [r["heldout_gap_pct"] - base[r["seed"]]
                                                   for r in mine if r["seed"] in base]
         for key, vals in measures.items():
             m, lo, hi = t95(vals)
