@@ -388,3 +388,16 @@ def test_init_action_starts_ppo_at_a_rules_action(tmp_path, bank):
     with pytest.raises(ScenarioError, match="init-action"):
         make_trainer(small_cfg(tmp_path, algo="ppo", action="dispatch-battery",
                                init_action=(0.1,) * (dim + 1)), bank)
+
+
+def test_a_provisioning_model_refuses_a_scenario_without_provisioning():
+    """The shipped jemas-3-genai model commits GPUs before arrivals: on jemas-3 (no
+    [provisioning]) it is refused by name instead of failing inside the dispatch."""
+    from pathlib import Path
+
+    from optsched.api import evaluate_policy
+    from optsched.errors import ScenarioError
+
+    model = Path(__file__).parents[1] / "models" / "jemas3-genai-scheduler.pt"
+    with pytest.raises(ScenarioError, match="--policy.*provisioning"):
+        evaluate_policy("jemas-3", str(model), "4", oracle=False)

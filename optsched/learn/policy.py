@@ -71,6 +71,10 @@ class LearnedPolicy:
         return self.actor(x, deterministic=True)[0].numpy()
 
     def _plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.action == "provision-battery" and not core.commit:
+            raise ScenarioError("--policy", "was trained to commit GPUs before arrivals "
+                                "(provision-battery): it needs a scenario with "
+                                "[provisioning] on", self.name)
         if self._dispatch is None or self._dispatch[0] is not core.c:
             self._dispatch = (core.c, DispatchCore(
                 core.bank, 1, waiting=self.action == "dispatch",
