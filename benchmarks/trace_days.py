@@ -5,14 +5,17 @@ hard family jemas-3-genai, scored against the oracle beside the baselines.
 
 The mapping is fixed before any result: the trace's i-th day (2024-11-15 onwards, all 17,
 its four ramp-up days included) is replayed on the family's i-th held-out test day
-(day 4, 9, 14, ...). Each replayed day is that family day exported as TOML (its sites,
-GPUs, prices, PV and carbon of its calendar date, queueing and provisioning on, the batch
-class's slack) and rebuilt with `optsched.build_scenario(date, base=TOML, trace=...,
-trace_day=...)`, the path of `optsched scenario build --base day.toml --trace ...`:
-every class's arrivals become the real day's per-slot requests of its kind (interactive:
-one image, batch: several), scaled so that the trace's mean steady day is the family
-day's mean volume (so the level of the real day is kept: a quiet day is quiet). All
-three sites replay the same trace day on the reference clock.
+(day 4, 9, 14, ...). Each replayed day is that family day (its sites, GPUs, prices,
+PV and carbon of its calendar date, queueing and provisioning on, the batch class's
+slack) with each class's arrivals set to the family's mean training day, exported as TOML
+and rebuilt with `optsched.build_scenario(date, base=TOML, trace=..., trace_day=...)`,
+the path of `optsched scenario build --base day.toml --trace ...`: every class's arrivals
+become the real day's per-slot requests of its kind (interactive: one image, batch:
+several), scaled so that the trace's mean steady day is the base's mean volume. So the
+day's level is the trace day's (a quiet day is quiet, the four ramp-up days very quiet),
+not that times the family day's own random level, which the builder would otherwise keep
+as well (the base's mean is its volume). All three sites replay the same trace day on the
+reference clock.
 
 Forecasts: a replayed day is no embedded family's day (`history.identify` is None, checked
 below), so every policy that plans on forecasts (learned, dispatch, myopic-lp under
@@ -44,6 +47,17 @@ POLICIES = ("learned", "dispatch", "myopic-lp")
 FAMILY = "jemas-3-genai"
 
 
+def family_base(day: int, mean_day: np.ndarray):
+    """Family day `day` with each class's arrivals the family's mean training day (the
+    builder keeps a base's volume and takes the shape from the trace)."""
+    from optsched.scenario import genai, scenario_from_dict
+
+    raw = genai.day_dict(day)
+    for cl, series in zip(raw["classes"], mean_day, strict=True):
+        cl["arrivals"] = [float(v) for v in np.round(series, 3)]
+    return scenario_from_dict(raw)
+
+
 def replayed_days(trace: Path, n: int | None, folder: Path) -> list[tuple[str, int, object]]:
     """(trace day, family day, compiled replay) for the first `n` trace days."""
     from optsched.api import build_scenario, compiled
@@ -55,10 +69,11 @@ def replayed_days(trace: Path, n: int | None, folder: Path) -> list[tuple[str, i
     family_days = genai.test_days()
     if len(trace_days) > len(family_days):
         raise SystemExit(f"{len(trace_days)} trace days but {len(family_days)} test days")
+    mean_day = np.mean([genai.arrivals(d) for d in genai.train_days()], axis=0)   # [K, T]
     out = []
     for tday, fday in zip(trace_days, family_days, strict=False):
         base = folder / f"{FAMILY}-day-{fday:03d}.toml"
-        save_scenario(genai.genai(fday), base)
+        save_scenario(family_base(fday, mean_day), base)
         sc = build_scenario(genai.date_of(fday).isoformat(), base, trace=trace,
                             trace_day=tday)
         c = compiled(sc)
@@ -141,10 +156,12 @@ def main(argv: list[str] | None = None) -> None:
     from optsched.api import compare
     from optsched.io import atomic_write_text
     from optsched.options import check_out, check_policies
+    from optsched.parallel import check_workers
     from optsched.workload.trace import read_genai_trace, steady_days
 
     policies = check_policies(args.policy or list(POLICIES))
     check_out(args.out)
+    check_workers(args.workers)                           # bad input fails before any work
     if not args.trace.is_file():
         raise SystemExit(f"trace not found: {args.trace} (see ../shared/data/SOURCES.md)")
     with tempfile.TemporaryDirectory() as tmp:
