@@ -104,3 +104,39 @@ def test_bad_arguments_exit_2_with_one_line(args):
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("optsched: ") and out.stderr.count("\n") == 1
     assert out.stdout == ""
+
+
+def test_demo_shows_the_default_and_the_hard_family(tmp_path, capsys):
+    """Both first held-out days, the learned scheduler beside local-fixed on each; the old
+    JSON keys stay (the default's table). Jobs are conserved: every job that arrived (the
+    scenario's own arrivals, summed here) is served or dropped."""
+    from optsched.api import load_scenario
+
+    policies = ["--policy", "local-fixed", "--policy", "learned"]
+    js = subprocess.run([sys.executable, "-m", "optsched.cli", "demo", *policies, "--json"],
+                        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert js.returncode == 0, js.stderr
+    data = json.loads(js.stdout)
+    tables = data["scenarios"]
+    assert [t["scenario"] for t in tables] == ["jemas-3/day-004", "jemas-3-genai/day-004"]
+    assert {"scenario": data["scenario"], "rows": data["rows"]} == tables[0]
+    for table, family in zip(tables, ("jemas-3", "jemas-3-genai"), strict=True):
+        rows = {r["policy"]: r for r in table["rows"]}
+        assert list(rows) == ["oracle (MILP)", "local-fixed", "learned"]
+        assert rows["oracle (MILP)"]["gap"] == pytest.approx(0.0, abs=1e-9)
+        assert rows["local-fixed"]["transferred"] == 0.0          # it never moves a job
+        assert rows["local-fixed"]["captured"] == 0.0
+        arrived = sum(sum(cl.arrivals) for cl in load_scenario(family, 4).classes)
+        for r in rows.values():
+            assert r["served"] + r["dropped"] == pytest.approx(arrived, rel=1e-9), r["policy"]
+            assert r["feasible"]
+        assert rows["learned"]["gap"] < rows["local-fixed"]["gap"]
+    # the text form of the same tables (what `demo` prints after the default's summary)
+    from optsched.report import terminal
+
+    for table in tables:
+        terminal.demo(table["scenario"], table["rows"])
+    text = capsys.readouterr().out
+    for title in ("policies on jemas-3/day-004", "policies on jemas-3-genai/day-004"):
+        assert title in text
+    assert text.count("learned") == 2 and text.count("oracle (MILP)") == 2

@@ -105,6 +105,12 @@ def demo_rows(frame: pd.DataFrame) -> list[dict]:
             for r in rows.to_dict("records")]
 
 
+def demo_intro(name: str, description: str) -> None:
+    """The line that introduces a further scenario of the demo (the first gets its full
+    summary from `scenario`)."""
+    out().print(f"\n[bold]{escape(name)}[/bold]: {escape(description)}")
+
+
 def demo(name: str, rows: list[dict]) -> None:
     t = Table(title=f"policies on {name} (utility $ per day; gap to the oracle; share of "
                     "the oracle's gain over local-fixed captured)", title_justify="left")

@@ -1,0 +1,190 @@
+"""The learned scheduler on real demand it never saw: GenTD26 trace days replayed on the
+hard family jemas-3-genai, scored against the oracle beside the baselines.
+
+    python benchmarks/trace_days.py [--days N] [--workers 2] [--out results/trace_days]
+
+The mapping is fixed before any result: the trace's i-th day (2024-11-15 onwards, all 17,
+its four ramp-up days included) is replayed on the family's i-th held-out test day
+(day 4, 9, 14, ...). Each replayed day is that family day (its sites, GPUs, prices,
+PV and carbon of its calendar date, queueing and provisioning on, the batch class's
+slack) with each class's arrivals set to the family's mean training day, exported as TOML
+and rebuilt with `optsched.build_scenario(date, base=TOML, trace=..., trace_day=...)`,
+the path of `optsched scenario build --base day.toml --trace ...`: every class's arrivals
+become the real day's per-slot requests of its kind (interactive: one image, batch:
+several), scaled so that the trace's mean steady day is the base's mean volume. So the
+day's level is the trace day's (a quiet day is quiet, the four ramp-up days very quiet),
+not that times the family day's own random level, which the builder would otherwise keep
+as well (the base's mean is its volume). All three sites replay the same trace day on the
+reference clock.
+
+Forecasts: a replayed day is no embedded family's day (`history.identify` is None, checked
+below), so every policy that plans on forecasts (learned, dispatch, myopic-lp under
+provisioning) sees persistence (each later slot repeats the last observed one) and no
+quantile headroom; `learned` uses the model trained in the day's mode, jemas-3-genai's.
+Every policy and the oracle are scored by the one evaluator through `optsched.compare`.
+
+Prints per policy the mean gap to the oracle with its standard error, the paired
+learned-minus-baseline differences of utility ($ per day) and gap with 95% t intervals,
+and dropped and late jobs; writes results.csv (one row per policy and day) and
+results.json (the summary) under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TRACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces" / "genai" / \
+    "lora_request_trace.csv"
+POLICIES = ("learned", "dispatch", "myopic-lp")
+FAMILY = "jemas-3-genai"
+
+
+def family_base(day: int, mean_day: np.ndarray):
+    """Family day `day` with each class's arrivals the family's mean training day (the
+    builder keeps a base's volume and takes the shape from the trace)."""
+    from optsched.scenario import genai, scenario_from_dict
+
+    raw = genai.day_dict(day)
+    for cl, series in zip(raw["classes"], mean_day, strict=True):
+        cl["arrivals"] = [float(v) for v in np.round(series, 3)]
+    return scenario_from_dict(raw)
+
+
+def replayed_days(trace: Path, n: int | None, folder: Path) -> list[tuple[str, int, object]]:
+    """(trace day, family day, compiled replay) for the first `n` trace days."""
+    from optsched.api import build_scenario, compiled
+    from optsched.scenario import genai, save_scenario
+    from optsched.scenario.history import identify
+    from optsched.workload.trace import daily_counts, read_genai_trace
+
+    trace_days = [d.date() for d in daily_counts(read_genai_trace(trace)).index][:n]
+    family_days = genai.test_days()
+    if len(trace_days) > len(family_days):
+        raise SystemExit(f"{len(trace_days)} trace days but {len(family_days)} test days")
+    mean_day = np.mean([genai.arrivals(d) for d in genai.train_days()], axis=0)   # [K, T]
+    out = []
+    for tday, fday in zip(trace_days, family_days, strict=False):
+        base = folder / f"{FAMILY}-day-{fday:03d}.toml"
+        save_scenario(family_base(fday, mean_day), base)
+        sc = build_scenario(genai.date_of(fday).isoformat(), base, trace=trace,
+                            trace_day=tday)
+        c = compiled(sc)
+        assert c.commit and identify(c) is None     # provisioning on; forecasts: persistence
+        out.append((tday.isoformat(), fday, c))
+    return out
+
+
+def mean_se(x: np.ndarray) -> tuple[float, float]:
+    """Mean and its standard error (std with ddof 1 / sqrt(n); NaN for one value)."""
+    x = np.asarray(x, float)
+    se = float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+    return float(np.mean(x)), se
+
+
+def paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
+    """Mean of a - b over the same days with its standard error and t interval."""
+    from scipy import stats
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    m, se = mean_se(d)
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * se) if len(d) > 1 else float("nan")
+    return {"mean": m, "se": se, "low": m - half, "high": m + half, "days": len(d)}
+
+
+def summarise(table, policies: list[str]) -> dict:
+    """Per policy the means over days (gap with s.e.); paired learned-minus-others."""
+    per = {}
+    for p in ["oracle", *policies]:
+        t = table[table.policy == p].sort_values("day")
+        gap, gap_se = mean_se(t.gap)
+        per[p] = {"days": len(t), "utility": float(t.utility.mean()), "gap": gap,
+                  "gap_se": gap_se, "dropped": float(t.jobs_dropped.mean()),
+                  "late": float(t.jobs_late.mean()), "arrived": float(t.jobs_arrived.mean()),
+                  "violations": float(t.violations.mean())}
+    diffs = {}
+    if "learned" in policies:
+        mine = table[table.policy == "learned"].sort_values("day")
+        for p in policies:
+            if p == "learned":
+                continue
+            other = table[table.policy == p].sort_values("day")
+            assert list(other.day) == list(mine.day)
+            diffs[f"learned - {p}"] = {
+                "utility": paired(mine.utility.to_numpy(), other.utility.to_numpy()),
+                "gap": paired(mine.gap.to_numpy(), other.gap.to_numpy())}
+    return {"policies": per, "paired": diffs}
+
+
+def show(summary: dict, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    t = Table(title=title, title_justify="left")
+    for col in ("policy", "days", "utility $", "gap mean (s.e.)", "arrived", "dropped",
+                "late"):
+        t.add_column(col, justify="left" if col == "policy" else "right")
+    for p, r in summary["policies"].items():
+        t.add_row(p, str(r["days"]), f"{r['utility']:,.2f}",
+                  f"{100 * r['gap']:.2f}% ({100 * r['gap_se']:.2f})", f"{r['arrived']:,.0f}",
+                  f"{r['dropped']:,.0f}", f"{r['late']:,.1f}")
+    con.print(t)
+    for name, d in summary["paired"].items():
+        u, g = d["utility"], d["gap"]
+        con.print(f"{name}: utility {u['mean']:+,.2f} $/day [{u['low']:+,.2f}, "
+                  f"{u['high']:+,.2f}], gap {100 * g['mean']:+.2f} pts "
+                  f"[{100 * g['low']:+.2f}, {100 * g['high']:+.2f}] (95% t, {u['days']} days)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trace", type=Path, default=TRACE, help="GenTD26 request trace CSV")
+    ap.add_argument("--days", type=int, default=None, help="the first N trace days (all)")
+    ap.add_argument("--policy", action="append", default=None,
+                    help=f"repeatable (default {', '.join(POLICIES)})")
+    ap.add_argument("--workers", type=int, default=1, help="local CPUs (optsched.parallel)")
+    ap.add_argument("--out", type=Path, default=None, help="folder for results.csv/.json")
+    args = ap.parse_args(argv)
+    from optsched.api import compare
+    from optsched.io import atomic_write_text
+    from optsched.options import check_out, check_policies
+    from optsched.parallel import check_workers
+    from optsched.workload.trace import read_genai_trace, steady_days
+
+    policies = check_policies(args.policy or list(POLICIES))
+    check_out(args.out)
+    check_workers(args.workers)                           # bad input fails before any work
+    if not args.trace.is_file():
+        raise SystemExit(f"trace not found: {args.trace} (see ../shared/data/SOURCES.md)")
+    with tempfile.TemporaryDirectory() as tmp:
+        days = replayed_days(args.trace, args.days, Path(tmp))
+    labels = [d for d, _, _ in days]
+    table = compare([c for _, _, c in days], policies, labels, workers=args.workers)
+    family_day = {d: f for d, f, _ in days}
+    table.insert(2, "family_day", table.day.map(family_day))
+    steady = {d.date().isoformat() for d in steady_days(read_genai_trace(args.trace)).index}
+    table.insert(3, "steady", table.day.isin(steady))
+    summary = {"trace": args.trace.name, "mapping": {d: family_day[d] for d in labels},
+               "all": summarise(table, policies)}
+    show(summary["all"], f"{len(labels)} GenTD26 days replayed on {FAMILY} test days "
+         f"{[family_day[d] for d in labels]}")
+    if table.steady.any() and not table.steady.all():
+        summary["steady"] = summarise(table[table.steady], policies)
+        show(summary["steady"], "the same, steady days only (after the trace's ramp-up)")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "results.csv", table.to_csv(index=False))
+        atomic_write_text(args.out / "results.json", json.dumps(summary, indent=1) + "\n")
+        print(f"wrote {args.out / 'results.csv'} and {args.out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""A real GenTD26 day replayed on the hard family (benchmarks/trace_days.py's path): the
+family day's sites, GPUs, prices and modes are kept, the arrivals follow the trace day."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+TRACE_DAY = "2024-11-26"      # a steady Tuesday of the trace (1,775 requests)
+FAMILY_DAY = 4                # jemas-3-genai's first held-out day (2023-01-05)
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory):
+    from tests.conftest import SHARED_DATA
+
+    trace = SHARED_DATA / "traces" / "genai" / "lora_request_trace.csv"
+    if not trace.is_file():
+        pytest.skip("../shared/data/traces/genai is not present")
+    import datetime as dt
+
+    from optsched.api import build_scenario, compiled
+    from optsched.scenario import genai, save_scenario
+
+    family = genai.genai(FAMILY_DAY)
+    base = tmp_path_factory.mktemp("trace") / "base.toml"
+    save_scenario(family, base)
+    sc = build_scenario(genai.date_of(FAMILY_DAY).isoformat(), base, trace=trace,
+                        trace_day=dt.date.fromisoformat(TRACE_DAY))
+    return trace, family, sc, compiled(sc)
+
+
+def test_replayed_day_keeps_the_family_day_and_its_modes(replay):
+    from optsched.policies import SHIPPED_MODELS, shipped_model
+    from optsched.scenario.history import identify
+
+    _, family, sc, c = replay
+    assert [(s.name, s.gpus) for s in sc.sites] == [(s.name, s.gpus) for s in family.sites]
+    for mine, theirs in zip(sc.sites, family.sites, strict=True):
+        assert np.array_equal(mine.price, theirs.price)
+        assert np.array_equal(mine.renewable_kw, theirs.renewable_kw)
+    assert sc.queueing == family.queueing and sc.provisioning == family.provisioning
+    assert c.commit                                   # GPUs committed before arrivals
+    # no family history for a file's day: persistence forecasts, and the model of its mode
+    assert identify(c) is None
+    assert shipped_model(c) == SHIPPED_MODELS["jemas-3-genai"]
+
+
+def test_replayed_day_has_the_trace_days_hourly_shape(replay):
+    trace, family, sc, _ = replay
+    # the independent fact: that day's requests per hour and kind, straight from the CSV
+    raw = pd.read_csv(trace, usecols=["gmt_create", "num_images_per_prompt"])
+    raw["time"] = pd.to_datetime(raw.gmt_create)
+    day = raw[(raw.time.dt.normalize() == pd.Timestamp(TRACE_DAY))
+              & raw.num_images_per_prompt.notna()]
+    batch = day.num_images_per_prompt > 1
+    for cl, theirs in zip(sc.classes, family.classes, strict=True):
+        mine = day[batch if cl.kind == "deferrable" else ~batch]
+        want = np.bincount(mine.time.dt.hour, minlength=24).astype(float)
+        got = np.asarray(cl.arrivals, float).reshape(24, -1).sum(axis=1)     # 12 slots/h
+        # rounding to whole jobs per slot moves an hour by at most 6 of ~1e4 jobs
+        assert np.allclose(got / got.sum(), want / want.sum(), atol=2e-3), cl.name
+        assert got.sum() != pytest.approx(np.sum(theirs.arrivals), rel=1e-3)   # replaced
