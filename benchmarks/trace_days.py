@@ -5,17 +5,15 @@ hard family jemas-3-genai, scored against the oracle beside the baselines.
 
 The mapping is fixed before any result: the trace's i-th day (2024-11-15 onwards, all 17,
 its four ramp-up days included) is replayed on the family's i-th held-out test day
-(day 4, 9, 14, ...). Each replayed day is that family day (its sites, GPUs, prices,
-PV and carbon of its calendar date, queueing and provisioning on, the batch class's
-slack) with each class's arrivals set to the family's mean training day, exported as TOML
-and rebuilt with `optsched.build_scenario(date, base=TOML, trace=..., trace_day=...)`,
-the path of `optsched scenario build --base day.toml --trace ...`: every class's arrivals
+(day 4, 9, 14, ...). Each replayed day is `optsched.build_scenario(date, "jemas-3-genai",
+trace=..., trace_day=...)`, the path of `optsched scenario build --base jemas-3-genai
+--trace ...`: that family day (its sites, GPUs, prices, PV and carbon of its calendar
+date, queueing and provisioning on, the batch class's slack) whose every class's arrivals
 become the real day's per-slot requests of its kind (interactive: one image, batch:
-several), scaled so that the trace's mean steady day is the base's mean volume. So the
-day's level is the trace day's (a quiet day is quiet, the four ramp-up days very quiet),
-not that times the family day's own random level, which the builder would otherwise keep
-as well (the base's mean is its volume). All three sites replay the same trace day on the
-reference clock.
+several), scaled so that the trace's mean steady day is the family's mean training day
+(`genai.replay_base`). So the day's level is the trace day's (a quiet day is quiet, the
+four ramp-up days very quiet), not that times the family day's own random level as well.
+All three sites replay the same trace day on the reference clock.
 
 Forecasts: a replayed day is no embedded family's day (`history.identify` is None, checked
 below), so every policy that plans on forecasts (learned, dispatch, myopic-lp under
@@ -34,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -47,21 +44,10 @@ POLICIES = ("learned", "dispatch", "myopic-lp")
 FAMILY = "jemas-3-genai"
 
 
-def family_base(day: int, mean_day: np.ndarray):
-    """Family day `day` with each class's arrivals the family's mean training day (the
-    builder keeps a base's volume and takes the shape from the trace)."""
-    from optsched.scenario import genai, scenario_from_dict
-
-    raw = genai.day_dict(day)
-    for cl, series in zip(raw["classes"], mean_day, strict=True):
-        cl["arrivals"] = [float(v) for v in np.round(series, 3)]
-    return scenario_from_dict(raw)
-
-
-def replayed_days(trace: Path, n: int | None, folder: Path) -> list[tuple[str, int, object]]:
+def replayed_days(trace: Path, n: int | None) -> list[tuple[str, int, object]]:
     """(trace day, family day, compiled replay) for the first `n` trace days."""
     from optsched.api import build_scenario, compiled
-    from optsched.scenario import genai, save_scenario
+    from optsched.scenario import genai
     from optsched.scenario.history import identify
     from optsched.workload.trace import daily_counts, read_genai_trace
 
@@ -69,12 +55,9 @@ def replayed_days(trace: Path, n: int | None, folder: Path) -> list[tuple[str, i
     family_days = genai.test_days()
     if len(trace_days) > len(family_days):
         raise SystemExit(f"{len(trace_days)} trace days but {len(family_days)} test days")
-    mean_day = np.mean([genai.arrivals(d) for d in genai.train_days()], axis=0)   # [K, T]
     out = []
     for tday, fday in zip(trace_days, family_days, strict=False):
-        base = folder / f"{FAMILY}-day-{fday:03d}.toml"
-        save_scenario(family_base(fday, mean_day), base)
-        sc = build_scenario(genai.date_of(fday).isoformat(), base, trace=trace,
+        sc = build_scenario(genai.date_of(fday).isoformat(), FAMILY, trace=trace,
                             trace_day=tday)
         c = compiled(sc)
         assert c.commit and identify(c) is None     # provisioning on; forecasts: persistence
@@ -164,8 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     check_workers(args.workers)                           # bad input fails before any work
     if not args.trace.is_file():
         raise SystemExit(f"trace not found: {args.trace} (see ../shared/data/SOURCES.md)")
-    with tempfile.TemporaryDirectory() as tmp:
-        days = replayed_days(args.trace, args.days, Path(tmp))
+    days = replayed_days(args.trace, args.days)
     labels = [d for d, _, _ in days]
     table = compare([c for _, _, c in days], policies, labels, workers=args.workers)
     family_day = {d: f for d, f, _ in days}

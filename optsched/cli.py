@@ -279,7 +279,8 @@ def _solve_decomposed(scenario, day_list, ablations, workers, ray_address, gap_t
 @app.command("evaluate")
 def evaluate_cmd(
     scenario: ScenarioArg,
-    policy: Annotated[str, typer.Option("--policy", help="Policy name.")] = "local-fixed",
+    policies: Annotated[list[str] | None, typer.Option(
+        "--policy", help="Policy name (one; `optsched report` compares several).")] = None,
     day: DayOpt = None,
     days: Annotated[str | None, typer.Option("--days", help="N, A..B, A,B,C, test[:N]")
                     ] = None,
@@ -307,6 +308,10 @@ def evaluate_cmd(
     from optsched.report import terminal
     from optsched.report.output import write_evaluation
 
+    if policies is not None and len(policies) > 1:
+        raise ScenarioError("--policy", "evaluate rolls one policy (compare several with "
+                            "`optsched report`)", ", ".join(policies))
+    policy = policies[0] if policies else "local-fixed"
     day_list = day_selection(scenario, day, days)
     check_out(out_dir)
     check_workers(workers, ray_address)
@@ -550,6 +555,7 @@ def simulate_cmd(
 
 
 BENCHMARKS = ("oracle", "env", "levers", "learning", "reproduction", "sim", "fidelity", "scale",
+              "trace_days",
               "scale_oracle")
 
 

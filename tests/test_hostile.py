@@ -229,6 +229,12 @@ PROBES: list[tuple[str, list[str], str]] = [
     ("simulate-days", ["simulate", "jemas-3", "--days", "test:-1"], "test:-1"),
     ("bench-unknown", ["bench", "fastest"], "fastest"),
     ("demo-unknown-policy", ["demo", "--policy", "nope"], "nope"),
+    ("evaluate-two-policies", ["evaluate", "jemas-3", "--day", "4", "--policy", "greedy",
+                               "--policy", "dispatch"], "--policy"),
+    ("build-genai-no-trace", ["scenario", "build", "--day", "2023-01-05", "--base",
+                              "jemas-3-genai", "--out", OUT], "--trace"),
+    ("build-other-family", ["scenario", "build", "--day", "2023-01-05", "--base",
+                            "multisite-4", "--out", OUT], "--base"),
     ("unknown-command", ["launch"], "launch"),
     ("unknown-option", ["solve", "jemas-3", "--turbo"], "--turbo"),
 ]

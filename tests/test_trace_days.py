@@ -12,7 +12,7 @@ FAMILY_DAY = 4                # jemas-3-genai's first held-out day (2023-01-05)
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory):
+def replay():
     from tests.conftest import SHARED_DATA
 
     trace = SHARED_DATA / "traces" / "genai" / "lora_request_trace.csv"
@@ -21,12 +21,10 @@ def replay(tmp_path_factory):
     import datetime as dt
 
     from optsched.api import build_scenario, compiled
-    from optsched.scenario import genai, save_scenario
+    from optsched.scenario import genai
 
     family = genai.genai(FAMILY_DAY)
-    base = tmp_path_factory.mktemp("trace") / "base.toml"
-    save_scenario(family, base)
-    sc = build_scenario(genai.date_of(FAMILY_DAY).isoformat(), base, trace=trace,
+    sc = build_scenario(genai.date_of(FAMILY_DAY).isoformat(), "jemas-3-genai", trace=trace,
                         trace_day=dt.date.fromisoformat(TRACE_DAY))
     return trace, family, sc, compiled(sc)
 
@@ -62,3 +60,24 @@ def test_replayed_day_has_the_trace_days_hourly_shape(replay):
         # rounding to whole jobs per slot moves an hour by at most 6 of ~1e4 jobs
         assert np.allclose(got / got.sum(), want / want.sum(), atol=2e-3), cl.name
         assert got.sum() != pytest.approx(np.sum(theirs.arrivals), rel=1e-3)   # replaced
+
+
+def test_replayed_day_volume_is_the_trace_days_level(replay):
+    """Each class's day total is the family's mean training day's total times the trace
+    day's requests of its kind over the mean steady day's (not times the family day's own
+    level as well)."""
+    from optsched.scenario import genai
+    from optsched.workload.trace import read_genai_trace, steady_days
+
+    trace, _, sc, _ = replay
+    raw = pd.read_csv(trace, usecols=["gmt_create", "num_images_per_prompt"])
+    raw = raw[raw.num_images_per_prompt.notna()]
+    raw["date"] = pd.to_datetime(raw.gmt_create).dt.normalize()
+    raw["batch"] = raw.num_images_per_prompt > 1
+    steady = set(steady_days(read_genai_trace(trace)).index)
+    mean_day = genai.mean_train_arrivals().sum(axis=1)                  # [K]
+    for k, cl in enumerate(sc.classes):
+        mine = raw[raw.batch == (cl.kind == "deferrable")]
+        per_day = mine.groupby("date").size()
+        level = per_day[pd.Timestamp(TRACE_DAY)] / per_day[per_day.index.isin(steady)].mean()
+        assert np.sum(cl.arrivals) == pytest.approx(mean_day[k] * level, rel=2e-3), cl.name

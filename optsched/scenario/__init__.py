@@ -78,10 +78,20 @@ def build_scenario(date: dt.date, base: str | Path = "jemas-3", *,
     price_clock, pattern)."""
     from optsched.data.build import build_day
 
-    if is_embedded(base) and str(base) != "jemas-3":
-        raise ScenarioError("--base", "real-day builds take jemas-3 or a TOML file (a "
-                            f"{base} day is generated; replay a trace with --trace)", base)
-    if is_embedded(base):
+    if is_embedded(base) and str(base) not in ("jemas-3", "jemas-3-genai"):
+        raise ScenarioError("--base", "real-day builds take jemas-3, jemas-3-genai (with a "
+                            f"GenTD26 --trace) or a TOML file (a {base} day is generated)",
+                            base)
+    if str(base) == "jemas-3-genai":
+        from optsched.scenario import genai
+        from optsched.workload.trace import is_genai_trace
+
+        trace = data.get("trace")
+        if trace is None or not is_genai_trace(trace):
+            raise ScenarioError("--trace", "a jemas-3-genai day is generated: a real-day "
+                                "build of it replays a GenTD26 trace", str(trace))
+        raw, base_dir = genai.replay_base(genai.day_of(date)), Path(".")
+    elif is_embedded(base):
         from optsched.scenario.jemas3 import base as family_base
         raw, base_dir = family_base(), Path(".")
     else:

@@ -143,6 +143,35 @@ def day_dict(day: int) -> dict:
     return raw
 
 
+@functools.cache
+def mean_train_arrivals() -> np.ndarray:
+    """The family's mean training day, jobs per class and slot [K, T] (~12 s, once)."""
+    out = np.mean([arrivals(d) for d in train_days()], axis=0)
+    out.setflags(write=False)
+    return out
+
+
+def replay_base(day: int) -> dict:
+    """The base of a real trace day replayed on family day `day`: that day (sites, GPUs,
+    prices, weather, modes) with each class's arrivals the family's mean training day.
+    A GenTD26 build keeps a base class's mean volume and takes shape and day level from
+    the trace, so the replay's volume is the trace day's level alone, not times this
+    day's own random level as well."""
+    raw = day_dict(day)
+    for cl, series in zip(raw["classes"], mean_train_arrivals(), strict=True):
+        cl["arrivals"] = [float(v) for v in np.round(series, 3)]
+    return raw
+
+
+def day_of(date) -> int:
+    """The family day of a calendar date (its days are jemas-3's, 2023)."""
+    day = (date - date_of(0)).days
+    if not 0 <= day < n_days():
+        raise ScenarioError("--day", f"{NAME} covers {date_of(0)}..{date_of(n_days() - 1)}",
+                            date.isoformat())
+    return day
+
+
 def genai(day: int | None = None) -> Scenario:
     """One day of the family; without `day`, the first held-out test day."""
     return scenario_from_dict(day_dict(test_days()[0] if day is None else day))
