@@ -53,7 +53,7 @@ from optsched.schedule import Schedule
 MAX_ITER = 50
 # Each round also prices the sites at this mix of the best-bound prices and the master's
 # (Wentges' smoothing): the master's duals are degenerate and often bound poorly.
-SMOOTHING = 0.5
+SMOOTHING = 0.0
 # Per-site arrays of Compiled, sliced to one site by `site_view`.
 SITE_FIELDS = ("gpus", "util_cap", "idle_kw", "import_cap", "export_cap", "sell_factor",
                "demand_charge", "has_battery", "soc0", "soc_min", "soc_max", "ch_max",
@@ -356,6 +356,30 @@ class _Master:
         dual = -np.asarray(self.h.getSolution().row_dual)[self.cons]   # of the maximisation
         return -self.h.getInfo().objective_function_value, dual.reshape(self.c.K, self.c.T)
 
+    def site_rows(self, i: int) -> NDArray[np.int64]:
+        """The master's rows of site i's own constraints, in `build_site`'s row order."""
+        if not hasattr(self, "_site_rows"):
+            self._site_rows: dict[int, NDArray[np.int64]] = {}
+        if i not in self._site_rows:
+            _, rows = _local_index(self.c, self.m, i)
+            n_cons = int((self.c.home == i).sum()) * self.c.T
+            self._site_rows[i] = rows[n_cons:]
+        return self._site_rows[i]
+
+    def repaired(self, problems: Sequence[SiteProblem], lam: NDArray[np.float64]
+                 ) -> NDArray[np.float64]:
+        """lam raised until no x column of the full model has a positive reduced cost at
+        the master's site duals: with them a dual feasible point of the full LP."""
+        y = -np.asarray(self.h.getSolution().row_dual)
+        out = lam.copy()
+        for p in problems:
+            w = p.A[:, :p.m * p.T]
+            ys = y[self.site_rows(p.site)]
+            sc = (w.T @ ys).reshape(p.m, p.T)                     # [m, T]
+            best = (p.value[:, :, None] - sc[None]).max(axis=1)    # [Kc, T]
+            out[p.classes] = np.maximum(out[p.classes], best)
+        return out
+
     def schedule(self) -> Schedule:
         v = np.asarray(self.h.getSolution().col_value)
         n, c = self.m.n_vars, self.c
@@ -461,8 +485,9 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
                 break
             it += 1
             lam = np.maximum(lam, floor)     # the drop column's dual feasibility, exactly
-            probes = [lam] if best_lam is None or not smoothing else \
-                [lam, smoothing * best_lam + (1.0 - smoothing) * lam]
+            probes = [lam, master.repaired(problems, lam)]
+            if smoothing and best_lam is not None:
+                probes.append(smoothing * best_lam + (1.0 - smoothing) * lam)
             bids: list[NDArray[np.int64]] = []
             for probe in probes:
                 ts = time.perf_counter()
