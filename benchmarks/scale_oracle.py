@@ -11,13 +11,15 @@ Python and imports included) is its own. The monolithic LP is the direct HiGHS m
 over --max-gib is reported as skipped with its size, not run. "gap to mono" is
 (monolithic optimum - decomposed utility) / |monolithic optimum| where both ran; "certified
 gap" is the decomposed run's own (bound - utility) / |bound|, which needs no monolithic
-solve.
+solve. "load" is the machine's 1-minute load average at the case's start and end (the
+machine is shared: times are only comparable at like loads).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -35,6 +37,7 @@ def run_one(n: int, method: str, tol: float, workers: int, max_gib: float) -> di
     from optsched.oracle.decompose import solve_decomposed
     from optsched.scenario import compile_scenario, get_scenario
 
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     c = compile_scenario(get_scenario(f"multisite-{n}", DAY))
     row: dict = {"sites": n, "method": method, "scenario_s": time.perf_counter() - t0}
@@ -62,7 +65,8 @@ def run_one(n: int, method: str, tol: float, workers: int, max_gib: float) -> di
                 "bound": d.bound, "gap": d.gap, "iterations": d.iterations,
                 "site_s": d.site_s, "master_s": d.master_s, "x_columns": d.admitted,
                 "x_columns_full": d.eligible, "feasible": d.evaluation.feasible}
-    return row | {"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return row | {"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "load": [load0, os.getloadavg()[0]]}
 
 
 def main() -> None:
@@ -110,18 +114,19 @@ def main() -> None:
             if r["method"] == "monolithic" and r.get("utility") is not None}
     table = Table(title="decomposed vs monolithic LP, multisite-N day 4 (seconds, MiB)")
     for col in ("sites", "method", "status", "build s", "solve s", "total s", "peak MiB",
-                "utility", "bound", "certified gap", "gap to mono", "rounds"):
+                "utility", "bound", "certified gap", "gap to mono", "rounds", "load"):
         table.add_column(col, justify="left" if col in ("method", "status") else "right")
     for r in rows:
         if r.get("utility") is None:
-            table.add_row(str(r["sites"]), r["method"], r["status"], *[""] * 9)
+            table.add_row(str(r["sites"]), r["method"], r["status"], *[""] * 10)
             continue
         ref = mono.get(r["sites"])
         to_mono = "" if ref is None else f"{(ref - r['utility']) / abs(ref):.1e}"
         table.add_row(str(r["sites"]), r["method"], r["status"], f"{r['build_s']:.1f}",
                       f"{r['solve_s']:.1f}", f"{r['build_s'] + r['solve_s']:.1f}",
                       f"{r['peak_mib']:.0f}", f"{r['utility']:,.2f}", f"{r['bound']:,.2f}",
-                      f"{r['gap']:.1e}", to_mono, str(r.get("iterations", "")))
+                      f"{r['gap']:.1e}", to_mono, str(r.get("iterations", "")),
+                      "{:.1f}-{:.1f}".format(*r["load"]))
     Console(width=200).print(table)
     if args.json:
         from optsched.io import atomic_write_text

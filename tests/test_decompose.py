@@ -183,3 +183,29 @@ def test_cli_solve_decompose_reports_a_certified_bound(tmp_path):
                          timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "--decompose" in bad.stderr
+
+
+def test_repaired_prices_price_out_every_column_of_the_full_model(small):
+    """With the master's site duals, the repaired prices leave no x column of the full
+    model (every class at every eligible option, not only the admitted) a positive reduced
+    cost, and raise the master's prices only where some column had one."""
+    from optsched.oracle.decompose import _Master
+    from optsched.oracle.matrix import build_matrix
+
+    c, _ = small
+    home = c.eligible & (c.opt_site[None, :] == c.home[:, None])
+    master = _Master(c, home)
+    _, lam = master.solve()
+    lam = np.maximum(lam, -c.drop_penalty[:, None])
+    rep = master.repaired([build_site(c, i) for i in range(c.I)], lam)
+    full = build_matrix(c, relax=True)             # same rows as the master, all columns
+    y = -np.asarray(master.h.getSolution().row_dual)
+    x = full.blocks["x"]
+
+    def worst(prices):
+        y[master.cons] = prices.ravel()
+        return (full.cost[x] - full.A[:, x].T @ y).max()
+
+    assert worst(lam) > 1e-4                       # transfers pay at the home-only prices
+    assert worst(rep) <= 1e-9
+    assert (rep >= lam).all() and (rep > lam).any()
