@@ -488,6 +488,20 @@ def test_step_is_plan_from_action_then_step_plan(family, provision, warm):
     assert fast.episode_utility.sum() != 0
 
 
+def test_the_fused_steps_cache_follows_the_repair_kernel():
+    """numba's cache sees a change of dispatch_kernel.py only: `step_dispatch` inlines
+    kernel.py's repair, so dispatch_kernel.KERNEL_SHA256 must be kernel.py's digest
+    (update it whenever kernel.py changes: then the cached step is compiled again)."""
+    import hashlib
+    from pathlib import Path
+
+    from optsched.env import dispatch_kernel, kernel
+
+    digest = hashlib.sha256(Path(kernel.__file__).read_bytes()).hexdigest()
+    assert digest == dispatch_kernel.KERNEL_SHA256, (
+        f"kernel.py changed: set dispatch_kernel.KERNEL_SHA256 = {digest!r}")
+
+
 def test_pairwise_sum_adds_up_as_numpy():
     """The fused step's row sums are numpy's, bit for bit, at every length (blocks of 8
     partial sums up to 128, halves above), so the repair sees `step_plan`'s numbers."""

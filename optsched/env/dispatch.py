@@ -28,6 +28,11 @@ decided: as the `dispatch` baseline, the dispatch plans on the point forecast of
 (`Known(core, lag=1)`) and the GPUs committed are provisioned for the forecast's
 `quantile` (0.9, `optsched.env.known.provision_for`), both read from tables built once
 per bank (`believed_slots`), times the headroom.
+
+`DispatchCore.step` runs all of a slot in one compiled pass
+(`dispatch_kernel.step_dispatch`): the numbers of `plan_from_action` on `known()` and
+`high()` followed by `step_plan`, which stay the path for any other view (a `Known`
+rollout, tests), to the last bit.
 """
 
 from __future__ import annotations

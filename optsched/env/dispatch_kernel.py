@@ -16,6 +16,15 @@ reduction order changes with the batch size) can end the price search at another
 within CAP_RTOL of full: ~98% of plans agree to 1e-9 of the pending jobs, the rest to
 ~1e-4. A copy's plan here does not depend on the batch it is in.
 
+`step_dispatch` is `DispatchCore.step` whole: per copy the dispatch (`dispatch_copy`), the
+GPUs provisioned and the plan meeting the real arrivals, then the repair and accounting
+of `kernel._slot`, in one pass over the copies. The two-step path it replaced
+(`DispatchCore.plan_from_action`, then `BatchedCore.step_plan`: ~25 numpy calls and
+[B, K, O] temporaries a slot: ~5 us per copy at B = 64, ~140 us a step at B = 1) gives
+the same numbers to the last bit (tests/test_dispatch.py keeps it as the reference). The
+price search is what is left: ~4 Newton steps and ~9 evaluations of the dual per copy
+and slot on jemas-3-genai, each ~100 exps and ~430 pair scores.
+
 Layouts: eligible (class, option) pairs flat, those of class k at site i at
 bptr[k I + i]:bptr[k I + i + 1] in option order; per pair its option e_opt, site
 e_site, value e_val ($ per job), energy e_kwh (kWh per job), GPU-seconds e_gs and
@@ -28,6 +37,12 @@ import numpy as np
 from numba import njit
 
 from optsched.env.kernel import DEFER, GPUS, N_SCRATCH, N_TERMS, _provision, _slot
+
+# numba's cache keys a compiled function on its own file only, and `step_dispatch`
+# inlines `kernel._slot` and `kernel._provision`: the digest of the kernel.py it was
+# compiled against, so that a change there changes this file too, and numba compiles
+# `step_dispatch` again instead of loading a stale one (tests/test_dispatch.py checks it).
+KERNEL_SHA256 = "1e682bb57f240e8b9705b875e8facb29c43aafffd9f7978a71ea5073f3d5a946"
 
 NEWTON_STEPS = 60
 LINE_SEARCH = 40
