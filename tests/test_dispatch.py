@@ -448,21 +448,24 @@ def _plans(core, actions, slots: int) -> list[tuple]:
     return seen
 
 
-@pytest.mark.parametrize("family,provision,warm", [
-    ("jemas-3-genai", True, False), ("jemas-3-genai", True, True),
-    ("jemas-3-genai", False, False), ("jemas-3", False, True)])
-def test_step_is_plan_from_action_then_step_plan(family, provision, warm):
+@pytest.mark.parametrize("family,provision,warm,quantile", [
+    ("jemas-3-genai", True, False, 0.9), ("jemas-3-genai", True, True, 0.9),
+    ("jemas-3-genai", True, False, None), ("jemas-3-genai", False, False, 0.9),
+    ("jemas-3", False, True, 0.9)])
+def test_step_is_plan_from_action_then_step_plan(family, provision, warm, quantile):
     """`DispatchCore.step` (one compiled pass: dispatch, provisioning, the plan meeting
     the real arrivals, repair) gives, slot after slot over a whole day, the very numbers
     of the two-step path it replaced: `plan_from_action` on what is known at the slot's
     start, then `step_plan` (random actions, the zero action for half the copies every
-    fourth slot; with provisioning, levels up to +-1.2, clipped)."""
+    fourth slot; with provisioning, levels up to +-1.2, clipped; GPUs for the P90 or,
+    without a quantile, for the plan)."""
     from optsched.scenario import jemas3
 
     days = [40, 41] if family == "jemas-3-genai" else jemas3.train_days()[:2]
     bank = DayBank.from_family(days, source=family)
     cores = [DispatchCore(bank, 3, EnvConfig(record=True), waiting=family == "jemas-3",
-                          provision=provision, warm_start=warm) for _ in range(2)]
+                          provision=provision, warm_start=warm, quantile=quantile)
+             for _ in range(2)]
     fast, ref = cores
     for core in cores:
         core.reset(seed=4)
