@@ -436,19 +436,85 @@ def genai_bank():
 
 
 def _plans(core, actions, slots: int) -> list[tuple]:
-    """The plans `core.step` hands the repair over its first `slots` slots."""
+    """The plans `core.step` hands the repair over its first `slots` slots: those of
+    `plan_from_action` on `known()` and `high()` (what `step` computes in one compiled
+    pass: test_step_is_plan_from_action_then_step_plan)."""
     seen = []
-    step_plan = core.step_plan
-
-    def capture(*plan):
-        seen.append([None if p is None else np.array(p) for p in plan])
-        return step_plan(*plan)
-
-    core.step_plan = capture
     core.reset(days=np.arange(core.B))
     for _ in range(slots):
+        plan = core.plan_from_action(core.known(), actions, None, core.high())
+        seen.append([None if p is None else np.array(p) for p in plan])
         core.step(actions)
     return seen
+
+
+@pytest.mark.parametrize("family,provision,warm,quantile", [
+    ("jemas-3-genai", True, False, 0.9), ("jemas-3-genai", True, True, 0.9),
+    ("jemas-3-genai", True, False, None), ("jemas-3-genai", False, False, 0.9),
+    ("jemas-3", False, True, 0.9)])
+def test_step_is_plan_from_action_then_step_plan(family, provision, warm, quantile):
+    """`DispatchCore.step` (one compiled pass: dispatch, provisioning, the plan meeting
+    the real arrivals, repair) gives, slot after slot over a whole day, the very numbers
+    of the two-step path it replaced: `plan_from_action` on what is known at the slot's
+    start, then `step_plan` (random actions, the zero action for half the copies every
+    fourth slot; with provisioning, levels up to +-1.2, clipped; GPUs for the P90 or,
+    without a quantile, for the plan)."""
+    from optsched.scenario import jemas3
+
+    days = [40, 41] if family == "jemas-3-genai" else jemas3.train_days()[:2]
+    bank = DayBank.from_family(days, source=family)
+    cores = [DispatchCore(bank, 3, EnvConfig(record=True), waiting=family == "jemas-3",
+                          provision=provision, warm_start=warm, quantile=quantile)
+             for _ in range(2)]
+    fast, ref = cores
+    for core in cores:
+        core.reset(seed=4)
+    rng = np.random.default_rng(5)
+    for t in range(fast.T):
+        a = rng.uniform(-1.2, 1.2, (3, fast.action_dim))
+        if t % 4 == 0:
+            a[:2] = 0.0
+        obs, reward, done, info = fast.step(a)
+        obs = obs.copy()
+        plan = ref.plan_from_action(ref.known(), a, ref.prices if warm else None, ref.high())
+        obs_r, reward_r, done_r, info_r = ref.step_plan(*plan)
+        np.testing.assert_array_equal(reward, reward_r)
+        np.testing.assert_array_equal(obs, obs_r)
+        np.testing.assert_array_equal(info["terms"], info_r["terms"])
+        np.testing.assert_array_equal(fast.prices, ref.prices)
+        np.testing.assert_array_equal(fast.dispatcher.iterations, ref.dispatcher.iterations)
+        assert done == done_r
+    for b in range(3):
+        mine, theirs = fast.schedule(b), ref.schedule(b)
+        for key in ("x", "y", "q", "n", "ch", "dis", "soc", "start"):
+            np.testing.assert_array_equal(getattr(mine, key), getattr(theirs, key))
+    assert fast.episode_utility.sum() != 0
+
+
+def test_the_fused_steps_cache_follows_the_repair_kernel():
+    """numba's cache sees a change of dispatch_kernel.py only: `step_dispatch` inlines
+    kernel.py's repair, so dispatch_kernel.KERNEL_SHA256 must be kernel.py's digest
+    (update it whenever kernel.py changes: then the cached step is compiled again)."""
+    import hashlib
+    from pathlib import Path
+
+    from optsched.env import dispatch_kernel, kernel
+
+    digest = hashlib.sha256(Path(kernel.__file__).read_bytes()).hexdigest()
+    assert digest == dispatch_kernel.KERNEL_SHA256, (
+        f"kernel.py changed: set dispatch_kernel.KERNEL_SHA256 = {digest!r}")
+
+
+def test_pairwise_sum_adds_up_as_numpy():
+    """The fused step's row sums are numpy's, bit for bit, at every length (blocks of 8
+    partial sums up to 128, halves above), so the repair sees `step_plan`'s numbers."""
+    from optsched.env.dispatch_kernel import _pairwise
+
+    rng = np.random.default_rng(0)
+    for n in [*range(1, 140), 255, 256, 257, 1000, 4099]:
+        x = rng.uniform(0, 1, (2, n)) * 10.0 ** rng.uniform(-8, 8, (2, n))
+        for row in x:
+            assert _pairwise(row, n) == row.sum(), n
 
 
 def test_commit_mode_plans_without_the_slots_arrivals(genai_bank):

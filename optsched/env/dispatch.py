@@ -28,6 +28,11 @@ decided: as the `dispatch` baseline, the dispatch plans on the point forecast of
 (`Known(core, lag=1)`) and the GPUs committed are provisioned for the forecast's
 `quantile` (0.9, `optsched.env.known.provision_for`), both read from tables built once
 per bank (`believed_slots`), times the headroom.
+
+`DispatchCore.step` runs all of a slot in one compiled pass
+(`dispatch_kernel.step_dispatch`): the numbers of `plan_from_action` on `known()` and
+`high()` followed by `step_plan`, which stay the path for any other view (a `Known`
+rollout, tests), to the last bit.
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ class Dispatcher:
         self.e_val, self.e_kwh = c.value[k, o].astype(float), self.kwh[o]
         self.e_gs = c.gpu_s[o].astype(float)
         self.e_g = self.e_gs / self.tau[k]
+        self.tables = (self.bptr, self.e_opt, self.e_site, self.e_val, self.e_kwh, self.e_g,
+                       self.e_gs, self.tau, np.asarray(c.drop_penalty, dtype=float),
+                       self.cap, self.mu_max, self.curv_floor)    # dispatch_kernel's
 
     def __call__(self, core: BatchedCore, cont: np.ndarray,
                  prices: np.ndarray | None = None) -> np.ndarray:
@@ -83,11 +91,8 @@ class Dispatcher:
         c2 = np.ascontiguousarray
         dispatch_kernel.dispatch(
             c2(pending.T), c2(may_wait.T), c2(usd_kwh.T),
-            c2(np.broadcast_to(cont, pending.shape).T, dtype=float), self.bptr, self.e_opt,
-            self.e_site, self.e_val, self.e_kwh, self.e_g, self.e_gs, self.tau,
-            np.asarray(self.c.drop_penalty, dtype=float), self.cap, self.mu_max,
-            self.curv_floor, np.zeros((core.B, self.c.I)) if prices is None else prices, x,
-            self.iterations)
+            c2(np.broadcast_to(cont, pending.shape).T, dtype=float), self.tables,
+            np.zeros((core.B, self.c.I)) if prices is None else prices, x, self.iterations)
         return x
 
 
@@ -184,10 +189,16 @@ class DispatchCore(BatchedCore):
         super().restore(s)
         self.prices = np.array(s.get("prices", np.zeros((self.B, self.I))), dtype=float)
 
-    def _view(self, quantile: float | None) -> _Believed:
+    def _table(self, quantile: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """The believed arrivals and backlog caps [D, T, K] at `quantile` (None: the
+        point forecast), built on first use."""
         if quantile not in self._belief:
-            self._belief[quantile] = believed_slots(self.bank, quantile)
-        arrivals, caps = self._belief[quantile]
+            self._belief[quantile] = tuple(np.ascontiguousarray(v) for v in
+                                           believed_slots(self.bank, quantile))
+        return self._belief[quantile]
+
+    def _view(self, quantile: float | None) -> _Believed:
+        arrivals, caps = self._table(quantile)
         return _Believed(self, arrivals[self.day, self.t].T.copy(),
                          caps[self.day, self.t].T.copy())
 
@@ -202,6 +213,23 @@ class DispatchCore(BatchedCore):
         return self._view(self.quantile) if self.commit and self.quantile is not None \
             else None
 
+    def decode(self, action: np.ndarray) -> tuple:
+        """High-level actions [B, A] -> (continuation values [K, B], battery kW [B, I],
+        then with provisioning levels, else None: the belief scale of each class's
+        arrivals [K, B], the headroom levels [B, I] and their factors HEADROOM**h)."""
+        a = np.clip(np.asarray(action, dtype=float).T, -1.0, 1.0)      # [A, B]
+        n = len(self.deferrable_rows)
+        wait = np.zeros((self.K, a.shape[1]))
+        wait[self.deferrable_rows] = a[:n]
+        cont = np.where(self.defer > 0, continuation(self.c, wait), -np.inf)
+        bat = a[n:n + self.I]
+        battery_kw = np.where(bat > 0, bat * self.col["ch_max"], bat * self.col["dis_max"]).T
+        if not self.provisions:
+            return cont, battery_kw, None, None, None
+        scale = BELIEF ** a[n + self.I:n + 2 * self.I][self.c.home]         # [K, B]
+        headroom = a[n + 2 * self.I:].T                                     # [B, I]
+        return cont, battery_kw, scale, headroom, HEADROOM ** headroom
+
     def plan_from_action(self, core: BatchedCore, action: np.ndarray,
                          prices: np.ndarray | None = None, high=None
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -210,16 +238,9 @@ class DispatchCore(BatchedCore):
         provisioning: `known()`, or a `Known` view at the point forecast), `high` the
         same at the provisioning quantile (`high()`, or a `Known` view; None: the
         repair's rule); prices as for `Dispatcher`."""
-        a = np.clip(np.asarray(action, dtype=float).T, -1.0, 1.0)      # [A, B]
-        n = len(self.deferrable_rows)
-        wait = np.zeros((self.K, core.B))
-        wait[self.deferrable_rows] = a[:n]
-        cont = np.where(self.defer > 0, continuation(self.c, wait), -np.inf)
-        bat = a[n:n + self.I]
-        battery_kw = np.where(bat > 0, bat * self.col["ch_max"], bat * self.col["dis_max"]).T
+        cont, battery_kw, scale, headroom, head_f = self.decode(action)
         seen = core
-        if self.provisions:
-            scale = BELIEF ** a[n + self.I:n + 2 * self.I][self.c.home]     # [K, B]
+        if scale is not None:
             arrivals, caps = core.series_at("arrivals"), core.series_at("backlog_cap")
             # The slot's own arrivals enter its backlog cap (a window sum) once, where any.
             seen = _Believed(core, arrivals * scale,
@@ -230,13 +251,36 @@ class DispatchCore(BatchedCore):
             gpus = provision_for(core, seen, high, x, battery_kw)
         elif self.provisions:
             gpus = core.provision(x, battery_kw)
-        if self.provisions:
-            headroom = a[n + 2 * self.I:].T                                 # [B, I]
+        if headroom is not None:
             gpus = np.where(headroom == 0.0, gpus, np.minimum(
-                np.floor(gpus * HEADROOM ** headroom + 0.5), self.c.gpus[None, :]))
+                np.floor(gpus * head_f + 0.5), self.c.gpus[None, :]))
         return x, battery_kw, np.zeros((core.B, self.K)), gpus
 
     def step(self, action: np.ndarray):
-        prices = self.prices if self.warm_start else None
-        return self.step_plan(*self.plan_from_action(self.known(), action, prices,
-                                                     self.high()))
+        """One slot: `plan_from_action` on what is known at its start (`known()`,
+        `high()`), then `step_plan`, in one compiled pass (`dispatch_kernel.step_dispatch`;
+        tests/test_dispatch.py keeps that two-step path as the reference)."""
+        a = np.asarray(action, dtype=float)
+        if a.shape != (self.B, self.action_dim):
+            raise ValueError(f"action shape must be {(self.B, self.action_dim)}, got "
+                             f"{a.shape}")
+        cont, battery_kw, scale, headroom, head_f = self.decode(a)
+        none = np.zeros((0, 0, 0))
+        seen_arr, seen_cap = self._table(None) if self.commit else (none, none)
+        high = self._table(self.quantile)[0] if self.commit and self.quantile is not None \
+            else none
+        prices = self.prices if self.warm_start else np.zeros((self.B, self.I))
+        iters = self.dispatcher.iterations = np.empty(self.B, dtype=np.int64)
+        P = self.S * self.F
+        x, *out = self._outputs((self.B, self.K, self.I, P), x_written=self.cfg.record)
+        empty = np.zeros((0, 0))
+        c2 = np.ascontiguousarray
+        dispatch_kernel.step_dispatch(
+            seen_arr, seen_cap, high, empty if scale is None else c2(scale.T), c2(cont.T),
+            c2(battery_kw), empty if headroom is None else c2(headroom),
+            empty if head_f is None else c2(head_f), self.dispatcher.tables, prices, iters,
+            self.c.interactive, self.fallback, self.commit, self._plan_opt, self.t,
+            self.t == self.T - 1, self.day, self.ser, self.terminal_price, self.site_par,
+            self.cls_par, self.tab_arr, self.c.O, len(self.tier_rows), self.c.dt_h,
+            self.c.carbon_price, self._q, self._st, x, *out[:2], self.cfg.record, *out[2:])
+        return self._finish(self._plan_opt, x, *out)

@@ -16,6 +16,15 @@ reduction order changes with the batch size) can end the price search at another
 within CAP_RTOL of full: ~98% of plans agree to 1e-9 of the pending jobs, the rest to
 ~1e-4. A copy's plan here does not depend on the batch it is in.
 
+`step_dispatch` is `DispatchCore.step` whole: per copy the dispatch (`dispatch_copy`), the
+GPUs provisioned and the plan meeting the real arrivals, then the repair and accounting
+of `kernel._slot`, in one pass over the copies. The two-step path it replaced
+(`DispatchCore.plan_from_action`, then `BatchedCore.step_plan`: ~25 numpy calls and
+[B, K, O] temporaries a slot: ~5 us per copy at B = 64, ~140 us a step at B = 1) gives
+the same numbers to the last bit (tests/test_dispatch.py keeps it as the reference). The
+price search is what is left: ~4 Newton steps and ~9 evaluations of the dual per copy
+and slot on jemas-3-genai, each ~100 exps and ~430 pair scores.
+
 Layouts: eligible (class, option) pairs flat, those of class k at site i at
 bptr[k I + i]:bptr[k I + i + 1] in option order; per pair its option e_opt, site
 e_site, value e_val ($ per job), energy e_kwh (kWh per job), GPU-seconds e_gs and
@@ -26,6 +35,14 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from optsched.env.kernel import DEFER, GPUS, N_SCRATCH, N_TERMS, _provision, _slot
+
+# numba's cache keys a compiled function on its own file only, and `step_dispatch`
+# inlines `kernel._slot` and `kernel._provision`: the digest of the kernel.py it was
+# compiled against, so that a change there changes this file too, and numba compiles
+# `step_dispatch` again instead of loading a stale one (tests/test_dispatch.py checks it).
+KERNEL_SHA256 = "1e682bb57f240e8b9705b875e8facb29c43aafffd9f7978a71ea5073f3d5a946"
 
 NEWTON_STEPS = 60
 LINE_SEARCH = 40
@@ -49,6 +66,11 @@ def _weights(mu, net, stay, amount, bptr, e_g, tau, cap, score, band, w, fr, pz)
     value = 0.0
     nb = 0
     for k in range(K):
+        if amount[0, k] == 0.0 and amount[1, k] == 0.0:
+            # No jobs: the class adds exactly 0 to the value, loads and Hessian.
+            pz[k, 0], pz[k, 1] = 0.0, 0.0
+            fr[k, 0], fr[k, 1] = 0.0, nb
+            continue
         best = -np.inf
         for i in range(I):
             m = mu[i]
@@ -93,29 +115,43 @@ def _weights(mu, net, stay, amount, bptr, e_g, tau, cap, score, band, w, fr, pz)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _curvature(amount, e_site, e_gs, tau, band, w, fr, pz, load, hess, diag, m1, m2):
-    """From the weights of `_weights`: the loads load [I] (cap - load is the gradient)
-    and the Hessian hess [I, I], from each class's per site sums m1 = sum G w and
-    m2 = sum G^2 w. diag, m1 and m2 [I] are scratch."""
-    K, I = tau.shape[0], load.shape[0]
-    for i in range(I):
+def _loads(e_site, e_gs, band, w, fr, load):
+    """From the weights of `_weights`: the loads load [I] (cap - load is the gradient)."""
+    for i in range(load.shape[0]):
         load[i] = 0.0
+    first = 0
+    for k in range(fr.shape[0]):
+        frac = fr[k, 0]
+        for n in range(first, int(fr[k, 1])):
+            e = band[n]
+            load[e_site[e]] += e_gs[e] * (w[n] * frac)
+        first = int(fr[k, 1])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _hessian(amount, e_site, e_gs, tau, band, w, fr, pz, hess, diag, m1, m2):
+    """From the weights of `_weights`: the Hessian hess [I, I], from each class's per
+    site sums m1 = sum G w and m2 = sum G^2 w (only where a converged search needs none:
+    `_loads` gives the gradient). diag, m1 and m2 [I] are scratch."""
+    K, I = tau.shape[0], hess.shape[0]
+    for i in range(I):
         diag[i] = 0.0
         for h in range(I):
             hess[i, h] = 0.0
     first = 0
     for k in range(K):
-        frac = fr[k, 0]
+        last = int(fr[k, 1])
+        if last == first:            # no jobs (or no pair): adds nothing
+            continue
         for i in range(I):
             m1[i] = 0.0
             m2[i] = 0.0
-        for n in range(first, int(fr[k, 1])):
+        for n in range(first, last):
             e, v = band[n], w[n]
             g, i = e_gs[e], e_site[e]
-            load[i] += g * (v * frac)
             m1[i] += g * v
             m2[i] += g * g * v
-        first = int(fr[k, 1])
+        first = last
         for j in range(2):
             p = pz[k, j]
             a = amount[j, k] / tau[k]
@@ -160,102 +196,266 @@ def _solve(h, r, step):
 
 
 @njit(cache=True, error_model="numpy")
-def dispatch(pending, may_wait, usd_kwh, cont, bptr, e_opt, e_site, e_val, e_kwh, e_g,
-             e_gs, tau, drop_penalty, cap, mu_max, curv_floor, prices, x, iters):
-    """Jobs x[B, K, O] (zero on entry) of each copy's slot. Per copy b: pending and
-    may_wait [B, K] jobs, energy price usd_kwh [B, I] ($/kWh x PUE), continuation
-    value cont [B, K] of a waiting job; the search starts from prices [B, I] (0: the
-    plans of the numpy version) and leaves the prices found there; iters[b] gets its
-    Newton iterations. Pairs of class k at site i are bptr[k I + i]:bptr[k I + i + 1]."""
-    B, K = pending.shape
-    I, E = cap.shape[0], e_opt.shape[0]
-    net, score, w = np.empty(E), np.empty(E), np.empty(E)
-    band = np.empty(E, dtype=np.int64)
-    stay, amount = np.empty((2, K)), np.empty((2, K))
-    fr, pz = np.empty((K, 2)), np.empty((K, 2))
-    load, hess, h = np.empty(I), np.empty((I, I)), np.empty((I, I))
-    m1, m2, diag = np.empty(I), np.empty(I), np.empty(I)
-    mu, cand, grad, rhs, step = (np.empty(I), np.empty(I), np.empty(I), np.empty(I),
-                                 np.empty(I))
-    free = np.empty(I, dtype=np.bool_)
-    for b in range(B):
-        for k in range(K):
-            for e in range(bptr[k * I], bptr[k * I + I]):
-                net[e] = (e_val[e] - e_kwh[e] * usd_kwh[b, e_site[e]]) / tau[k]
-            stay[0, k] = -drop_penalty[k] / tau[k]
-            stay[1, k] = cont[b, k] / tau[k]
-            amount[0, k] = pending[b, k] - may_wait[b, k]
-            amount[1, k] = may_wait[b, k]
-        for i in range(I):
-            mu[i] = prices[b, i]
-        n_it = 0
-        fresh = False                     # the weights are those at mu (value too)
-        value = 0.0
-        for _ in range(NEWTON_STEPS):
-            if not fresh:
-                value = _weights(mu, net, stay, amount, bptr, e_g, tau, cap, score, band,
-                                 w, fr, pz)
-                fresh = True
-            _curvature(amount, e_site, e_gs, tau, band, w, fr, pz, load, hess, diag, m1,
-                       m2)
-            done = True
-            for i in range(I):
-                grad[i] = cap[i] - load[i]
-                if mu[i] > 0:
-                    done &= abs(grad[i]) <= CAP_RTOL * cap[i]
-                else:
-                    done &= grad[i] >= -CAP_RTOL * cap[i]
-            if done:
-                break
-            n_it += 1
-            # Newton's step on the sites that are priced or over capacity. A site whose
-            # jobs all sit firmly in one option has no curvature: a floor on the diagonal
-            # turns its step into a (clipped, line-searched) gradient step; a ridge for
-            # substitute sites, whose systems are rank-deficient.
-            big_diag = 0.0
-            for i in range(I):
-                free[i] = mu[i] > 0 or grad[i] < 0
-            for i in range(I):
-                for hh in range(I):
-                    h[i, hh] = hess[i, hh] if free[i] and free[hh] else 0.0
-                big_diag = max(big_diag, abs(h[i, i]))
-            for i in range(I):
-                d = h[i, i]
-                h[i, i] = d + (max(d, curv_floor[i]) - d + 1e-12 * big_diag)
-                if not free[i]:
-                    h[i, i] += 1.0
-                rhs[i] = -grad[i] if free[i] else 0.0
-            _solve(h, rhs, step)
-            # No step longer than the price range: the dual is nearly piecewise linear.
-            big = 1.0
-            for i in range(I):
-                big = max(big, abs(step[i] / mu_max[i]))
-            for i in range(I):
-                step[i] /= big
-            alpha = 1.0
-            for _ in range(LINE_SEARCH):
-                slope = 0.0
-                for i in range(I):
-                    cand[i] = max(mu[i] + alpha * step[i], 0.0)
-                    slope += grad[i] * (cand[i] - mu[i])
-                v_new = _weights(cand, net, stay, amount, bptr, e_g, tau, cap, score,
-                                 band, w, fr, pz)
-                fresh = v_new <= value + ARMIJO * slope
-                if fresh:
-                    for i in range(I):
-                        mu[i] = cand[i]
-                    value = v_new
-                    break
-                alpha *= 0.5
-        iters[b] = n_it
-        for i in range(I):
-            prices[b, i] = mu[i]
+def scratch(K, I, E):
+    """One batch's working arrays for `dispatch_copy` (allocated once, not per copy)."""
+    return (np.empty(E), np.empty(E), np.empty(E), np.empty(E, dtype=np.int64),
+            np.empty((2, K)), np.empty((2, K)), np.empty((K, 2)), np.empty((K, 2)),
+            np.empty((I, I)), np.empty((I, I)), np.empty((9, I)),
+            np.empty(I, dtype=np.bool_))
+
+
+@njit(cache=True, error_model="numpy")
+def dispatch_copy(pending, may_wait, usd_kwh, cont, tables, prices, x, work):
+    """Jobs x[K, O] (zero on entry) of one copy's slot: pending and may_wait [K] jobs,
+    energy price usd_kwh [I] ($/kWh x PUE), continuation value cont [K] of a waiting
+    job; the search starts from prices [I] (0: the plans of the numpy version) and
+    leaves the prices found there. Returns its Newton iterations. tables: (bptr, e_opt,
+    e_site, e_val, e_kwh, e_g, e_gs, tau, drop_penalty, cap, mu_max, curv_floor); work:
+    `scratch`."""
+    bptr, e_opt, e_site, e_val, e_kwh, e_g, e_gs, tau, drop_penalty, cap, mu_max, \
+        curv_floor = tables
+    net, score, w, band, stay, amount, fr, pz, hess, h, vec, free = work
+    K, I = pending.shape[0], cap.shape[0]
+    load, m1, m2, diag, mu, cand, grad, step, rhs = (vec[0], vec[1], vec[2], vec[3],
+                                                     vec[4], vec[5], vec[6], vec[7], vec[8])
+    for k in range(K):
+        for e in range(bptr[k * I], bptr[k * I + I]):
+            net[e] = (e_val[e] - e_kwh[e] * usd_kwh[e_site[e]]) / tau[k]
+        stay[0, k] = -drop_penalty[k] / tau[k]
+        stay[1, k] = cont[k] / tau[k]
+        amount[0, k] = pending[k] - may_wait[k]
+        amount[1, k] = may_wait[k]
+    for i in range(I):
+        mu[i] = prices[i]
+    n_it = 0
+    fresh = False                     # the weights are those at mu (value too)
+    value = 0.0
+    for _ in range(NEWTON_STEPS):
         if not fresh:
-            _weights(mu, net, stay, amount, bptr, e_g, tau, cap, score, band, w, fr, pz)
-        n = 0
+            value = _weights(mu, net, stay, amount, bptr, e_g, tau, cap, score, band, w,
+                             fr, pz)
+            fresh = True
+        _loads(e_site, e_gs, band, w, fr, load)
+        done = True
+        for i in range(I):
+            grad[i] = cap[i] - load[i]
+            if mu[i] > 0:
+                done &= abs(grad[i]) <= CAP_RTOL * cap[i]
+            else:
+                done &= grad[i] >= -CAP_RTOL * cap[i]
+        if done:
+            break
+        n_it += 1
+        _hessian(amount, e_site, e_gs, tau, band, w, fr, pz, hess, diag, m1, m2)
+        # Newton's step on the sites that are priced or over capacity. A site whose
+        # jobs all sit firmly in one option has no curvature: a floor on the diagonal
+        # turns its step into a (clipped, line-searched) gradient step; a ridge for
+        # substitute sites, whose systems are rank-deficient.
+        big_diag = 0.0
+        for i in range(I):
+            free[i] = mu[i] > 0 or grad[i] < 0
+        for i in range(I):
+            for hh in range(I):
+                h[i, hh] = hess[i, hh] if free[i] and free[hh] else 0.0
+            big_diag = max(big_diag, abs(h[i, i]))
+        for i in range(I):
+            d = h[i, i]
+            h[i, i] = d + (max(d, curv_floor[i]) - d + 1e-12 * big_diag)
+            if not free[i]:
+                h[i, i] += 1.0
+            rhs[i] = -grad[i] if free[i] else 0.0
+        _solve(h, rhs, step)
+        # No step longer than the price range: the dual is nearly piecewise linear.
+        big = 1.0
+        for i in range(I):
+            big = max(big, abs(step[i] / mu_max[i]))
+        for i in range(I):
+            step[i] /= big
+        alpha = 1.0
+        for _ in range(LINE_SEARCH):
+            slope = 0.0
+            for i in range(I):
+                cand[i] = max(mu[i] + alpha * step[i], 0.0)
+                slope += grad[i] * (cand[i] - mu[i])
+            v_new = _weights(cand, net, stay, amount, bptr, e_g, tau, cap, score, band, w,
+                             fr, pz)
+            fresh = v_new <= value + ARMIJO * slope
+            if fresh:
+                for i in range(I):
+                    mu[i] = cand[i]
+                value = v_new
+                break
+            alpha *= 0.5
+    for i in range(I):
+        prices[i] = mu[i]
+    if not fresh:
+        _weights(mu, net, stay, amount, bptr, e_g, tau, cap, score, band, w, fr, pz)
+    n = 0
+    for k in range(K):
+        while n < fr[k, 1]:
+            v = w[n] * fr[k, 0]
+            if v >= SLIVER:            # no GPU powered for a thousandth of a job
+                x[k, e_opt[band[n]]] = v
+            n += 1
+    return n_it
+
+
+@njit(cache=True, error_model="numpy")
+def dispatch(pending, may_wait, usd_kwh, cont, tables, prices, x, iters):
+    """Jobs x[B, K, O] (zero on entry) of each copy's slot (`dispatch_copy`): pending and
+    may_wait [B, K], usd_kwh [B, I], cont [B, K], prices [B, I] (left with those found),
+    iters [B] Newton's iterations."""
+    work = scratch(pending.shape[1], tables[9].shape[0], tables[1].shape[0])
+    for b in range(pending.shape[0]):
+        iters[b] = dispatch_copy(pending[b], may_wait[b], usd_kwh[b], cont[b], tables,
+                                 prices[b], x[b], work)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _pairwise_block(a, lo, n):
+    """a[lo:lo + n].sum() for n <= 128 as numpy adds it up (eight partial sums)."""
+    if n < 8:
+        res = 0.0
+        for j in range(n):
+            res += a[lo + j]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    j = 8
+    while j < n - n % 8:
+        r0, r1, r2, r3 = r0 + a[lo + j], r1 + a[lo + j + 1], r2 + a[lo + j + 2], \
+            r3 + a[lo + j + 3]
+        r4, r5, r6, r7 = r4 + a[lo + j + 4], r5 + a[lo + j + 5], r6 + a[lo + j + 6], \
+            r7 + a[lo + j + 7]
+        j += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while j < n:
+        res += a[lo + j]
+        j += 1
+    return res
+
+
+@njit(cache=True, error_model="numpy")
+def _pairwise(a, n):
+    """0.0 + a[:n].sum() as numpy adds it up: halves (a multiple of 8 on the left) down to
+    blocks of at most 128 (`_pairwise_block`), summed left + right, so that the repair
+    sees the very numbers of `BatchedCore.step_plan`'s sums. Without recursion (numba's
+    cache does not take recursive functions)."""
+    if n <= 128:
+        return 0.0 + _pairwise_block(a, 0, n)
+    todo = np.empty((64, 3), dtype=np.int64)        # (start, length, combine?) to visit
+    vals = np.empty(64)
+    nt, nv = 1, 0
+    todo[0, 0], todo[0, 1], todo[0, 2] = 0, n, 0
+    while nt:
+        nt -= 1
+        lo, m, combine = todo[nt, 0], todo[nt, 1], todo[nt, 2]
+        if combine:
+            nv -= 1
+            vals[nv - 1] = vals[nv - 1] + vals[nv]
+        elif m <= 128:
+            vals[nv] = _pairwise_block(a, lo, m)
+            nv += 1
+        else:
+            half = m // 2
+            half -= half % 8
+            todo[nt, 0], todo[nt, 1], todo[nt, 2] = lo, m, 1
+            todo[nt + 1, 0], todo[nt + 1, 1], todo[nt + 1, 2] = lo + half, m - half, 0
+            todo[nt + 2, 0], todo[nt + 2, 1], todo[nt + 2, 2] = lo, half, 0
+            nt += 3
+    return 0.0 + vals[0]
+
+
+@njit(cache=True, error_model="numpy")
+def step_dispatch(seen_arr, seen_cap, high_arr, scale, cont, battery, headroom, head_f,
+                  tables, prices, iters, interactive, fallback, commit, opt, t, last, day,
+                  ser, tprice, site, cls, tab, O, n_tiers, dt_h, carbon_price, q, st, x,
+                  q_out, st_out, record, y_out, res, terms):
+    """`DispatchCore.step` in one pass over the copies: per copy the dispatch of the slot
+    as believed, the GPUs committed, and the repair and accounting of `kernel._slot`,
+    each as `DispatchCore.plan_from_action` then `BatchedCore.step_plan` compute them.
+
+    What the dispatch sees: the belief tables seen_arr, seen_cap [D, T, K] (point
+    forecast, provisioning on) or, where empty, the slot's real arrivals and backlog
+    caps; with provisioning levels (scale [B, K] non-empty) the arrivals times scale and
+    the caps as `DispatchCore.plan_from_action` moves them. cont [B, K] continuation
+    values, battery [B, I] kW, prices [B, I] where each copy's search starts and ends,
+    iters [B] its Newton iterations. With `commit` the GPUs are the repair's rule for
+    the plan, its interactive rows scaled by the pending jobs believed at high_arr
+    [D, T, K] (the provisioning quantile; empty: unscaled) over those seen
+    (`known.provision_for`), then with headroom levels (non-empty) round(GPUs x
+    head_f) up to the fleet where headroom != 0; the plan then meets the real pending
+    jobs (`BatchedCore._meet`: interactive rows are shares of what they planned for, a
+    class with nothing planned takes its fallback option). Every plan is scaled to the
+    pending jobs and goes through `kernel._slot` (x [B, K, I, P] written with
+    `record`)."""
+    B, K = q.shape
+    I = st.shape[2]
+    P = O // I
+    work = scratch(K, I, tables[1].shape[0])
+    pend, may, seen, usd = np.empty(K), np.empty(K), np.empty(K), np.empty(I)
+    xk = np.empty((K, O))
+    want, xs = np.empty((1, K, I, P)), np.empty((1, K, I, P))
+    flat = want.reshape(K, O)
+    dec = np.empty((1, 2 * I if commit else I))
+    scr, tm = np.empty((N_SCRATCH, I)), np.empty(N_TERMS)
+    drop = np.zeros((0, 0))
+    believed, scaled, high = seen_arr.shape[0] > 0, scale.shape[0] > 0, high_arr.shape[0] > 0
+    o_pr, o_pue = 2 * K, 2 * K + 2 * I
+    for b in range(B):
+        d = day[b]
         for k in range(K):
-            while n < fr[k, 1]:
-                v = w[n] * fr[k, 0]
-                if v >= SLIVER:            # no GPU powered for a thousandth of a job
-                    x[b, k, e_opt[band[n]]] = v
-                n += 1
+            if believed:
+                a_k, c_k = seen_arr[d, t, k], seen_cap[d, t, k]
+            else:
+                a_k, c_k = ser[t, d, k], ser[t, d, K + k]
+            if scaled:
+                # The slot's own arrivals enter its backlog cap (a window sum) once.
+                s_k = scale[b, k]
+                c_k = c_k + (s_k - 1.0) * a_k * (1.0 if c_k > 0 else 0.0)
+                a_k = a_k * s_k
+            seen[k] = a_k
+            pend[k] = q[b, k] + a_k
+            may[k] = min(pend[k], c_k) * cls[DEFER, k]
+        for i in range(I):
+            usd[i] = ser[t, d, o_pue + i] * ser[t, d, o_pr + i] / 1000.0
+        xk[:] = 0.0
+        iters[b] = dispatch_copy(pend, may, usd, cont[b], tables, prices[b], xk, work)
+        for i in range(I):
+            dec[0, i] = battery[b, i]
+        if commit:
+            for k in range(K):
+                r = 1.0
+                if high and interactive[k]:
+                    lo, hi = q[b, k] + seen[k], q[b, k] + high_arr[d, t, k]
+                    r = hi / lo if lo > 0 else 1.0
+                for o in range(O):
+                    flat[k, o] = max(xk[k, o] * r, 0.0)
+            _provision(b, 0, want, opt, dec, t, day, ser, site, cls, tab, O, n_tiers, dt_h,
+                       carbon_price, st, scr)
+            for i in range(I):
+                g = scr[9, i]
+                if headroom.shape[0] and headroom[b, i] != 0.0:
+                    g = min(np.floor(g * head_f[b, i] + 0.5), site[i, GPUS])
+                dec[0, I + i] = g
+        for k in range(K):
+            for o in range(O):
+                flat[k, o] = max(xk[k, o], 0.0)
+            real = q[b, k] + ser[t, d, k]
+            if commit and interactive[k]:
+                planned = _pairwise(flat[k], O)
+                f = real / planned if planned > 0 else 0.0
+                for o in range(O):
+                    flat[k, o] *= f
+                if planned <= 0 and real > 0 and fallback[k] >= 0:
+                    flat[k, fallback[k]] = real
+            asked = _pairwise(flat[k], O)
+            if asked > real:
+                f = real / asked
+                for o in range(O):
+                    flat[k, o] *= f
+        _slot(b, 0, want, opt, dec, drop, t, last, day, ser, tprice, site, cls, tab, O,
+              n_tiers, dt_h, carbon_price, q, st, xs, q_out, st_out, record, y_out, res,
+              terms, scr, tm)
+        if record:
+            x[b] = xs[0]

@@ -401,6 +401,35 @@ def step_plans(want, opt, dec, drop, t, last, day, ser, tprice, site, cls, tab, 
               res, terms, scr, tm)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _provision(b, bw, want, opt, dec, t, day, ser, site, cls, tab, O, n_tiers, dt_h,
+               carbon_price, st, scr):
+    """`provision` of copy b, whose plan is row bw of want, opt and dec: the GPUs to
+    commit per site in scr row 9 (scr: `_slot`'s scratch)."""
+    I = st.shape[2]
+    inv_dt = 1.0 / dt_h
+    _tier_sums(scr, want, opt, bw, tab, cls, O)
+    for i in range(I):
+        scr[8, i] = _discharge_available(i, b, bw, dec, st, site, inv_dt)
+        work = 0.0
+        for j in range(n_tiers):
+            work += scr[j, i]
+            scr[7, i] += scr[2 + j, i] * inv_dt
+        scr[4, i] = 1.0
+        n = _fewest(work, i, site)
+        n_prev = st[2, b, i] if t > 0 else site[i, GPUS]
+        cold = site[i, COLD]
+        if n > n_prev:
+            # Each GPU switched on serves (1 - cold) of a warm one's slot.
+            n = n_prev + (_fewest((work - n_prev * site[i, CAP_SLOT]) / (1.0 - cold),
+                                  i, site) if cold < 1.0 else 0.0)
+        scr[9, i] = min(n, site[i, GPUS])
+    if site.shape[1] > QUEUE:
+        K = want.shape[1]
+        _queue_sites(scr, site, ser, t, day[b], 2 * K, 2 * K + I, 2 * K + 2 * I,
+                     2 * K + 3 * I, dt_h, carbon_price)
+
+
 @njit(cache=True, error_model="numpy")
 def provision(want, opt, dec, t, day, ser, site, cls, tab, O, n_tiers, dt_h,
               carbon_price, st, gpus):
@@ -410,29 +439,9 @@ def provision(want, opt, dec, t, day, ser, site, cls, tab, O, n_tiers, dt_h,
     planned work). The repair's own rule, applied before the slot's arrivals are seen."""
     I = st.shape[2]
     scr = np.zeros((N_SCRATCH, I))
-    inv_dt = 1.0 / dt_h
     for b in range(want.shape[0]):
-        d = day[b]
-        _tier_sums(scr, want, opt, b, tab, cls, O)
-        for i in range(I):
-            scr[8, i] = _discharge_available(i, b, b, dec, st, site, inv_dt)
-            work = 0.0
-            for j in range(n_tiers):
-                work += scr[j, i]
-                scr[7, i] += scr[2 + j, i] * inv_dt
-            scr[4, i] = 1.0
-            n = _fewest(work, i, site)
-            n_prev = st[2, b, i] if t > 0 else site[i, GPUS]
-            cold = site[i, COLD]
-            if n > n_prev:
-                # Each GPU switched on serves (1 - cold) of a warm one's slot.
-                n = n_prev + (_fewest((work - n_prev * site[i, CAP_SLOT]) / (1.0 - cold),
-                                      i, site) if cold < 1.0 else 0.0)
-            scr[9, i] = min(n, site[i, GPUS])
-        if site.shape[1] > QUEUE:
-            K = want.shape[1]
-            _queue_sites(scr, site, ser, t, d, 2 * K, 2 * K + I, 2 * K + 2 * I,
-                         2 * K + 3 * I, dt_h, carbon_price)
+        _provision(b, b, want, opt, dec, t, day, ser, site, cls, tab, O, n_tiers, dt_h,
+                   carbon_price, st, scr)
         for i in range(I):
             gpus[b, i] = scr[9, i]
 
