@@ -214,6 +214,9 @@ def main() -> None:
                     help="start every run anew instead of resuming its checkpoint")
     ap.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                     help=f"vary a train option ({', '.join(GRID_KEYS)}) per variant")
+    ap.add_argument("--from-results", action="store_true",
+                    help="summarise and plot --out/results.json of a finished benchmark "
+                    "again, without running anything")
     ap.add_argument("--tune", action="store_true",
                     help="a Ray Tune + ASHA search of the shaping settings instead")
     ap.add_argument("--tune-samples", type=int, default=8, help="--tune: trials")
@@ -274,6 +277,7 @@ def summarise(rows: list[dict]) -> tuple[pd.DataFrame, float]:
     level = crossing_level(rows)
     first = rows[0]["variant"]           # seed-major jobs: the first variant asked
     base = {r["seed"]: r.get("heldout_gap_pct") for r in rows if r["variant"] == first}
+    final = {r["seed"]: r["final_utility"] for r in rows if r["variant"] == first}
     table = []
     for name in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == name]
@@ -282,6 +286,9 @@ def summarise(rows: list[dict]) -> tuple[pd.DataFrame, float]:
                 "reached": f"{int(np.isfinite(reach).sum())}/{len(mine)}"}
         measures = {"final_utility": [r["final_utility"] for r in mine],
                     "steps_to_level": reach, "wall_s": [r["wall_s"] for r in mine]}
+        if name != first:                # the same seed trains on the same days: paired
+            measures[f"final_minus_{first}"] = [r["final_utility"] - final[r["seed"]]
+                                                for r in mine if r["seed"] in final]
         if "heldout_gap_pct" in mine[0]:
             measures |= {k: [r[k] for r in mine] for k in
                          ("heldout_gap_pct", "dropped_rate", "late_rate")}
@@ -305,10 +312,13 @@ def markdown(table: pd.DataFrame) -> str:
 
 def benchmark(args) -> None:
     jobs = make_jobs(args)
-    rows = run_jobs(jobs, args.workers, args.ray_address, args.fresh,
-                    progress=lambda msg: print(f"learning: {msg}", file=sys.stderr))
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "results.json", json.dumps(rows, indent=1) + "\n")
+    if args.from_results:
+        rows = json.loads((args.out / "results.json").read_text())
+    else:
+        rows = run_jobs(jobs, args.workers, args.ray_address, args.fresh,
+                        progress=lambda msg: print(f"learning: {msg}", file=sys.stderr))
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "results.json", json.dumps(rows, indent=1) + "\n")
     table, level = summarise(rows)
     text = (f"{args.scenario}, {jobs[0].cfg.action}, {args.steps:,} env steps per run; "
             f"steps_to_level: first env step of a seed's smoothed training curve at "
@@ -430,25 +440,38 @@ def _plot(rows: list[dict], path: Path, level: float | None = None) -> None:
     import matplotlib.pyplot as plt
     from scipy import stats
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for name in dict.fromkeys(r["variant"] for r in rows):
-        runs = [r["curve"] for r in rows if r["variant"] == name]
-        for ax, key in zip(axes, ("steps", "wall_s"), strict=True):
-            grid, ys = mean_curve(runs, key)
-            mean = ys.mean(axis=0)
-            line, = ax.plot(grid, mean, label=f"{name} ({len(runs)} seeds)")
-            if len(runs) > 1:
-                half = stats.t.ppf(0.975, len(runs) - 1) * ys.std(axis=0, ddof=1) \
-                    / np.sqrt(len(runs))
-                ax.fill_between(grid, mean - half, mean + half, alpha=0.2,
-                                color=line.get_color())
+    def band(ax, grid, ys, label, color):
+        mean = ys.mean(axis=0)
+        ax.plot(grid, mean, label=label, color=color)
+        if len(ys) > 1:
+            half = stats.t.ppf(0.975, len(ys) - 1) * ys.std(axis=0, ddof=1) / np.sqrt(len(ys))
+            ax.fill_between(grid, mean - half, mean + half, alpha=0.2, color=color)
+
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.5))
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    first = {r["seed"]: r["curve"] for r in rows if r["variant"] == names[0]}
+    for name, color in zip(names, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 9,
+                           strict=False):
+        mine = [r for r in rows if r["variant"] == name]
+        runs = [r["curve"] for r in mine]
+        for ax, key in zip(axes[:2], ("steps", "wall_s"), strict=True):
+            band(ax, *mean_curve(runs, key), f"{name} ({len(runs)} seeds)", color)
+        paired = [r for r in mine if r["seed"] in first]
+        if name != names[0] and paired:
+            grid, ys = mean_curve([r["curve"] for r in paired]
+                                  + [first[r["seed"]] for r in paired])
+            band(axes[2], grid, ys[:len(paired)] - ys[len(paired):], name, color)
     if level is not None:
-        for ax in axes:
+        for ax in axes[:2]:
             ax.axhline(level, color="grey", lw=0.8, ls="--")
+    axes[2].axhline(0.0, color="grey", lw=0.8)
     axes[0].set_xlabel("environment steps")
     axes[1].set_xlabel("wall time (s)")
+    axes[2].set_xlabel("environment steps")
     axes[0].set_ylabel("training episode utility ($/day), mean and 95% band")
+    axes[2].set_ylabel(f"minus {names[0]} on the same seed and days ($/day)")
     axes[0].legend(fontsize=8)
+    axes[2].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
