@@ -2,7 +2,7 @@
 budget on the sparse settlement reward of a family (default the hard one, jemas-3-genai).
 
     python benchmarks/learning.py                 # 5 variants x 5 seeds on jemas-3-genai
-    python benchmarks/learning.py --steps 9216 --seeds 0 --test-days 1 --train-days 2
+    python benchmarks/learning.py --steps 18432 --seeds 0 --test-days 1 --train-days 2
     python benchmarks/learning.py --scenario jemas-3 --action direct
                                                    # every decision in the action
     python benchmarks/learning.py --variants sac+diffusion --grid eta=0.2,0.4,0.8
@@ -80,21 +80,33 @@ class Job:
         return f"{self.variant} seed {self.seed}"
 
 
+def finished(cfg) -> bool:
+    """Whether `cfg`'s folder holds the finished result of exactly this run: a policy.pt
+    saved with this configuration (a policy of an earlier, shorter run or of other
+    options is not this run's result)."""
+    from optsched.learn.checkpoint import load_checkpoint
+
+    path = Path(cfg.out) / POLICY
+    if not path.is_file():
+        return False
+    saved = load_checkpoint(path, "policy").get("config", {})
+    same = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    return json.loads(json.dumps(saved)) == same
+
+
 def open_or_resume(cfg, fresh: bool = False):
-    """The trainer of `cfg`'s run: resumed from the checkpoint in its folder, None when
-    that run has already finished (its policy.pt is the result), a new run otherwise (or
-    with `fresh`). A checkpoint of a run with other options is refused (use --fresh)."""
+    """The trainer of `cfg`'s run: None when that run has already finished (its policy.pt
+    is the result), resumed from the checkpoint in its folder, a new run otherwise (or
+    with `fresh`). A checkpoint of a run with other options, or one already at or past
+    the asked steps without this run's policy, is refused (use --fresh)."""
     from optsched.learn.train import open_run
 
     out = Path(cfg.out)
+    if not fresh and finished(cfg):
+        return None
     if fresh or not (out / CHECKPOINT).is_file():
         return open_run(cfg, overwrite=True)
-    try:
-        return open_run(cfg, resume=True)
-    except ScenarioError as exc:
-        if exc.path == "--steps" and (out / POLICY).is_file():
-            return None
-        raise
+    return open_run(cfg, resume=True)
 
 
 def train_and_score(job: Job, fresh: bool = False) -> dict:
@@ -118,7 +130,8 @@ def train_and_score(job: Job, fresh: bool = False) -> dict:
                                   cache=None if job.cache is None else Path(job.cache))
         days = held["days"]
         row |= {"heldout_utility": held["utility"],
-                "heldout_gap_pct": 100 * float(np.mean([d["gap"] for d in days])),
+                "heldout_gap_pct": 100 * float(np.mean(
+                    [d["gap"] for d in days if d["gap"] is not None] or [np.nan])),
                 "captured": held["captured"],
                 "dropped_rate": float(np.mean([d["jobs"]["dropped"] / max(
                     d["jobs"]["arrived"], 1) for d in days])),
@@ -147,8 +160,14 @@ def make_jobs(args) -> list[Job]:
         if key not in GRID_KEYS:
             raise ScenarioError("--grid", f"key must be one of {', '.join(GRID_KEYS)}", key)
         grid = [g | {key: GRID_KEYS[key](v)} for g in grid for v in vals.split(",")]
+    from optsched.api import compiled
+
     days = tuple(train_days(f"train:{args.train_days}", args.scenario))
     action = args.action or _default_action(args.scenario)
+    episode = compiled(args.scenario).T * args.num_envs
+    if args.steps < episode:
+        raise ScenarioError("--steps", f"fewer than one episode of {args.scenario} "
+                            f"({episode:,} = slots x --num-envs)", args.steps)
     for base in args.variants:
         if base not in VARIANTS:
             raise ScenarioError("--variants", f"must be among {', '.join(VARIANTS)}", base)
@@ -296,6 +315,10 @@ def summarise(rows: list[dict]) -> tuple[pd.DataFrame, float]:
                 measures[f"gap_minus_{first}"] = [r["heldout_gap_pct"] - base[r["seed"]]
                                                   for r in mine if r["seed"] in base]
         for key, vals in measures.items():
+            if not np.isfinite(np.asarray(vals, float)).all():
+                # a mean over the seeds that got there would flatter the variant
+                line[key] = "not every seed"
+                continue
             m, lo, hi = t95(vals)
             line[key] = f"{m:.4g} [{lo:.4g}, {hi:.4g}]"
         table.append(line)
@@ -311,18 +334,29 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def benchmark(args) -> None:
-    jobs = make_jobs(args)
     if args.from_results:
-        rows = json.loads((args.out / "results.json").read_text())
+        # What ran is read from the results, not from this command line.
+        saved = json.loads((args.out / "results.json").read_text())
+        meta, rows = saved["meta"], saved["rows"]
     else:
+        jobs = make_jobs(args)
         rows = run_jobs(jobs, args.workers, args.ray_address, args.fresh,
                         progress=lambda msg: print(f"learning: {msg}", file=sys.stderr))
+        cfg = jobs[0].cfg
+        meta = {"scenario": cfg.scenario, "action": cfg.action, "steps": cfg.steps,
+                "num_envs": cfg.num_envs, "updates_per_step": cfg.updates_per_step,
+                "gamma": cfg.gamma, "seeds": args.seeds, "variants": args.variants,
+                "train_days": list(cfg.days), "test_days": args.test_days}
         args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out / "results.json", json.dumps(rows, indent=1) + "\n")
+        atomic_write_text(args.out / "results.json",
+                          json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     table, level = summarise(rows)
-    text = (f"{args.scenario}, {jobs[0].cfg.action}, {args.steps:,} env steps per run; "
-            f"steps_to_level: first env step of a seed's smoothed training curve at "
-            f"{level:,.1f} $/day\n\n" + markdown(table) + "\n")
+    text = (f"{meta['scenario']}, {meta['action']}, {meta['steps']:,} env steps per run "
+            f"({meta['num_envs']} copies, {meta['updates_per_step']} update(s) per batched "
+            f"step, gamma {meta['gamma']}), {len(meta['train_days'])} training days, "
+            f"first {meta['test_days']} held-out days; steps_to_level: first env step of a "
+            f"seed's smoothed training curve at {level:,.1f} $/day\n\n"
+            + markdown(table) + "\n")
     atomic_write_text(args.out / "summary.md", text)
     print(text)
     _plot(rows, args.out / "curves.png", level)

@@ -264,6 +264,8 @@ class DispatchCore(BatchedCore):
         if a.shape != (self.B, self.action_dim):
             raise ValueError(f"action shape must be {(self.B, self.action_dim)}, got "
                              f"{a.shape}")
+        if not np.isfinite(a).all():    # numba's min/max and numpy's treat NaN apart
+            raise ValueError("action must be finite")
         cont, battery_kw, scale, headroom, head_f = self.decode(a)
         none = np.zeros((0, 0, 0))
         seen_arr, seen_cap = self._table(None) if self.commit else (none, none)

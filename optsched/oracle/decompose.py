@@ -492,7 +492,8 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
                 break
             it += 1
             lam = np.maximum(lam, floor)     # the drop column's dual feasibility, exactly
-            probes = [lam, master.repaired(problems, lam)]
+            fixed = master.repaired(problems, lam)
+            probes = [lam, fixed] if np.isfinite(fixed).all() else [lam]
             if smoothing and best_lam is not None:
                 probes.append(smoothing * best_lam + (1.0 - smoothing) * lam)
             bids: list[NDArray[np.int64]] = []
