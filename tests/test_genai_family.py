@@ -132,10 +132,18 @@ def test_bank_fingerprint_and_history(tmp_path, monkeypatch):
     assert history.identify(compile_scenario(get_scenario("jemas-3", 9))) == ("jemas-3", 9)
 
 
-def test_real_day_builds_refuse_the_sampled_family():
+def test_real_day_builds_of_the_sampled_family_need_a_genai_trace():
+    """A jemas-3-genai day is sampled: a real-day build of it only replays a GenTD26 trace
+    (tests/test_trace_days.py), and only on a date the family covers."""
     import datetime as dt
-    with pytest.raises(ScenarioError, match="^--base: "):
-        build_scenario(dt.date(2024, 1, 1), FAM)
+    with pytest.raises(ScenarioError, match="^--trace: "):
+        build_scenario(dt.date(2023, 1, 5), FAM)
+    from tests.conftest import SHARED_DATA
+
+    trace = SHARED_DATA / "traces" / "genai" / "lora_request_trace.csv"
+    if trace.is_file():
+        with pytest.raises(ScenarioError, match="^--day: jemas-3-genai covers"):
+            build_scenario(dt.date(2024, 1, 1), FAM, trace=trace)
 
 
 def test_cli_shows_a_day():

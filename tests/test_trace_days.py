@@ -21,9 +21,12 @@ def replay():
     import datetime as dt
 
     from optsched.api import build_scenario, compiled
-    from optsched.scenario import genai
+    from optsched.scenario import genai, history
 
-    family = genai.genai(FAMILY_DAY)
+    # `identify` knows the days this process built (keyed on prices and GPUs, which a
+    # replay keeps): start as a fresh process does, as `optsched evaluate day.toml` would.
+    history._SEEN.clear()
+    family = genai.genai(FAMILY_DAY)             # (not through get_scenario: unremembered)
     sc = build_scenario(genai.date_of(FAMILY_DAY).isoformat(), "jemas-3-genai", trace=trace,
                         trace_day=dt.date.fromisoformat(TRACE_DAY))
     return trace, family, sc, compiled(sc)
