@@ -48,9 +48,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optsched.errors import OptschedError, ScenarioError
-from optsched.io import atomic_write_text
-from optsched.learn.loop import CHECKPOINT, METRICS, POLICY
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:               # `python benchmarks/learning.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.stats import t_interval  # noqa: E402
+from optsched.errors import OptschedError, ScenarioError  # noqa: E402
+from optsched.io import atomic_write_text  # noqa: E402
+from optsched.learn.loop import CHECKPOINT, METRICS, POLICY  # noqa: E402
 
 VARIANTS = {
     "sac": ("sac", "none"),
@@ -251,17 +256,12 @@ def main() -> None:
 
 def t95(values) -> tuple[float, float, float]:
     """(mean, low, high): the mean with its 95% t interval (NaN values left out)."""
-    from scipy import stats
-
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return (float("nan"),) * 3
-    m = float(v.mean())
-    if v.size < 2:
-        return m, float("nan"), float("nan")
-    h = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
-    return m, m - h, m + h
+    m, _, lo, hi = t_interval(v)
+    return float(m), float(lo), float(hi)
 
 
 def mean_curve(runs: list[dict], key: str = "steps", points: int = 60
@@ -472,14 +472,12 @@ def _plot(rows: list[dict], path: Path, level: float | None = None) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy import stats
 
     def band(ax, grid, ys, label, color):
-        mean = ys.mean(axis=0)
+        mean, _, low, high = t_interval(ys)
         ax.plot(grid, mean, label=label, color=color)
         if len(ys) > 1:
-            half = stats.t.ppf(0.975, len(ys) - 1) * ys.std(axis=0, ddof=1) / np.sqrt(len(ys))
-            ax.fill_between(grid, mean - half, mean + half, alpha=0.2, color=color)
+            ax.fill_between(grid, low, high, alpha=0.2, color=color)
 
     fig, axes = plt.subplots(1, 3, figsize=(18, 4.5))
     names = list(dict.fromkeys(r["variant"] for r in rows))

@@ -38,6 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.stats import t_interval  # noqa: E402
+
 TRACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces" / "genai" / \
     "lora_request_trace.csv"
 POLICIES = ("learned", "dispatch", "myopic-lp")
@@ -66,20 +68,16 @@ def replayed_days(trace: Path, n: int | None) -> list[tuple[str, int, object]]:
 
 
 def mean_se(x: np.ndarray) -> tuple[float, float]:
-    """Mean and its standard error (std with ddof 1 / sqrt(n); NaN for one value)."""
-    x = np.asarray(x, float)
-    se = float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
-    return float(np.mean(x)), se
+    """Mean and its standard error (NaN for one value)."""
+    m, se, _, _ = t_interval(x)
+    return float(m), float(se)
 
 
 def paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
     """Mean of a - b over the same days with its standard error and t interval."""
-    from scipy import stats
-
     d = np.asarray(a, float) - np.asarray(b, float)
-    m, se = mean_se(d)
-    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * se) if len(d) > 1 else float("nan")
-    return {"mean": m, "se": se, "low": m - half, "high": m + half, "days": len(d)}
+    m, se, lo, hi = (float(v) for v in t_interval(d, level))
+    return {"mean": m, "se": se, "low": lo, "high": hi, "days": len(d)}
 
 
 def summarise(table, policies: list[str]) -> dict:
