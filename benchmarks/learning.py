@@ -264,14 +264,18 @@ def t95(values) -> tuple[float, float, float]:
     return float(m), float(lo), float(hi)
 
 
+def smoothed(curve: dict) -> np.ndarray:
+    """A run's episode utilities, rolling mean of 3 (the curves' and crossings' smoothing)."""
+    return pd.Series(curve["episode_utility"]).rolling(3, min_periods=1).mean().to_numpy()
+
+
 def mean_curve(runs: list[dict], key: str = "steps", points: int = 60
                ) -> tuple[np.ndarray, np.ndarray]:
     """(grid, utilities [runs, points]): every run's episode utility (rolling mean of 3)
     on a common grid of `key` up to the shortest run."""
     end = min(max(c[key]) for c in runs)
     grid = np.linspace(min(c[key][0] for c in runs), end, points)
-    ys = np.array([np.interp(grid, c[key], pd.Series(c["episode_utility"]).rolling(
-        3, min_periods=1).mean()) for c in runs])
+    ys = np.array([np.interp(grid, c[key], smoothed(c)) for c in runs])
     return grid, ys
 
 
@@ -285,7 +289,7 @@ def crossing_level(rows: list[dict]) -> float:
 
 def steps_to(curve: dict, level: float) -> float:
     """Env steps at which one run's smoothed curve first reaches `level` (NaN: never)."""
-    u = pd.Series(curve["episode_utility"]).rolling(3, min_periods=1).mean().to_numpy()
+    u = smoothed(curve)
     hit = np.flatnonzero(u >= level)
     return float(curve["steps"][hit[0]]) if hit.size else float("nan")
 
