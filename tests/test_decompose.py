@@ -209,3 +209,62 @@ def test_repaired_prices_price_out_every_column_of_the_full_model(small):
     assert worst(lam) > 1e-4                       # transfers pay at the home-only prices
     assert worst(rep) <= 1e-9
     assert (rep >= lam).all() and (rep > lam).any()
+
+
+# ------------------------------------------------------------------ balanced clusters
+def test_balanced_clusters_deal_sites_in_snake_order():
+    """Scores 5,1,4,2,3,0 in groups of 2: by score the sites are 0,2,4,3,1,5, dealt to
+    groups 0,1,2 then back 2,1,0 (hand-dealt)."""
+    from optsched.oracle.decompose import balanced_clusters
+
+    groups = balanced_clusters(np.array([5.0, 1.0, 4.0, 2.0, 3.0, 0.0]), 2)
+    assert [g.tolist() for g in groups] == [[0, 5], [1, 2], [3, 4]]
+    assert [g.tolist() for g in balanced_clusters(np.array([1.0, 2.0, 3.0]), 5)] == \
+        [[0, 1, 2]]
+
+
+def test_the_clusters_schedule_is_the_sum_of_their_optima_and_feasible():
+    """Disjoint clusters' LPs assembled into one schedule of the full day: the evaluator
+    finds it feasible and scores it at the sum of the cluster optima (utility is a sum
+    over sites and classes); with transfers inside a cluster it is no worse than every
+    class at home."""
+    from optsched.oracle.decompose import assemble, cluster_view, solve_cluster
+
+    c = short_day(4, 9, 24)
+    parts, total = [], 0.0
+    for group in ([0, 3], [1, 2]):
+        ks, opts, view = cluster_view(c, group)
+        r = solve_cluster(view)
+        parts.append((ks, opts, np.array(group), r.schedule))
+        total += r.objective
+    from optsched.evaluator import evaluate
+
+    ev = evaluate(c, assemble(c, parts), tol=1e-5)
+    assert ev.feasible, ev.violations[:3]
+    assert ev.utility == pytest.approx(total, rel=1e-7)
+    home = c.eligible & (c.opt_site[None, :] == c.home[:, None])
+    at_home = solve(dataclasses.replace(c, eligible=home), "highs", relax=True).objective
+    assert ev.utility >= at_home - 1e-6 * abs(at_home)
+
+
+@pytest.mark.parametrize("n,day", [(4, 9), (6, 4)])
+def test_the_clusters_bound_and_primal_hold_and_the_rounds_still_converge(n, day):
+    """Clusters of 2 on a short multisite day: the bound from their repaired prices is
+    above the monolithic optimum and their schedule below it (round 0 of the history);
+    the run still converges to the optimum within 1e-4."""
+    c = short_day(n, day, 24)
+    mono = solve(c, "highs", relax=True).objective
+    d = solve_decomposed(c, tol=1e-6, cluster_size=2)
+    eps = 1e-6 * abs(mono)
+    assert d.clusters == n // 2
+    bound0, primal0 = d.history[0]
+    assert bound0 >= mono - eps and primal0 <= mono + eps
+    assert d.converged and abs(d.utility - mono) <= 1e-4 * abs(mono)
+    assert d.evaluation.feasible
+
+
+def test_a_bad_cluster_size_is_refused(small):
+    c, _ = small
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ScenarioError, match="^cluster_size: "):
+            solve_decomposed(c, cluster_size=bad)
