@@ -215,7 +215,10 @@ def solve_cmd(
     from optsched.report import terminal
     from optsched.report.output import write_solution
 
+    from optsched.oracle.size import vars_limit
+
     check_inputs(backend, relax, time_limit, mip_gap)
+    vars_limit(max_vars)                  # before any progress line
     check_out(out_dir)
     check_workers(workers, ray_address)
     ablations = check_levers(ablations)
@@ -434,7 +437,9 @@ def _train(cfg, resume: bool, overwrite: bool):
 @app.command("report")
 def report_cmd(
     scenario: ScenarioArg,
-    days: DaysOpt = "test:7",
+    days: Annotated[str | None, typer.Option(
+        "--days", help="N, A..B, A,B,C, test[:N], train[:N] (a family: default test:7; "
+        "a file: its own horizon)")] = None,
     policies: PoliciesOpt = None,
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/report"),
     cache: CacheOpt = DEFAULT_CACHE,
@@ -463,8 +468,9 @@ def report_cmd(
     names = check_policies(policies or ["greedy", "myopic-lp", "dispatch", "learned", "mpc",
                                         "mpc-noisy"])
     check_files(metrics or [], "--metrics")
-    ablated_policy = None if ablated == "none" else check_policies([ablated])[0]
-    day_list = parse_days(days, scenario)
+    ablated_policy = (None if ablated == "none"
+                      else check_policies([ablated], "--ablate-policy")[0])
+    day_list = parse_days(days, scenario, default="test:7")
     with status("report") as update:
         frame = api.report(scenario, day_list, names, out_dir, cache, progress=update,
                            metrics=metrics or [], ablations=ABLATIONS,
@@ -483,7 +489,9 @@ def sweep_cmd(
                                        "model-mix")],
     values: Annotated[str, typer.Option("--values", help="Comma-separated (model-mix: "
                                         "';' between mixes, ',' between sites).")],
-    days: DaysOpt = "test:1",
+    days: Annotated[str | None, typer.Option(
+        "--days", help="N, A..B, A,B,C, test[:N], train[:N] (a family: default test:1; "
+        "a file: its own horizon)")] = None,
     policies: PoliciesOpt = None,
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/sweep"),
     cache: CacheOpt = DEFAULT_CACHE,
@@ -502,7 +510,7 @@ def sweep_cmd(
     check_out(out_dir)
     check_workers(workers, ray_address)
     vals = sweep_values(param, values)
-    day_list = parse_days(days, scenario)
+    day_list = parse_days(days, scenario, default="test:1")
     with status("sweep") as update:
         frame = api.sweep(scenario, day_list, param, vals,
                           policies or ["greedy", "myopic-lp", "dispatch"], out_dir, cache,
@@ -519,7 +527,9 @@ def sweep_cmd(
 def simulate_cmd(
     scenario: ScenarioArg,
     policy: Annotated[str, typer.Option("--policy", help="Policy name.")] = "dispatch",
-    days: Annotated[str, typer.Option("--days", help="N, A..B, A,B,C, test[:N]")] = "test:1",
+    days: Annotated[str | None, typer.Option(
+        "--days", help="N, A..B, A,B,C, test[:N], train[:N] (a family: default test:1; "
+        "a file: its own horizon)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Jobs, cold starts, policy noise.")] = 0,
     burstiness: Annotated[float, typer.Option(
         "--burstiness", help="Gamma-modulated arrival rate within slots (0: uniform).")] = 0.0,
@@ -542,7 +552,7 @@ def simulate_cmd(
     choice("--counts", counts, ("exact", "poisson"))
     if not burstiness >= 0:
         raise ScenarioError("--burstiness", "must be a number >= 0", burstiness)
-    day_list = parse_days(days, scenario)
+    day_list = parse_days(days, scenario, default="test:1")
     with status(f"simulating {policy} over {len(day_list)} day(s)") as update:
         results = api.simulate(scenario, policy, day_list, seed, burstiness=burstiness,
                                counts=counts, workers=workers, ray_address=ray_address,

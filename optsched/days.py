@@ -30,11 +30,13 @@ _LIST = re.compile(rf"^{_INT}(,{_INT})*$")
 
 
 def parse_days(spec: str | None, source: str | Path = "jemas-3",
-               key: str = "--days") -> list[int | None]:
-    """The days `spec` selects in the family `source`; `[None]` (the scenario's own single
-    horizon) when `spec` is None."""
+               key: str = "--days", default: str | None = None) -> list[int | None]:
+    """The days `spec` selects in the family `source`; when `spec` is None, `default` for a
+    family and `[None]` (the scenario's own single horizon) for a file."""
     from optsched.scenario import family, is_embedded
 
+    if spec is None and default is not None and is_embedded(source):
+        spec = default
     if spec is None:
         return [None]
     if not is_embedded(source):

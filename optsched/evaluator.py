@@ -109,8 +109,10 @@ class Evaluation:
 
 
 def gap(u_policy: float, u_oracle: float) -> float:
-    """MODEL.md's optimality gap: (U_oracle - U_policy) / |U_oracle|."""
-    return (u_oracle - u_policy) / abs(u_oracle)
+    """MODEL.md's optimality gap: (U_oracle - U_policy) / |U_oracle|; NaN (undefined, null
+    in JSON) where the oracle's utility is 0, e.g. a day without jobs (`sweep --param load
+    --values 0`)."""
+    return (u_oracle - u_policy) / abs(u_oracle) if u_oracle != 0 else float("nan")
 
 
 def captured(u_policy: float, u_oracle: float, u_baseline: float) -> float | None:

@@ -30,12 +30,18 @@ def check_levers(names: Sequence[str] | None, key: str = "--ablate") -> list[str
     return list(names or ())
 
 
-def check_policies(names: Sequence[str]) -> list[str]:
-    """`names` if every one is a known policy (loading learned ones checks their files)."""
+def check_policies(names: Sequence[str], key: str = "--policy") -> list[str]:
+    """`names` if every one is a known policy (loading learned ones checks their files);
+    a refusal names the option `key`."""
     from optsched.policies import get_policy
 
     for name in names:
-        get_policy(name)
+        try:
+            get_policy(name)
+        except ScenarioError as e:
+            if e.path != "--policy":
+                raise
+            raise ScenarioError(key, e.message, e.value, e.more) from None
     return list(names)
 
 

@@ -140,3 +140,32 @@ def test_demo_shows_the_default_and_the_hard_family(tmp_path, capsys):
     for title in ("policies on jemas-3/day-004", "policies on jemas-3-genai/day-004"):
         assert title in text
     assert text.count("learned") == 2 and text.count("oracle (MILP)") == 2
+
+
+def test_a_scenario_file_runs_in_simulate_sweep_and_report_on_its_own_horizon(tmp_path):
+    """A TOML file has one horizon and no days: simulate, sweep and report run on it
+    without --days (they refused every file before: their family defaults, test:1 and
+    test:7, were applied to it). The arbitrage day is known by hand: local-fixed earns
+    exactly $0 and the oracle $1.34."""
+    path = arbitrage_toml(tmp_path)
+    sim = subprocess.run([sys.executable, "-m", "optsched.cli", "simulate", path,
+                          "--policy", "local-fixed", "--json"], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path)
+    assert sim.returncode == 0, sim.stderr
+    days = json.loads(sim.stdout)["days"]
+    assert len(days) == 1 and days[0]["day"] is None
+    assert days[0]["utility"] == pytest.approx(0.0, abs=1e-9)
+    sweep = subprocess.run([sys.executable, "-m", "optsched.cli", "sweep", path, "--param",
+                            "price-level", "--values", "1", "--policy", "local-fixed",
+                            "--out", str(tmp_path / "sweep"), "--json"],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    rows = {r["policy"]: r for r in json.loads(sweep.stdout)["rows"]}
+    assert rows["oracle"]["utility"] == pytest.approx(1.34, rel=1e-6)
+    assert rows["local-fixed"]["gap"] == pytest.approx(1.0, rel=1e-6)
+    report = subprocess.run([sys.executable, "-m", "optsched.cli", "report", path,
+                             "--policy", "local-fixed", "--ablate-policy", "none",
+                             "--no-simulate", "--out", str(tmp_path / "report")],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report" / "report.md").is_file()

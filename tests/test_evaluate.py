@@ -220,3 +220,13 @@ def test_schedule_save_appends_npz_like_numpy_and_leaves_no_temporary(tiny, tmp_
     s.save(tmp_path / "plain")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.npz"]
     np.testing.assert_array_equal(Schedule.load(tmp_path / "plain.npz").x, s.x)
+
+
+def test_the_gap_is_relative_to_the_oracle_and_undefined_at_zero():
+    """(U_oracle - U_policy) / |U_oracle| by hand; NaN where the oracle earns exactly 0 (a
+    day without jobs), where the division was an internal error before."""
+    from optsched.evaluator import gap
+
+    assert gap(90.0, 100.0) == pytest.approx(0.1)
+    assert gap(-110.0, -100.0) == pytest.approx(0.1)
+    assert np.isnan(gap(0.0, 0.0)) and np.isnan(gap(-3.0, 0.0))

@@ -39,8 +39,8 @@ def build(raw):
     ({"mip_gap": math.inf}, "--mip-gap"),
     ({"backend": "gurobi"}, "--backend"),
     ({"backend": "cvxpy-clarabel"}, "--backend"),          # the MILP: Clarabel is LP only
-    ({"max_vars": 0}, "max_vars"),
-    ({"max_vars": math.nan}, "max_vars"),
+    ({"max_vars": 0}, "--max-vars"),
+    ({"max_vars": math.nan}, "--max-vars"),
 ])
 def test_bad_solve_arguments_are_refused_on_one_line(tiny, kwargs, key):
     args = {"backend": "highs", **kwargs}

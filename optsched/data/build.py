@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -156,6 +157,11 @@ def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
     fam = raw.pop("family", {})
     sites = [s["name"] for s in raw["sites"]]
     regions = {s: fam.get("regions", {}).get(s, s) for s in sites}
+    for site, kwp in (pv_kwp or {}).items():
+        if site not in sites:
+            raise ScenarioError("--pv-kwp", f"unknown site (known: {', '.join(sites)})", site)
+        if not (isinstance(kwp, (int, float)) and math.isfinite(kwp) and kwp >= 0):
+            raise ScenarioError("--pv-kwp", "must be a number of kWp >= 0", f"{site}={kwp}")
     pv_kwp = {**fam.get("pv_kwp", {}), **(pv_kwp or {})}
     h = raw.setdefault("horizon", {})
     slots, minutes = h.setdefault("slots", 288), h.setdefault("slot_minutes", 5)

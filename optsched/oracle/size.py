@@ -69,8 +69,9 @@ def model_size(c: Compiled, relax: bool) -> ModelSize:
 
 
 def vars_limit(max_vars: float | None = None) -> float:
-    """The limit in force: the argument, else $OPTSCHED_MAX_VARS, else MAX_VARS."""
-    key, value = "max_vars", max_vars
+    """The limit in force: the argument (`--max-vars`), else $OPTSCHED_MAX_VARS, else
+    MAX_VARS."""
+    key, value = "--max-vars", max_vars
     if value is None:
         key, value = MAX_VARS_ENV, os.environ.get(MAX_VARS_ENV)
         if value is None:

@@ -130,13 +130,30 @@ def soc_figure(c: Compiled, schedules: dict[str, Schedule]) -> plt.Figure:
     return fig
 
 
-def learning_figure(paths: list[Path]) -> plt.Figure:
-    """Training episode utility against environment steps, one line per metrics.csv."""
+def read_metrics(path: Path):
+    """A training run's metrics.csv (`optsched train`) as a DataFrame; anything else is
+    refused in one line naming the file."""
     import pandas as pd
 
+    from optsched.errors import ScenarioError
+
+    try:
+        m = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ScenarioError("--metrics", f"not a training metrics.csv ({type(e).__name__})",
+                            str(path)) from None
+    missing = sorted({"steps", "episode_utility"} - set(m.columns))
+    if missing:
+        raise ScenarioError("--metrics", "not a training metrics.csv (no column "
+                            f"{', '.join(missing)})", str(path))
+    return m
+
+
+def learning_figure(paths: list[Path]) -> plt.Figure:
+    """Training episode utility against environment steps, one line per metrics.csv."""
     fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
     for path in paths:
-        m = pd.read_csv(path)
+        m = read_metrics(path)
         ax.plot(m["steps"], m["episode_utility"], lw=1.0, label=Path(path).parent.name)
     ax.set_xlabel("environment steps (slots simulated)")
     ax.set_ylabel("episode utility ($ per day,\ntraining days)")

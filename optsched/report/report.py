@@ -37,7 +37,10 @@ def build_report(scenario: str, days: list, policies: list[str], out: Path,
     from optsched.api import compare_runs
     from optsched.io import atomic_write_text
     from optsched.report.output import write_csv, write_parquet
+    from optsched.report.plots import read_metrics
 
+    for path in metrics:
+        read_metrics(path)                 # a bad file is refused before any work
     comp = compare_runs(scenario, ["local-fixed", *policies], days, cache=cache,
                         ablated=ablated, levers=ablations if ablated else (),
                         progress=progress)

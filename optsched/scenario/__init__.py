@@ -87,6 +87,8 @@ def build_scenario(date: dt.date, base: str | Path = "jemas-3", *,
         from optsched.workload.trace import is_genai_trace
 
         trace = data.get("trace")
+        if trace is not None and not Path(trace).is_file():
+            raise ScenarioError(str(trace), "file not found")
         if trace is None or not is_genai_trace(trace):
             raise ScenarioError("--trace", "a jemas-3-genai day is generated: a real-day "
                                 "build of it replays a GenTD26 trace", str(trace))
