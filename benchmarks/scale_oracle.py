@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 DAY = 4                        # the families' first held-out day
 
 
-def run_one(n: int, method: str, tol: float, workers: int, max_gib: float) -> dict:
+def run_one(n: int, method: str, tol: float, workers: int, max_gib: float,
+            cluster_size: int | None = None) -> dict:
     from optsched.oracle import model_size, solve
     from optsched.oracle.decompose import solve_decomposed
     from optsched.scenario import compile_scenario, get_scenario
@@ -59,12 +60,15 @@ def run_one(n: int, method: str, tol: float, workers: int, max_gib: float) -> di
                   f"gap {(bound - primal) / abs(bound):.2e}, {time.perf_counter() - t1:.0f} s",
                   file=sys.stderr, flush=True)
 
-        d = solve_decomposed(c, workers=workers, tol=tol, progress=progress)
+        sizes = {} if cluster_size is None else {"cluster_size": cluster_size}
+        d = solve_decomposed(c, workers=workers, tol=tol, progress=progress, **sizes)
         row |= {"status": "converged" if d.converged else "not converged",
                 "build_s": d.build_s, "solve_s": d.solve_s, "utility": d.utility,
                 "bound": d.bound, "gap": d.gap, "iterations": d.iterations,
                 "site_s": d.site_s, "master_s": d.master_s, "x_columns": d.admitted,
-                "x_columns_full": d.eligible, "feasible": d.evaluation.feasible}
+                "x_columns_full": d.eligible, "feasible": d.evaluation.feasible,
+                "clusters": d.clusters, "cluster_s": d.cluster_s,
+                "primal_from": d.primal_from}
     return row | {"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "load": [load0, os.getloadavg()[0]]}
 
@@ -76,6 +80,8 @@ def main() -> None:
                     choices=["decomposed", "monolithic"])
     ap.add_argument("--tol", type=float, default=5e-3, help="certified relative gap")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--cluster-size", type=int, default=None,
+                    help="sites per balanced cluster (default: the oracle's; 0: none)")
     ap.add_argument("--max-gib", type=float, default=16.0,
                     help="skip a monolithic case whose estimated peak is larger")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
@@ -84,7 +90,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:
         print(json.dumps(run_one(int(args.one[0]), args.one[1], args.tol, args.workers,
-                                 args.max_gib)))
+                                 args.max_gib, args.cluster_size)))
         return
 
     from rich.console import Console
@@ -97,6 +103,8 @@ def main() -> None:
             console.print(f"[dim]{n} sites / {method} ...[/dim]")
             cmd = [sys.executable, __file__, "--one", str(n), method, "--tol", str(args.tol),
                    "--workers", str(args.workers), "--max-gib", str(args.max_gib)]
+            if args.cluster_size is not None:
+                cmd += ["--cluster-size", str(args.cluster_size)]
             try:
                 proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                                       timeout=args.timeout)     # progress on stderr

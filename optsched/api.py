@@ -133,14 +133,16 @@ def solve_days(scenario: Any, days: Any = None, backend: str = "highs",
 
 def solve_decomposed(scenario_or_compiled: Any, workers: int = 1,
                      ray_address: str | None = None, tol: float = 5e-3, max_iter: int = 50,
-                     progress: Any = None) -> Any:
+                     progress: Any = None, cluster_size: int | None = None) -> Any:
     """The LP relaxation by price coordination over the sites (sites couple only through
     transfers), to a certified gap `tol`: `optsched.oracle.decompose.solve_decomposed`,
     the site problems fanned out on `workers` CPUs or the cluster at `ray_address`."""
     from optsched.oracle.decompose import solve_decomposed as decomposed
 
+    sizes = {} if cluster_size is None else {"cluster_size": cluster_size}
     return decomposed(compiled(scenario_or_compiled), workers=workers,
-                      ray_address=ray_address, tol=tol, max_iter=max_iter, progress=progress)
+                      ray_address=ray_address, tol=tol, max_iter=max_iter, progress=progress,
+                      **sizes)
 
 
 def evaluate(scenario: Any, schedule: Schedule, *, milp: bool = False,

@@ -203,6 +203,9 @@ def solve_cmd(
                        ] = 5e-3,
     max_rounds: Annotated[int, typer.Option("--max-rounds", help="--decompose: rounds.")
                           ] = 50,
+    cluster_size: Annotated[int | None, typer.Option(
+        "--cluster-size", help="--decompose: sites per balanced cluster, each solved whole "
+        "before any round (0: none; default 5).")] = None,
     json_out: JsonOpt = False,
 ):
     """The offline oracle (perfect foresight): the model as a MILP or its LP relaxation;
@@ -211,11 +214,10 @@ def solve_cmd(
     from optsched import api
     from optsched.options import check_levers, check_out, day_selection
     from optsched.oracle import check_inputs
+    from optsched.oracle.size import vars_limit
     from optsched.parallel import check_workers
     from optsched.report import terminal
     from optsched.report.output import write_solution
-
-    from optsched.oracle.size import vars_limit
 
     check_inputs(backend, relax, time_limit, mip_gap)
     vars_limit(max_vars)                  # before any progress line
@@ -225,7 +227,8 @@ def solve_cmd(
     day_list = day_selection(scenario, day, days)
     if decompose:
         return _solve_decomposed(scenario, day_list, ablations, workers, ray_address,
-                                 gap_tol, max_rounds, time_limit, out_dir, json_out)
+                                 gap_tol, max_rounds, cluster_size, time_limit, out_dir,
+                                 json_out)
     with status(f"solving {len(day_list)} day(s) ({backend}, {'LP' if relax else 'MILP'})"
                 ) as update:
         solved = api.solve_days(scenario, day_list, backend, relax, mip_gap, time_limit,
@@ -246,7 +249,7 @@ def solve_cmd(
 
 
 def _solve_decomposed(scenario, day_list, ablations, workers, ray_address, gap_tol,
-                      max_rounds, time_limit, out_dir, json_out) -> None:
+                      max_rounds, cluster_size, time_limit, out_dir, json_out) -> None:
     from optsched import api
     from optsched.scenario.ablations import ablate
 
@@ -259,7 +262,7 @@ def _solve_decomposed(scenario, day_list, ablations, workers, ray_address, gap_t
     c = ablate(c, ablations) if ablations else c
     with status("decomposed LP") as update:
         d = api.solve_decomposed(c, workers, ray_address, gap_tol, max_rounds,
-                                 progress=lambda r, b, p: update(
+                                 cluster_size=cluster_size, progress=lambda r, b, p: update(
                                      f"round {r}: bound {b:,.2f}, utility {p:,.2f}"))
     result = {"scenario": scenario, "day": day_list[0], "ablations": ablations,
               **d.to_dict()}
@@ -276,7 +279,8 @@ def _solve_decomposed(scenario, day_list, ablations, workers, ray_address, gap_t
         emit_json(result)
     else:
         out().print(f"utility {d.utility:,.2f}  bound {d.bound:,.2f}  certified gap "
-                    f"{d.gap:.4%}  rounds {d.iterations}  {d.solve_s:.1f} s", markup=False)
+                    f"{d.gap:.4%}  clusters {d.clusters}  rounds {d.iterations}  "
+                    f"{d.solve_s:.1f} s", markup=False)
 
 
 @app.command("evaluate")

@@ -266,5 +266,5 @@ def test_the_clusters_bound_and_primal_hold_and_the_rounds_still_converge(n, day
 def test_a_bad_cluster_size_is_refused(small):
     c, _ = small
     for bad in (-1, 2.5, True):
-        with pytest.raises(ScenarioError, match="^cluster_size: "):
+        with pytest.raises(ScenarioError, match="^--cluster-size: "):
             solve_decomposed(c, cluster_size=bad)

@@ -149,6 +149,8 @@ PROBES: list[tuple[str, list[str], str]] = [
                                  "--gap-tol", "-1"], "--gap-tol"),
     ("solve-decompose-max-rounds", ["solve", "multisite-3", "--day", "4", "--decompose",
                                     "--max-rounds", "0"], "--max-rounds"),
+    ("solve-decompose-cluster-size", ["solve", "multisite-3", "--day", "4", "--decompose",
+                                      "--cluster-size", "-2"], "--cluster-size"),
     ("solve-backend", ["solve", "{tmp}/tiny.toml", "--backend", "gurobi"], "--backend"),
     ("solve-time-limit-nan", ["solve", "{tmp}/tiny.toml", "--time-limit", "nan"],
      "--time-limit"),

@@ -3,6 +3,9 @@ MPC with perfect forecasts within 1% of the oracle."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from optsched.oracle import solve
@@ -101,3 +104,19 @@ def test_learned_policy_agrees_across_api_and_cli(tmp_path):
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["days"][0]["utility"] == pytest.approx(alone, rel=1e-12)
+
+
+def test_the_shipped_models_are_package_data():
+    """The learned policies' files ship inside the package (and its wheel), not beside a
+    checkout: `--policy learned` works from an installed optsched."""
+    from importlib.resources import files
+
+    from optsched.policies import SHIPPED_MODELS
+
+    package = files("optsched") / "models"
+    for path in SHIPPED_MODELS.values():
+        assert (package / path.name).is_file() and path.parent.name == "models"
+        assert path.parent.parent.name == "optsched"
+    with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
+        data = tomllib.load(f)["tool"]["setuptools"]["package-data"]
+    assert "*.pt" in data["optsched.models"]

@@ -564,7 +564,7 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
     primal)` is called after each round (round 0: the clusters)."""
     _check(c, tol, max_iter)
     if isinstance(cluster_size, bool) or not isinstance(cluster_size, int) or cluster_size < 0:
-        raise ScenarioError("cluster_size", "must be an integer >= 0 (0: no clusters)",
+        raise ScenarioError("--cluster-size", "must be an integer >= 0 (0: no clusters)",
                             cluster_size)
     t0 = time.perf_counter()
     problems = [build_site(c, i) for i in range(c.I)]

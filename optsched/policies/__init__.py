@@ -13,9 +13,10 @@ from optsched.policies.rules import POLICIES, LocalFixed
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule
 
-# The shipped learned schedulers, by family (their cards: models/*.md): jemas-3's acts
+# The shipped learned schedulers, by family (their cards: optsched/models/*.md, package
+# data, so an installed wheel has them too): jemas-3's acts
 # with every slot's arrivals seen, jemas-3-genai's commits GPUs before them (provisioning).
-MODELS = Path(__file__).resolve().parents[2] / "models"
+MODELS = Path(__file__).resolve().parents[1] / "models"
 SHIPPED_MODEL = MODELS / "jemas3-scheduler.pt"
 SHIPPED_MODELS = {"jemas-3": SHIPPED_MODEL, "jemas-3-genai": MODELS / "jemas3-genai-scheduler.pt"}
 
@@ -48,8 +49,8 @@ class Learned:
         path = shipped_model(core.c)
         if path not in self._loaded:
             if not path.is_file():
-                raise ScenarioError("--policy", "the shipped model is missing (models/ is "
-                                    "part of the repository checkout)", str(path))
+                raise ScenarioError("--policy", "the shipped model is missing (it is package "
+                                    "data: reinstall optsched)", str(path))
             self._loaded[path] = LearnedPolicy(path, name="learned")
         return self._loaded[path].plan(core)
 
