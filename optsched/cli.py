@@ -337,6 +337,7 @@ def evaluate_cmd(
 
 @app.command("train")
 def train_cmd(
+    ctx: typer.Context,
     scenario: Annotated[str, typer.Argument(
         help="Embedded family trained on (jemas-3, jemas-3-genai, multisite-N).")
                         ] = "jemas-3",
@@ -370,8 +371,8 @@ def train_cmd(
         "are refused.")] = "train",
     out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/sac"),
     resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue the run in --out from its checkpoint (only --steps may "
-        "grow).")] = False,
+        "--resume", help="Continue the run in --out from its checkpoint with the run's own "
+        "options (config.json) for those not given; only --steps may grow.")] = False,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace a finished or started run in --out.")] = False,
     checkpoint_every: Annotated[int, typer.Option(
@@ -383,13 +384,23 @@ def train_cmd(
     from optsched.options import check_out, train_days
 
     check_out(out_dir)
-    cfg = TrainConfig(algo=algo, action=action, scenario=scenario, shaping=shaping,
-                      reward=reward, steps=steps, seed=seed, reward_norm=reward_norm,
-                      num_envs=num_envs, updates_per_step=updates_per_step, gamma=gamma,
-                      lr=lr, init_action=_numbers(init_action, "--init-action"), eta=eta,
-                      diffusion_steps=diffusion_steps, latent=latent, out=str(out_dir),
-                      checkpoint_every=checkpoint_every)
-    day_list = train_days(days, scenario)
+    opts = {"algo": algo, "action": action, "scenario": scenario, "shaping": shaping,
+            "reward": reward, "steps": steps, "seed": seed, "reward_norm": reward_norm,
+            "num_envs": num_envs, "updates_per_step": updates_per_step, "gamma": gamma,
+            "lr": lr, "init_action": _numbers(init_action, "--init-action"), "eta": eta,
+            "diffusion_steps": diffusion_steps, "latent": latent,
+            "checkpoint_every": checkpoint_every}
+    stored_days: tuple[int, ...] = ()
+    if resume:                   # the run's own options for every one not given here
+        given = {name for name in ctx.params    # by name: typer carries its own click
+                 if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
+        stored = _stored_run(out_dir)
+        opts |= {k: stored[k] for k in opts if k not in given and k in stored}
+        if "days" not in given:
+            stored_days = tuple(stored.get("days", ()))
+    algo, scenario = opts["algo"], opts["scenario"]
+    cfg = TrainConfig(**opts, out=str(out_dir))
+    day_list = list(stored_days) or train_days(days, scenario)
     if algo == "bc" and scenario != "jemas-3":
         raise ScenarioError("--algo", "bc clones the oracle's jemas-3 schedules only (its "
                             "direct action has no GPU commitment)", f"bc on {scenario}")
@@ -404,6 +415,20 @@ def train_cmd(
     trainer = _train(dataclasses.replace(cfg, days=tuple(day_list)), resume, overwrite)
     err.print(f"done: {trainer.steps:,} env steps in {trainer.wall:.0f} s; policy at "
               f"{out_dir / 'policy.pt'}, metrics at {out_dir / 'metrics.csv'}")
+
+
+def _stored_run(out_dir: Path) -> dict:
+    """The options a run in `out_dir` was started with (its config.json; JSON, never a
+    pickle), {} where there is none to read: the checkpoint then decides."""
+    import json
+
+    try:
+        stored = json.loads((out_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(stored, dict):
+        return {}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
 
 
 def _numbers(text: str | None, key: str) -> tuple[float, ...]:

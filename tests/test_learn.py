@@ -123,7 +123,7 @@ def test_gae_matches_a_hand_computation():
 def test_train_and_evaluate_a_checkpoint_from_the_cli(tmp_path):
     """A short PPO run (one episode of one copy) from the CLI, its policy evaluated; then
     the run folder is protected: a fresh run into it and a resume without a checkpoint
-    are refused with one line and exit 2."""
+    are refused with one line and exit 2; a resume needs only --steps."""
     import json
     import subprocess
     import sys
@@ -151,6 +151,19 @@ def test_train_and_evaluate_a_checkpoint_from_the_cli(tmp_path):
                              text=True, timeout=600)
     assert nothing.returncode == 2 and "--resume: no checkpoint" in nothing.stderr
     assert not empty.exists()
+    # --resume takes the run's own options (ppo, 1 copy, its 2 days) for those not given;
+    # one given differently is refused by the checkpoint.
+    more = subprocess.run([*run, "train", "--resume", "--steps", "576", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert more.returncode == 0, more.stderr
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["algo"], config["num_envs"], config["steps"]) == ("ppo", 1, 576)
+    assert len(config["days"]) == 2
+    other = subprocess.run([*run, "train", "--resume", "--steps", "864", "--seed", "5",
+                            "--out", str(tmp_path)], capture_output=True, text=True,
+                           timeout=600)
+    assert other.returncode == 2 and "--resume: the checkpoint's run has seed=0" in \
+        other.stderr
 
 
 def test_train_on_the_hard_family_from_the_cli(tmp_path):
