@@ -60,8 +60,8 @@ def run_one(n: int, method: str, tol: float, workers: int, max_gib: float,
                   f"gap {(bound - primal) / abs(bound):.2e}, {time.perf_counter() - t1:.0f} s",
                   file=sys.stderr, flush=True)
 
-        sizes = {} if cluster_size is None else {"cluster_size": cluster_size}
-        d = solve_decomposed(c, workers=workers, tol=tol, progress=progress, **sizes)
+        d = solve_decomposed(c, workers=workers, tol=tol, progress=progress,
+                             cluster_size=cluster_size)
         row |= {"status": "converged" if d.converged else "not converged",
                 "build_s": d.build_s, "solve_s": d.solve_s, "utility": d.utility,
                 "bound": d.bound, "gap": d.gap, "iterations": d.iterations,

@@ -139,10 +139,9 @@ def solve_decomposed(scenario_or_compiled: Any, workers: int = 1,
     the site problems fanned out on `workers` CPUs or the cluster at `ray_address`."""
     from optsched.oracle.decompose import solve_decomposed as decomposed
 
-    sizes = {} if cluster_size is None else {"cluster_size": cluster_size}
     return decomposed(compiled(scenario_or_compiled), workers=workers,
                       ray_address=ray_address, tol=tol, max_iter=max_iter, progress=progress,
-                      **sizes)
+                      cluster_size=cluster_size)
 
 
 def evaluate(scenario: Any, schedule: Schedule, *, milp: bool = False,

@@ -205,7 +205,7 @@ def solve_cmd(
                           ] = 50,
     cluster_size: Annotated[int | None, typer.Option(
         "--cluster-size", help="--decompose: sites per balanced cluster, each solved whole "
-        "before any round (0: none; default 5).")] = None,
+        "before any round (0: none; default max(5, round(sqrt(sites / 2)))).")] = None,
     json_out: JsonOpt = False,
 ):
     """The offline oracle (perfect foresight): the model as a MILP or its LP relaxation;

@@ -268,3 +268,10 @@ def test_a_bad_cluster_size_is_refused(small):
     for bad in (-1, 2.5, True):
         with pytest.raises(ScenarioError, match="^--cluster-size: "):
             solve_decomposed(c, cluster_size=bad)
+
+
+def test_the_default_cluster_size_grows_with_the_square_root_of_the_sites():
+    """max(5, round(sqrt(N / 2))), by hand: 5 up to 60 sites, 7 at 100, 10 at 200."""
+    from optsched.oracle.decompose import cluster_size_for
+
+    assert [cluster_size_for(n) for n in (2, 10, 30, 60, 100, 200)] == [5, 5, 5, 5, 7, 10]

@@ -62,9 +62,16 @@ MAX_ITER = 50
 # and the master's (Wentges' smoothing). Off: the repaired prices bound better (multisite-10
 # day 4: 2 rounds either way, one site sweep less per round without).
 SMOOTHING = 0.0
-# Sites per balanced cluster (`solve_decomposed`): on multisite-30 day 4, 6 clusters of 5
-# gave a primal within 0.24% of the bound their own prices certify, in one pass.
-CLUSTER_SIZE = 5
+
+
+def cluster_size_for(sites: int) -> int:
+    """The default sites per balanced cluster: max(5, round(sqrt(sites / 2))). The repaired
+    bound loosens as the clusters grow in number (a class is priced at the cheapest
+    spare capacity of any of them) and a cluster's LP grows with its size cubed, so the
+    size grows with the square root. Chosen from multisite-N day 4 (docs/model.md): 6
+    clusters of 5 closed 30 sites to 0.24% in one pass; at 100 sites 20 of 5 left 0.73%,
+    14 of 7 closed to 0.18%."""
+    return max(5, round(math.sqrt(sites / 2)))
 # Per-site arrays of Compiled, sliced to one site by `site_view`.
 SITE_FIELDS = ("gpus", "util_cap", "idle_kw", "import_cap", "export_cap", "sell_factor",
                "demand_charge", "has_battery", "soc0", "soc_min", "soc_max", "ch_max",
@@ -544,13 +551,14 @@ def _home_price(c: Compiled, lam: NDArray[np.float64]) -> NDArray[np.float64]:
 def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = None,
                      tol: float = 5e-3, max_iter: int = MAX_ITER,
                      smoothing: float = SMOOTHING, window: int | None = None,
-                     cluster_size: int = CLUSTER_SIZE,
+                     cluster_size: int | None = None,
                      progress: Callable[[int, float, float], None] | None = None
                      ) -> Decomposed:
     """The LP relaxation of `c` by price coordination over its sites, to a certified
     relative gap `tol` (bound - primal <= tol max(1, |bound|)) or `max_iter` rounds.
 
-    With more than `cluster_size` sites (0: never) it first tries balanced clusters:
+    With more than `cluster_size` sites (None: `cluster_size_for(c.I)`; 0: never) it
+    first tries balanced clusters:
     the sites dealt into groups of about `cluster_size` (`balanced_clusters`, by their
     home prices in the home-only master), each group's LP with transfers inside it
     solved whole (`solve_cluster`, in parallel): their union is a feasible schedule, and
@@ -563,6 +571,8 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
     gap sooner than single slots, benchmarks/scale_oracle.py). `progress(round, bound,
     primal)` is called after each round (round 0: the clusters)."""
     _check(c, tol, max_iter)
+    if cluster_size is None:
+        cluster_size = cluster_size_for(c.I)
     if isinstance(cluster_size, bool) or not isinstance(cluster_size, int) or cluster_size < 0:
         raise ScenarioError("--cluster-size", "must be an integer >= 0 (0: no clusters)",
                             cluster_size)
