@@ -24,8 +24,17 @@ in slot t) splits the LP relaxation into one LP per site and a closed form per c
   optimum after the first re-solve; the 10- and 30-site days close 0.5% in 2 rounds
   (6, and more than 5, before).
 
-The run stops when bound - primal <= tol max(1, |bound|). The master's schedule is scored
-by the one evaluator; that score is the primal utility. docs/model.md, "Decomposed oracle".
+Before any round, balanced clusters (`balanced_clusters`, `solve_cluster`): the sites
+dealt into groups that mix those short of capacity with those that have some to spare,
+each group's LP with its inner transfers solved whole; their union is a feasible
+schedule and their repaired prices a near-optimal dual point. On multisite-N (where every
+transfer that pays crosses regions, from short sites to spare ones) this alone closes
+0.5%: 30 sites to 0.24%, 100 sites to 0.18% (groups of 7), where the master's re-solve
+with the admitted transfers does not finish in 10 minutes.
+
+The run stops when bound - primal <= tol max(1, |bound|). The better of the clusters'
+and the master's schedules, scored by the one evaluator, is the primal utility.
+docs/model.md, "Decomposed oracle".
 """
 
 from __future__ import annotations
