@@ -18,9 +18,10 @@ from optsched.errors import ScenarioError
 from optsched.learn.checkpoint import decode, encode, load_checkpoint, upgrade_policy
 from optsched.learn.policy import LearnedPolicy
 from optsched.learn.train import TrainConfig, train
+from optsched.policies import SHIPPED_MODEL
 from tests.conftest import small_scenario
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "jemas3-scheduler.pt"
+SHIPPED = SHIPPED_MODEL
 
 
 class Evil:

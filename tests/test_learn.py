@@ -406,11 +406,11 @@ def test_init_action_starts_ppo_at_a_rules_action(tmp_path, bank):
 def test_a_provisioning_model_refuses_a_scenario_without_provisioning():
     """The shipped jemas-3-genai model commits GPUs before arrivals: on jemas-3 (no
     [provisioning]) it is refused by name instead of failing inside the dispatch."""
-    from pathlib import Path
 
     from optsched.api import evaluate_policy
     from optsched.errors import ScenarioError
+    from optsched.policies import SHIPPED_MODELS
 
-    model = Path(__file__).parents[1] / "models" / "jemas3-genai-scheduler.pt"
+    model = SHIPPED_MODELS["jemas-3-genai"]
     with pytest.raises(ScenarioError, match="--policy.*provisioning"):
         evaluate_policy("jemas-3", str(model), "4", oracle=False)
