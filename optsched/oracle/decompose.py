@@ -28,7 +28,7 @@ Before any round, balanced clusters (`balanced_clusters`, `solve_cluster`): the 
 dealt into groups that mix those short of capacity with those that have some to spare,
 each group's LP with its inner transfers solved whole; their union is a feasible
 schedule and their repaired prices a near-optimal dual point. On multisite-N (where every
-transfer that pays crosses regions, from short sites to spare ones) this alone closes
+job moved crosses regions, from short sites to spare ones) this alone closes
 0.5%: 30 sites to 0.24%, 100 sites to 0.18% (groups of 7), where the master's re-solve
 with the admitted transfers does not finish in 10 minutes.
 
@@ -72,15 +72,6 @@ MAX_ITER = 50
 # day 4: 2 rounds either way, one site sweep less per round without).
 SMOOTHING = 0.0
 
-
-def cluster_size_for(sites: int) -> int:
-    """The default sites per balanced cluster: max(5, round(sqrt(sites / 2))). The repaired
-    bound loosens as the clusters grow in number (a class is priced at the cheapest
-    spare capacity of any of them) and a cluster's LP grows with its size cubed, so the
-    size grows with the square root. Chosen from multisite-N day 4 (docs/model.md): 6
-    clusters of 5 closed 30 sites to 0.24% in one pass; at 100 sites 20 of 5 left 0.73%,
-    14 of 7 closed to 0.18%."""
-    return max(5, round(math.sqrt(sites / 2)))
 # Per-site arrays of Compiled, sliced to one site by `site_view`.
 SITE_FIELDS = ("gpus", "util_cap", "idle_kw", "import_cap", "export_cap", "sell_factor",
                "demand_charge", "has_battery", "soc0", "soc_min", "soc_max", "ch_max",
@@ -92,6 +83,16 @@ CLASS_FIELDS = ("interactive", "revenue_per_job", "min_quality", "drop_penalty",
                 "backlog_cap")
 PAIR_FIELDS = ("latency_s", "late", "eligible", "revenue", "transfer", "late_cost", "value")
 OPTION_FIELDS = ("opt_steps", "opt_clock", "quality", "gpu_s", "energy_j", "busy_kwh")
+
+
+def cluster_size_for(sites: int) -> int:
+    """The default sites per balanced cluster: max(5, round(sqrt(sites / 2))). The repaired
+    bound loosens as the clusters grow in number (a class is priced at the cheapest
+    spare capacity of any of them) and a cluster's LP grows with its size cubed, so the
+    size grows with the square root. Chosen from multisite-N day 4 (docs/model.md): 6
+    clusters of 5 closed 30 sites to 0.24% in one pass; at 100 sites 20 of 5 left 0.73%,
+    14 of 7 closed to 0.18%."""
+    return max(5, round(math.sqrt(sites / 2)))
 
 
 # ------------------------------------------------------------------ site subproblems
@@ -551,6 +552,29 @@ def _closed(bound: float, primal: float, tol: float) -> bool:
     return math.isfinite(bound) and bound - primal <= tol * max(1.0, abs(bound))
 
 
+def _clusters(c: Compiled, pool: _Pool, problems: Sequence[SiteProblem],
+              lam: NDArray[np.float64], size: int) -> tuple[list[NDArray[np.int64]], Any,
+                                                             NDArray, NDArray]:
+    """The balanced clusters' stage from the home-only master's prices `lam`: (groups,
+    (utility, schedule, evaluation) of their union or None if infeasible, their prices
+    floored at -drop_penalty, those prices repaired at their sites' duals)."""
+    groups = balanced_clusters(_home_price(c, lam), size)
+    views = [cluster_view(c, g) for g in groups]
+    solved = pool.map(solve_cluster, [(view,) for _, _, view in views])
+    schedule = assemble(c, [(ks, opts, g, r.schedule) for (ks, opts, _), g, r
+                            in zip(views, groups, solved, strict=True)])
+    ev = evaluate(c, schedule, tol=1e-5)
+    prices = np.empty_like(lam)          # every class is homed in exactly one group
+    duals: list[Any] = [None] * c.I
+    for (ks, _, _), g, r in zip(views, groups, solved, strict=True):
+        prices[ks] = r.lam
+        for j, i in enumerate(g):
+            duals[i] = r.site_duals[j]
+    prices = np.maximum(prices, -c.drop_penalty[:, None])
+    fixed = repaired(problems, prices, [duals[p.site] for p in problems])
+    return groups, (ev.utility, schedule, ev) if ev.feasible else None, prices, fixed
+
+
 def _home_price(c: Compiled, lam: NDArray[np.float64]) -> NDArray[np.float64]:
     """Per site, the mean price of its home classes' jobs (-inf without any)."""
     return np.array([lam[c.home == i].mean() if (c.home == i).any() else -np.inf
@@ -626,41 +650,31 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
     def finite(lam: NDArray[np.float64], fixed: NDArray[np.float64]) -> list[NDArray]:
         return [lam, fixed] if np.isfinite(fixed).all() else [lam]
 
-    try:
+    def resolve() -> tuple[float, NDArray[np.float64]]:
+        nonlocal master_s
         tm = time.perf_counter()
-        primal, lam = master.solve()
+        out = master.solve()
         master_s += time.perf_counter() - tm
+        return out
+
+    def incumbent() -> float:
+        """The better primal so far: the master's optimum or the clusters' utility."""
+        return max(primal, best[0] if best else -math.inf)
+
+    try:
+        primal, lam = resolve()
         if cluster_size and cluster_size < c.I:
             tc = time.perf_counter()
-            groups = balanced_clusters(_home_price(c, lam), cluster_size)
-            views = [cluster_view(c, g) for g in groups]
-            solved = pool.map(solve_cluster, [(view,) for _, _, view in views])
-            schedule = assemble(c, [(ks, opts, g, r.schedule) for (ks, opts, _), g, r
-                                    in zip(views, groups, solved, strict=True)])
-            ev = evaluate(c, schedule, tol=1e-5)
-            if ev.feasible:
-                best = (ev.utility, schedule, ev)
-            lam_c = np.empty_like(lam)
-            duals: list[Any] = [None] * c.I
-            for (ks, _, _), g, r in zip(views, groups, solved, strict=True):
-                lam_c[ks] = r.lam
-                for j, i in enumerate(g):
-                    duals[i] = r.site_duals[j]
-            lam_c = np.maximum(lam_c, floor)
-            fixed = repaired(problems, lam_c, [duals[p.site] for p in problems])
+            groups, best, lam_c, fixed = _clusters(c, pool, problems, lam, cluster_size)
             cluster_s = time.perf_counter() - tc
             bids = price(finite(lam_c, fixed))
-            incumbent = max(primal, best[0] if best else -math.inf)
-            history.append((bound, incumbent))
+            history.append((bound, incumbent()))
             if progress is not None:
-                progress(0, bound, incumbent)
-            if not _closed(bound, incumbent, tol) and admit(bids):
-                tm = time.perf_counter()
-                primal, lam = master.solve()
-                master_s += time.perf_counter() - tm
+                progress(0, *history[-1])
+            if not _closed(bound, incumbent(), tol) and admit(bids):
+                primal, lam = resolve()
         while True:
-            incumbent = max(primal, best[0] if best else -math.inf)
-            if _closed(bound, incumbent, tol) or it >= max_iter:
+            if _closed(bound, incumbent(), tol) or it >= max_iter:
                 break
             it += 1
             lam = np.maximum(lam, floor)     # the drop column's dual feasibility, exactly
@@ -668,16 +682,14 @@ def solve_decomposed(c: Compiled, workers: int = 1, ray_address: str | None = No
             if smoothing and best_lam is not None:
                 probes.append(smoothing * best_lam + (1.0 - smoothing) * lam)
             bids = price(probes)
-            history.append((bound, max(primal, best[0] if best else -math.inf)))
+            history.append((bound, incumbent()))
             if progress is not None:
                 progress(it, *history[-1])
             if _closed(bound, history[-1][1], tol):
                 break                        # the incumbent stands: no re-solve
             if not admit(bids):
                 break                        # every bid is admitted: nothing left to add
-            tm = time.perf_counter()
-            primal, lam = master.solve()
-            master_s += time.perf_counter() - tm
+            primal, lam = resolve()
     finally:
         pool.close()
     from_clusters = best is not None and best[0] >= primal
