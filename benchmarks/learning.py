@@ -147,11 +147,14 @@ def train_and_score(job: Job, fresh: bool = False) -> dict:
 
 def run_jobs(jobs: list[Job], workers: int = 1, ray_address: str | None = None,
              fresh: bool = False, progress=None) -> list[dict]:
-    """Every job's row, in the order of `jobs`, fanned out (optsched.parallel)."""
+    """Every job's row, in the order of `jobs`, fanned out (optsched.parallel), the
+    costliest runs started first."""
+    from optsched.learn.train import estimated_cost
     from optsched.parallel import fan_out
 
     return fan_out(partial(train_and_score, fresh=fresh), jobs, workers, ray_address,
-                   describe=Job.label, progress=progress)
+                   describe=Job.label, progress=progress,
+                   cost=lambda job: estimated_cost(job.cfg))
 
 
 def make_jobs(args) -> list[Job]:

@@ -15,7 +15,9 @@ For every worker count two wall times are given: end to end (what a command take
 starting and stopping the local Ray runtime included) and the fan-out alone (the runtime
 already up, as for a cluster at --ray-address); the speed-up is over 1 worker (serial, no
 Ray). The results of every worker count are checked equal to the serial ones (objectives
-bit for bit; training episode utilities). With each figure the 1-minute load average is
+bit for bit; training episode utilities): the benchmark stops if they differ. This VM's
+speed wanders by 10-20% from one minute to the next: `--repeat R` runs every count R
+times, round after round, and reports the medians. With each figure the 1-minute load average is
 kept: on a shared machine other processes take the cores the workers would use. All
 numbers go to `--out/scale.json`. The decomposed
 oracle's part is benchmarks/scale_oracle.py.
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -86,23 +89,38 @@ def learning_runs(args):
     return fn
 
 
-def measure(name: str, fn, workers: list[int]) -> dict:
-    out: dict = {"case": name, "workers": {}}
+def measure(name: str, fn, workers: list[int], repeat: int = 1) -> dict:
+    """Every worker count (and, above 1, with the runtime already up) `repeat` times, one
+    round after another so that a slow spell of the machine hits all alike; the median
+    seconds of each count give its speed-up over the serial median."""
+    keys = [(n, warm) for n in workers for warm in ([False, True] if n > 1 else [False])]
+    times: dict[str, list[float]] = {}
+    loads: dict[str, list[float]] = {}
     base = None
-    for n in workers:
-        for warm in ([False, True] if n > 1 else [False]):
+    for r in range(repeat):
+        for n, warm in keys:
             result, secs = timed(fn, n, warm)
             if base is None:
-                base = (result, secs)
+                base = result
             key = f"{n}" + (" (runtime up)" if warm else "")
-            load = os.getloadavg()[0]               # a shared machine: say how busy
-            out["workers"][key] = {"seconds": round(secs, 2),
-                                   "speedup": round(base[1] / secs, 2),
-                                   "equal_to_serial": result == base[0],
-                                   "load_average_1min": round(load, 2)}
-            print(f"scale: {name}, {key} worker(s): {secs:.1f} s, speed-up "
-                  f"{base[1] / secs:.2f}x, equal to serial: {result == base[0]} "
-                  f"(load average {load:.1f} on {os.cpu_count()} CPUs)", file=sys.stderr)
+            if result != base:
+                raise SystemExit(f"scale: {name}, {key} worker(s) differ from the serial "
+                                 "run's results")
+            times.setdefault(key, []).append(secs)
+            loads.setdefault(key, []).append(os.getloadavg()[0])   # a shared machine
+            print(f"scale: {name}, round {r + 1}/{repeat}, {key} worker(s): {secs:.1f} s "
+                  f"(load average {loads[key][-1]:.1f} on {os.cpu_count()} CPUs)",
+                  file=sys.stderr)
+    serial = statistics.median(times["1"])
+    out: dict = {"case": name, "repeat": repeat, "workers": {}}
+    for key, secs in times.items():
+        med = statistics.median(secs)
+        out["workers"][key] = {"seconds": round(med, 2),
+                               "rounds_s": [round(t, 2) for t in secs],
+                               "speedup": round(serial / med, 2), "equal_to_serial": True,
+                               "load_average_1min": [round(v, 2) for v in loads[key]]}
+        print(f"scale: {name}, {key} worker(s): median {med:.1f} s of {len(secs)}, "
+              f"speed-up {serial / med:.2f}x, equal to serial: True", file=sys.stderr)
     return out
 
 
@@ -115,10 +133,14 @@ def main() -> None:
     ap.add_argument("--num-envs", type=int, default=4)
     ap.add_argument("--train-days", type=int, default=2)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of every worker count; the median is reported")
     ap.add_argument("--skip-oracle", action="store_true")
     ap.add_argument("--skip-learning", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("runs/scale"))
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat: must be an integer >= 1, got {args.repeat}")
     workers = sorted(set(args.workers))
     if workers[0] != 1:
         workers = [1, *workers]                        # the serial run is the baseline
@@ -126,10 +148,11 @@ def main() -> None:
     if not args.skip_oracle:
         kind = "MILP" if args.milp else "LP relaxation"
         cases.append(measure(f"oracle {kind} on jemas-3 days {args.days}",
-                             oracle_days(args.days, args.milp), workers))
+                             oracle_days(args.days, args.milp), workers,
+                             args.repeat))
     if not args.skip_learning:
         cases.append(measure(f"{args.runs} training runs of {args.steps} steps",
-                             learning_runs(args), workers))
+                             learning_runs(args), workers, args.repeat))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "scale.json", json.dumps(cases, indent=1) + "\n")
     print(json.dumps(cases, indent=1))

@@ -101,34 +101,53 @@ def solve_days(scenario: Any, days: Any = None, backend: str = "highs",
     """`solve` on every day of `days` (a day spec or list; None: the scenario itself) with
     `ablations` removed, one task per day (optsched.parallel.fan_out: `workers` local
     CPUs or the Ray cluster at `ray_address`; serial by default), in the order of the
-    days. Every day is checked before any solve."""
+    days. The source and the days are checked before any solve; each task builds its own
+    day, so that building the days runs in parallel too."""
     from functools import partial
 
     from optsched.options import check_levers
     from optsched.parallel import check_workers, fan_out
-    from optsched.scenario import Scenario, compile_scenario
-    from optsched.scenario.ablations import ablate
+    from optsched.scenario import Scenario, family, is_embedded
+    from optsched.scenario.history import remember_arrays
 
     removed = check_levers(ablations)
     settings = check_workers(workers, ray_address)
-    if isinstance(scenario, (str, Path)):
+    options = dict(backend=backend, relax=relax, mip_gap=mip_gap, time_limit=time_limit,
+                   max_vars=max_vars)
+    if isinstance(scenario, Scenario):
+        day_list, source = [None], scenario
+    elif isinstance(scenario, (str, Path)):
         from optsched.days import parse_days
 
         day_list = parse_days(days, scenario) if days is None or isinstance(days, str) \
             else list(days)
-        scenarios = [load_scenario(scenario, d) for d in day_list]
-    elif isinstance(scenario, Scenario):
-        day_list, scenarios = [None], [scenario]
+        source = scenario if is_embedded(scenario) else Path(scenario).resolve()
+        n_days = family(scenario).n_days() if is_embedded(scenario) else 0
+        bad = [d for d in day_list if d is not None and not 0 <= d < n_days]
+        load_scenario(source, bad[0] if bad else day_list[0])  # bad input fails here, first
     else:
         raise TypeError("solve_days takes a scenario source or a Scenario")
-    comps = [ablate(compile_scenario(sc), removed) for sc in scenarios]
-    names = {id(c): sc.name for sc, c in zip(scenarios, comps, strict=True)}
-    sols = fan_out(partial(solve, backend=backend, relax=relax, mip_gap=mip_gap,
-                           time_limit=time_limit, max_vars=max_vars),
-                   comps, settings.workers, settings.address,
-                   describe=lambda c: f"oracle on {names[id(c)]}", progress=progress)
-    return [DaySolution(d, sc.name, c, sol)
-            for d, sc, c, sol in zip(day_list, scenarios, comps, sols, strict=True)]
+    solved = fan_out(partial(_solve_day, source, removed, options), day_list,
+                     settings.workers, settings.address,
+                     describe=lambda d: f"oracle on day {d}", progress=progress)
+    out = []
+    for day, (name, c, sol) in zip(day_list, solved, strict=True):
+        if day is not None and is_embedded(str(source)):   # as if built here (history.py)
+            remember_arrays(c.price, c.gpus, str(source), day)
+        out.append(DaySolution(day, name, c, sol))
+    return out
+
+
+def _solve_day(source: Any, removed: Sequence[str], options: dict, day: int | None
+               ) -> tuple[str, Compiled, Solution]:
+    """One task of `solve_days`: the day built from its source (a Scenario, an embedded
+    family, an absolute TOML path), levers removed, and solved."""
+    from optsched.scenario import Scenario, compile_scenario
+    from optsched.scenario.ablations import ablate
+
+    sc = source if isinstance(source, Scenario) else load_scenario(source, day)
+    c = ablate(compile_scenario(sc), removed)
+    return sc.name, c, solve(c, **options)
 
 
 def solve_decomposed(scenario_or_compiled: Any, workers: int = 1,

@@ -656,8 +656,24 @@ def demo(
 
 def main() -> None:
     """Run the app; every OptschedError is one line on stderr and exit 2."""
-    with json_stdout("--json" in sys.argv[1:]):
-        code = _run()
+    import warnings
+
+    default_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        """optsched's own warnings (e.g. a cache entry solved again) as one line for the
+        user, not Python's two lines of file and source; other libraries' as they come."""
+        if Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent):
+            sys.stderr.write(f"optsched: warning: {message}\n")
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        with json_stdout("--json" in sys.argv[1:]):
+            code = _run()
+    finally:
+        warnings.showwarning = default_show
     sys.exit(code)
 
 
@@ -670,7 +686,8 @@ def _run() -> int:
         sys.stderr.write("optsched: aborted\n")
         code = 1
     except typer.TyperException as exc:      # usage errors: bad option, missing argument
-        sys.stderr.write(f"optsched: {exc.format_message()}\n")
+        if message := exc.format_message():  # none after the help that a bare call shows
+            sys.stderr.write(f"optsched: {message}\n")
         code = 2
     except OptschedError as exc:
         sys.stderr.write(f"optsched: {exc}\n")
@@ -681,9 +698,15 @@ def _run() -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if os.environ.get("OPTSCHED_DEBUG"):
             raise
-        sys.stderr.write(f"optsched: internal error: {type(exc).__name__}: {exc} "
-                         "(set OPTSCHED_DEBUG=1 for the traceback)\n")
-        code = 1
+        if isinstance(exc, OSError) and exc.filename is not None:
+            # A path that cannot be read or written (permissions, a read-only or special
+            # file system, a folder where a file was meant): the user's to fix.
+            sys.stderr.write(f"optsched: {exc.filename}: {exc.strerror or exc}\n")
+            code = 2
+        else:
+            sys.stderr.write(f"optsched: internal error: {type(exc).__name__}: {exc} "
+                             "(set OPTSCHED_DEBUG=1 for the traceback)\n")
+            code = 1
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -20,9 +20,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     it is removed and `path` is left as it was. `suffix` defaults to `path`'s own (some
     writers, e.g. numpy's savez and matplotlib, pick the format from it)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp",
-                               dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.",
+                                   suffix=suffix or path.suffix or ".tmp", dir=path.parent)
+    except OSError as exc:       # named by the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, _file_mode(path))

@@ -71,10 +71,11 @@ def sweep_values(param: str, values: str) -> list[str]:
     from optsched.scenario.sensitivity import PARAMS
 
     choice("--param", param, PARAMS)
-    vals = [v.strip() for v in values.split(";" if param == "model-mix" else ",")
-            if v.strip()]
-    if not vals:
+    vals = [v.strip() for v in values.split(";" if param == "model-mix" else ",")]
+    if not any(vals):
         raise ScenarioError("--values", "give at least one value", values)
+    if not all(vals):              # `1,,2` is a typo, not the two values 1 and 2
+        raise ScenarioError("--values", "has an empty item", values)
     return vals
 
 

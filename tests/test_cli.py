@@ -54,6 +54,22 @@ def test_evaluate_json_contract_on_a_scenario_known_by_hand(tmp_path):
     assert data["feasible"]
 
 
+def test_a_bad_cache_entry_is_one_warning_line_and_solved_again(tmp_path):
+    toml, cache = arbitrage_toml(tmp_path), tmp_path / "cache"
+    argv = ("report", toml, "--policy", "local-fixed", "--cache", str(cache),
+            "--no-simulate", "--ablate-policy", "none")
+    first = run(*argv, "--out", str(tmp_path / "r1"))
+    assert first.returncode == 0 and "warning" not in first.stderr, first.stderr
+    (meta,) = cache.glob("*.json")
+    meta.write_text(meta.read_text().replace('"objective": ', '"objective": 1'))
+    again = run(*argv, "--out", str(tmp_path / "r2"))
+    assert again.returncode == 0, again.stderr
+    warned = [ln for ln in again.stderr.splitlines() if "warning" in ln.lower()]
+    assert len(warned) == 1 and warned[0].startswith("optsched: warning: oracle cache "
+                                                     "entry"), again.stderr
+    assert "warnings.warn" not in again.stderr              # not Python's source line
+
+
 def test_version_and_a_closed_pipe():
     from importlib.metadata import version
 
@@ -66,6 +82,12 @@ def test_version_and_a_closed_pipe():
                            text=True, timeout=120, executable="/bin/bash")
     assert shown.stdout.startswith("jemas-3/day-004")
     assert piped.returncode == 0 and "Error" not in piped.stderr, piped.stderr
+
+
+def test_a_bare_call_shows_the_commands_and_no_empty_error_line():
+    bare = run()
+    assert "Usage:" in bare.stdout and "solve" in bare.stdout
+    assert bare.stderr.strip() == "", bare.stderr
 
 
 def test_unknown_policy_lists_every_kind():

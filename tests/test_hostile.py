@@ -120,6 +120,8 @@ PROBES: list[tuple[str, list[str], str]] = [
     ("validate-csv-unparseable", ["scenario", "validate", "{tmp}/csv-secret.toml"], "price"),
     ("export-out-under-file", ["scenario", "export", "jemas-3", "--out",
                                "{tmp}/a-file/day.toml"], "--out"),
+    ("export-out-unwritable", ["scenario", "export", "jemas-3", "--out",
+                               "/proc/optsched-hostile.toml"], "/proc/optsched-hostile.toml"),
     ("export-bad-day", ["scenario", "export", "jemas-3", "--day", "999", "--out",
                         OUT + ".toml"], "999"),
     # scenario build
@@ -239,6 +241,8 @@ PROBES: list[tuple[str, list[str], str]] = [
                                  "--out", OUT], "abc"),
     ("sweep-values-negative", ["sweep", "jemas-3", "--param", "load", "--values", "-1",
                                "--out", OUT], "-1"),
+    ("sweep-values-empty-item", ["sweep", "jemas-3", "--param", "load", "--values", "1,,2",
+                                 "--out", OUT], "1,,2"),
     ("sweep-model-mix", ["sweep", "jemas-3", "--param", "model-mix", "--values",
                          "sd15,dalle", "--out", OUT], "dalle"),
     ("simulate-counts", ["simulate", "jemas-3", "--counts", "some"], "--counts"),
