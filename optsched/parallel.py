@@ -124,13 +124,18 @@ def started(settings: Settings) -> Iterator[Any]:
         return
     kwargs: dict[str, Any] = {"address": settings.address} if settings.address else {
         "num_cpus": settings.workers, "include_dashboard": False}
-    if not settings.address:
-        # Token authentication, Ray's default for a local runtime, asked for by name: the
-        # same runtime without Ray's warning that it chose it (on stderr, every command).
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
-    with _environment(_thread_env() if not settings.address else {}):
-        ray.init(**kwargs, log_to_driver=False, logging_level=logging.WARNING,
-                 configure_logging=True)
+    # Ray says on stderr, at every start, that it turned on token authentication (its
+    # default for a local runtime, kept): a notice, not a warning to our users. (Setting
+    # RAY_AUTH_MODE=token instead left the driver without its token.)
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = notice.level
+    notice.setLevel(logging.ERROR)
+    try:
+        with _environment(_thread_env() if not settings.address else {}):
+            ray.init(**kwargs, log_to_driver=False, logging_level=logging.WARNING,
+                     configure_logging=True)
+    finally:
+        notice.setLevel(level)
     try:
         yield ray
     finally:
