@@ -17,9 +17,9 @@ already up, as for a cluster at --ray-address); the speed-up is over 1 worker (s
 Ray). The results of every worker count are checked equal to the serial ones (objectives
 bit for bit; training episode utilities): the benchmark stops if they differ. This VM's
 speed wanders by 10-20% from one minute to the next: `--repeat R` runs every count R
-times, round after round, and reports the medians. With each figure the 1-minute load average is
-kept: on a shared machine other processes take the cores the workers would use. All
-numbers go to `--out/scale.json`. The decomposed
+times, round after round, and reports the medians. With each figure the 1-minute load
+average is kept: on a shared machine other processes take the cores the workers would
+use. All numbers go to `--out/scale.json`. The decomposed
 oracle's part is benchmarks/scale_oracle.py.
 """
 
