@@ -19,7 +19,11 @@ bit for bit; training episode utilities): the benchmark stops if they differ. Th
 speed wanders by 10-20% from one minute to the next: `--repeat R` runs every count R
 times, round after round, and reports the medians. With each figure the 1-minute load
 average is kept: on a shared machine other processes take the cores the workers would
-use. All numbers go to `--out/scale.json`. The decomposed
+use. Each task's own seconds are summed too, to say where a speed-up short of N went:
+tasks that run slower beside each other (`slowdown`, and the `ceiling` N / slowdown it
+sets), or time outside the tasks (`overhead_s`: Ray's start and stop, idle workers, and
+set-up a task does not count as its own: a task's seconds are the solver's build and
+solve, a training run's loop). All numbers go to `--out/scale.json`. The decomposed
 oracle's part is benchmarks/scale_oracle.py.
 """
 
@@ -61,14 +65,16 @@ def oracle_days(days: str, milp: bool):
     """fn(workers) -> the objectives of one solve per day."""
     from optsched.api import solve_days
 
-    def fn(workers: int) -> list[float]:
-        return [s.solution.objective for s in solve_days("jemas-3", days, relax=not milp,
-                                                         workers=workers)]
+    def fn(workers: int) -> tuple[list[float], float]:
+        out = solve_days("jemas-3", days, relax=not milp, workers=workers)
+        return ([s.solution.objective for s in out],
+                sum(s.solution.build_s + s.solution.solve_s for s in out))
     return fn
 
 
 def learning_runs(args):
-    """fn(workers) -> the metrics rows of `--runs` fresh training runs."""
+    """fn(workers) -> (the episode utilities of `--runs` fresh training runs, the sum of
+    their own wall times)."""
     from optsched.learn.train import TrainConfig
     from optsched.options import train_days
 
@@ -76,7 +82,7 @@ def learning_runs(args):
     variants = [("sac", "sac", "none"), ("sac+mlp", "sac", "mlp")]
     specs = [(variants[i % 2], i // 2) for i in range(args.runs)]
 
-    def fn(workers: int) -> list[list[float]]:
+    def fn(workers: int) -> tuple[list[list[float]], float]:
         folder = (args.out / f"learning-w{workers}").resolve()
         shutil.rmtree(folder, ignore_errors=True)
         jobs = [Job(name, seed, TrainConfig(
@@ -85,21 +91,30 @@ def learning_runs(args):
             checkpoint_every=args.steps, out=str(folder / f"{name}-s{seed}")))
             for (name, algo, shaping), seed in specs]
         rows = run_jobs(jobs, workers)
-        return [r["curve"]["episode_utility"] for r in rows]
+        return ([r["curve"]["episode_utility"] for r in rows],
+                sum(r["wall_s"] for r in rows))
     return fn
 
 
 def measure(name: str, fn, workers: list[int], repeat: int = 1) -> dict:
     """Every worker count (and, above 1, with the runtime already up) `repeat` times, one
     round after another so that a slow spell of the machine hits all alike; the median
-    seconds of each count give its speed-up over the serial median."""
+    seconds of each count give its speed-up over the serial median.
+
+    fn(n) returns (results, task seconds): the tasks' own seconds, summed (each measured
+    inside its task). Where the speed-up goes is then split in two: `slowdown`, how much
+    longer the same tasks took beside each other than one after another (shared caches
+    and memory bandwidth, other processes), which caps the speed-up at n / slowdown
+    (`ceiling`) whatever the fan-out does; and `overhead_s`, the wall time not spent in
+    tasks on n workers (Ray's start and stop, workers importing, idle at the end)."""
     keys = [(n, warm) for n in workers for warm in ([False, True] if n > 1 else [False])]
     times: dict[str, list[float]] = {}
+    tasks: dict[str, list[float]] = {}
     loads: dict[str, list[float]] = {}
     base = None
     for r in range(repeat):
         for n, warm in keys:
-            result, secs = timed(fn, n, warm)
+            (result, task_s), secs = timed(fn, n, warm)
             if base is None:
                 base = result
             key = f"{n}" + (" (runtime up)" if warm else "")
@@ -107,20 +122,31 @@ def measure(name: str, fn, workers: list[int], repeat: int = 1) -> dict:
                 raise SystemExit(f"scale: {name}, {key} worker(s) differ from the serial "
                                  "run's results")
             times.setdefault(key, []).append(secs)
+            tasks.setdefault(key, []).append(task_s)
             loads.setdefault(key, []).append(os.getloadavg()[0])   # a shared machine
             print(f"scale: {name}, round {r + 1}/{repeat}, {key} worker(s): {secs:.1f} s "
                   f"(load average {loads[key][-1]:.1f} on {os.cpu_count()} CPUs)",
                   file=sys.stderr)
     serial = statistics.median(times["1"])
+    serial_tasks = statistics.median(tasks["1"])
     out: dict = {"case": name, "repeat": repeat, "workers": {}}
     for key, secs in times.items():
-        med = statistics.median(secs)
+        med, task_s = statistics.median(secs), statistics.median(tasks[key])
+        n = int(key.split()[0])
+        slowdown = task_s / serial_tasks
         out["workers"][key] = {"seconds": round(med, 2),
                                "rounds_s": [round(t, 2) for t in secs],
                                "speedup": round(serial / med, 2), "equal_to_serial": True,
+                               "task_s": round(task_s, 2),
+                               "task_rounds_s": [round(t, 2) for t in tasks[key]],
+                               "slowdown": round(slowdown, 3),
+                               "ceiling": round(n / slowdown, 2),
+                               "overhead_s": round(med - task_s / n, 2),
                                "load_average_1min": [round(v, 2) for v in loads[key]]}
         print(f"scale: {name}, {key} worker(s): median {med:.1f} s of {len(secs)}, "
-              f"speed-up {serial / med:.2f}x, equal to serial: True", file=sys.stderr)
+              f"speed-up {serial / med:.2f}x (tasks {slowdown:.3f}x as long as serially: "
+              f"ceiling {n / slowdown:.2f}x; {med - task_s / n:.1f} s outside tasks), "
+              "equal to serial: True", file=sys.stderr)
     return out
 
 

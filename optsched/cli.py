@@ -594,8 +594,7 @@ def simulate_cmd(
 
 
 BENCHMARKS = ("oracle", "env", "levers", "learning", "reproduction", "sim", "fidelity", "scale",
-              "trace_days",
-              "scale_oracle")
+              "trace_days", "scale_oracle", "forecast_ceiling")
 
 
 @app.command("bench", context_settings={"allow_extra_args": True,

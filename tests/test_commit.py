@@ -325,3 +325,35 @@ def test_scenario_mpc_shares_only_what_precedes_the_arrivals(monkeypatch):
     ev = evaluate(c, core.schedule(0), milp=True)
     assert ev.feasible and ev.utility == pytest.approx(float(core.episode_utility[0]),
                                                        rel=1e-9)
+
+
+def test_a_told_forecast_keeps_the_observed_slots_and_spreads_the_rest_by_profile():
+    """benchmarks/forecast_ceiling.py's reference forecast, by hand: real arrivals
+    [1, 2, 3, 4], profile [1, 1, 2, 0], slot 0 observed: the 9 jobs still to come go 1:2:0
+    over slots 1..3; before any slot is observed the 10 go 1:1:2:0."""
+    from benchmarks.forecast_ceiling import TotalKnown
+
+    told = TotalKnown(np.array([[1.0, 2.0, 3.0, 4.0]]), np.array([[1.0, 1.0, 2.0, 0.0]]))
+    np.testing.assert_allclose(told.point(np.array([[1.0]]), 4), [[1.0, 3.0, 6.0, 0.0]])
+    np.testing.assert_allclose(told.point(np.zeros((1, 0)), 4), [[2.5, 2.5, 5.0, 0.0]])
+
+
+def test_a_policys_forecaster_is_what_its_view_believes():
+    """MPCForecast(forecaster=f): the rollout's view of what is known (and the view its
+    GPUs are provisioned on) forecasts with f, not with the family's past: told each
+    class's day total, the believed day holds exactly the real jobs of the day."""
+    from benchmarks.forecast_ceiling import TotalKnown
+
+    c = genai_day(44)
+    flat = np.ones((c.K, c.T))
+    told = MPCForecast(forecaster=lambda day: TotalKnown.for_day(day, flat))
+    told.provision_quantile = 0.9          # as a planner provisioned at the P90 is
+    core = core_of(c, record=False)
+    view, high = knowing(core, told), provisioning(core, told)
+    believed = view.compiled(0).arrivals
+    np.testing.assert_allclose(believed.sum(axis=1), c.arrivals.sum(axis=1))
+    even = np.repeat(c.arrivals.sum(axis=1, keepdims=True) / c.T, c.T, axis=1)
+    np.testing.assert_allclose(believed, even)
+    np.testing.assert_allclose(high.compiled(0).arrivals[:, 1:], even[:, 1:])  # slot 0: P90
+    own = knowing(core, MPCForecast()).compiled(0).arrivals
+    assert not np.allclose(own, believed)

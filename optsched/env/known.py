@@ -10,7 +10,9 @@ followed by a forecast from the past only (`optsched.forecast.DayForecaster`: th
 seasonal naive of the family's earlier days rescaled by the arrivals observed so far;
 persistence where no earlier day exists), and its backlog caps are computed from that
 belief. `compiled(j)` is the believed day, `series_at` reads it, `point(j)` is the point
-forecast itself.
+forecast itself. A policy with a `forecaster` attribute (a function of the real day
+returning an object with DayForecaster's `point`) is shown that forecaster's belief
+instead: benchmarks/forecast_ceiling.py tells MPC the day's level that way.
 
 Provisioning headroom is the policy's choice: with `quantile` set (a level the family's
 quantile forecast was fitted at, `optsched.forecast.QuantileModel`), the current slot's
@@ -25,6 +27,7 @@ MPC on forecasts (`mpc-forecast`) plans on it with provisioning off.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -69,8 +72,11 @@ def believed_day(c: Compiled, t: int, forecaster: DayForecaster, observed: int |
 class Known:
     """The core as a policy knows it at the start of its current slot (see the module)."""
 
-    def __init__(self, core: Any, lag: int = 1, quantile: float | None = None):
+    def __init__(self, core: Any, lag: int = 1, quantile: float | None = None,
+                 forecaster: Callable[[Compiled], Any] | None = None):
         self._core, self.lag, self.quantile = core, int(lag), quantile
+        # a day's point forecaster (None: DayForecaster.for_day, the family's past)
+        self._forecaster = forecaster or DayForecaster.for_day
         self._days: dict[int, tuple[int, DayForecaster, QuantileModel | None]] = {}
         self._believed: dict[int, tuple[tuple[int, int], Compiled]] = {}
 
@@ -91,7 +97,7 @@ class Known:
         d = int(self._core.day[j])
         if j not in self._days or self._days[j][0] != d:
             c = self.real(j)
-            self._days[j] = (d, DayForecaster.for_day(c), quantile_model(c))
+            self._days[j] = (d, self._forecaster(c), quantile_model(c))
         return self._days[j][1:]
 
     def point(self, j: int) -> F:
@@ -131,7 +137,8 @@ def knowing(core: Any, policy: Any) -> Any:
     if not core.commit or getattr(policy, "foresight", False):
         return core
     q = getattr(policy, "provision_quantile", None)
-    return Known(core, lag=1, quantile=None if hasattr(policy, "plan") else q)
+    return Known(core, lag=1, quantile=None if hasattr(policy, "plan") else q,
+                 forecaster=getattr(policy, "forecaster", None))
 
 
 def provisioning(core: Any, policy: Any) -> Known | None:
@@ -142,7 +149,7 @@ def provisioning(core: Any, policy: Any) -> Known | None:
     if (not core.commit or getattr(policy, "foresight", False) or q is None
             or not hasattr(policy, "plan")):
         return None
-    return Known(core, lag=1, quantile=q)
+    return Known(core, lag=1, quantile=q, forecaster=getattr(policy, "forecaster", None))
 
 
 def provision_for(core: Any, point: Known, high: Known, x: F, battery_kw: F) -> F:

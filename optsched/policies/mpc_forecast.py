@@ -18,7 +18,9 @@ hourly re-planning on forecasts lost 3.7% to the oracle, every slot 0.14%.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +36,9 @@ class MPCForecast(MPC):
     replan_every: int = 1
     name: str = "mpc-forecast"
     foresight: bool = False
+    # a day's point forecaster, c -> object with DayForecaster's `point` (None: the
+    # family's past, DayForecaster.for_day); optsched.env.known.Known uses it
+    forecaster: Callable[[Any], Any] | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -44,6 +49,6 @@ class MPCForecast(MPC):
         its own that knows the current slot (lag 0)."""
         if not isinstance(core, Known):
             if core.t == 0 or self._own is None or self._own._core is not core:
-                self._own = Known(core, lag=0)
+                self._own = Known(core, lag=0, forecaster=self.forecaster)
             core = self._own
         return super().plan(core)

@@ -53,13 +53,24 @@ def class_latency(runs: dict, days: dict, seed: int = 0) -> pd.DataFrame:
 
 
 def summarize_latency(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (policy, class): the violation rate over all days' jobs (pooled), the mean
-    over days of the daily p95 latency, and its standard error."""
+    """Per (policy, class): the jobs arrived and violated (late or dropped) over all
+    days, their ratio (the violation rate, pooled), the mean over days of the daily p95
+    latency, and its standard error."""
     g = frame.groupby(["policy", "class"], sort=False)
     out = pd.DataFrame({
+        "arrived": g["arrived"].sum(),
+        "violated": g["late"].sum() + g["dropped"].sum(),
         "violation_rate": (g["late"].sum() + g["dropped"].sum()) / g["arrived"].sum(),
         "late_rate": g["late"].sum() / g["served"].sum().clip(lower=1),
         "p95_s": g["p95_s"].mean(),
         "p95_s_se": g["p95_s"].std(ddof=1) / np.sqrt(g["p95_s"].count()),
     })
     return out
+
+
+def pooled_violation(lat: pd.DataFrame) -> pd.Series:
+    """Per policy: the violation rate over every class's jobs (late or dropped, of all
+    that arrived), from `summarize_latency`'s table: one number to hold policies to (a
+    class with many jobs weighs as many)."""
+    g = lat.groupby(level="policy", sort=False)
+    return g["violated"].sum() / g["arrived"].sum().clip(lower=1)
