@@ -67,17 +67,24 @@ def replayed_days(trace: Path, n: int | None) -> list[tuple[str, int, object]]:
     return out
 
 
-def mean_se(x: np.ndarray) -> tuple[float, float]:
-    """Mean and its standard error (NaN for one value)."""
+def _finite(v) -> float | None:
+    """A float for results.json, None (JSON null) where undefined: NaN is no JSON."""
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def mean_se(x: np.ndarray) -> tuple[float, float | None]:
+    """Mean and its standard error (None for one value: undefined)."""
     m, se, _, _ = t_interval(x)
-    return float(m), float(se)
+    return float(m), _finite(se)
 
 
 def paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
     """Mean of a - b over the same days with its standard error and t interval."""
     d = np.asarray(a, float) - np.asarray(b, float)
-    m, se, lo, hi = (float(v) for v in t_interval(d, level))
-    return {"mean": m, "se": se, "low": lo, "high": hi, "days": len(d)}
+    m, se, lo, hi = t_interval(d, level)
+    return {"mean": float(m), "se": _finite(se), "low": _finite(lo), "high": _finite(hi),
+            "days": len(d)}
 
 
 def summarise(table, policies: list[str]) -> dict:
@@ -114,12 +121,17 @@ def show(summary: dict, title: str) -> None:
                 "late"):
         t.add_column(col, justify="left" if col == "policy" else "right")
     for p, r in summary["policies"].items():
+        se = "-" if r["gap_se"] is None else f"{100 * r['gap_se']:.2f}"
         t.add_row(p, str(r["days"]), f"{r['utility']:,.2f}",
-                  f"{100 * r['gap']:.2f}% ({100 * r['gap_se']:.2f})", f"{r['arrived']:,.0f}",
+                  f"{100 * r['gap']:.2f}% ({se})", f"{r['arrived']:,.0f}",
                   f"{r['dropped']:,.0f}", f"{r['late']:,.1f}")
     con.print(t)
     for name, d in summary["paired"].items():
         u, g = d["utility"], d["gap"]
+        if u["low"] is None:
+            con.print(f"{name}: utility {u['mean']:+,.2f} $/day, gap {100 * g['mean']:+.2f} "
+                      f"pts ({u['days']} day: no interval)")
+            continue
         con.print(f"{name}: utility {u['mean']:+,.2f} $/day [{u['low']:+,.2f}, "
                   f"{u['high']:+,.2f}], gap {100 * g['mean']:+.2f} pts "
                   f"[{100 * g['low']:+.2f}, {100 * g['high']:+.2f}] (95% t, {u['days']} days)")

@@ -84,3 +84,20 @@ def test_replayed_day_volume_is_the_trace_days_level(replay):
         per_day = mine.groupby("date").size()
         level = per_day[pd.Timestamp(TRACE_DAY)] / per_day[per_day.index.isin(steady)].mean()
         assert np.sum(cl.arrivals) == pytest.approx(mean_day[k] * level, rel=2e-3), cl.name
+
+
+def test_one_day_summary_is_strict_json_with_no_interval():
+    """One replayed day has no standard error or interval: results.json says null (NaN
+    is not JSON), and two days give the t interval (differences 0.5 and 1.3: mean 0.9,
+    s.e. 0.8 / 2 = 0.4, half-width t(0.975, 1) x 0.4 = 12.706 x 0.4)."""
+    import json
+
+    from benchmarks.trace_days import mean_se, paired
+
+    one = paired(np.array([1.0]), np.array([0.5]))
+    json.dumps(one, allow_nan=False)
+    assert one == {"mean": 0.5, "se": None, "low": None, "high": None, "days": 1}
+    assert mean_se(np.array([0.1])) == (0.1, None)
+    two = paired(np.array([1.0, 2.0]), np.array([0.5, 0.7]))
+    assert two["mean"] == pytest.approx(0.9) and two["se"] == pytest.approx(0.4)
+    assert two["high"] - two["mean"] == pytest.approx(12.7062 * 0.4, rel=1e-4)
