@@ -96,9 +96,11 @@ def main() -> None:
     args = ap.parse_args()
     from optsched.api import compiled
     from optsched.days import parse_days
+    from optsched.evaluator import gap as gap_of
     from optsched.io import atomic_write_text
     from optsched.options import train_days
     from optsched.oracle.cache import cached_oracle
+    from optsched.oracle.highs import finite_or_none
     from optsched.parallel import fan_out
 
     days = parse_days(args.days, FAMILY)
@@ -111,20 +113,23 @@ def main() -> None:
     oracle = np.array([cached_oracle(compiled(FAMILY, d), args.cache, "highs").objective
                        for d in days])
     u = dict(zip(items, utilities, strict=True))
-    gap = {v: np.array([(o - u[v, d]) / abs(o) for d, o in zip(days, oracle, strict=True)])
+    gap = {v: np.array([gap_of(u[v, d], o) for d, o in zip(days, oracle, strict=True)])
            for v in ("own", "told")}
     out = {"days": days, "oracle": oracle.tolist(), "seconds": time.perf_counter() - t0}
-    for v in ("own", "told"):
+    said = []
+    for v, label in (("own", "own forecaster"), ("told", "told the day's remaining jobs")):
         m, se, _, _ = t_interval(100 * gap[v])
-        out[v] = {"gap_pct": (100 * gap[v]).tolist(), "mean_gap_pct": m, "se": se}
+        out[v] = {"gap_pct": (100 * gap[v]).tolist(), "mean_gap_pct": float(m),
+                  "se": finite_or_none(se)}   # one day: no s.e. (null: NaN is no JSON)
+        said.append(f"{label}: mean gap {m:.2f}% (s.e. {se:.2f})")
     m, se, lo, hi = t_interval(100 * (gap["own"] - gap["told"]))
-    out["own_minus_told_pct"] = {"mean": m, "se": se, "ci95": [lo, hi]}
+    out["own_minus_told_pct"] = {"mean": float(m), "se": finite_or_none(se),
+                                 "ci95": [finite_or_none(lo), finite_or_none(hi)]}
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "forecast_ceiling.json", json.dumps(out, indent=1) + "\n")
-    print(f"mpc-forecast, own forecaster: mean gap {out['own']['mean_gap_pct']:.2f}% "
-          f"(s.e. {out['own']['se']:.2f}); told the day's remaining jobs: "
-          f"{out['told']['mean_gap_pct']:.2f}% (s.e. {out['told']['se']:.2f}); own - told "
-          f"{m:.2f} points [{lo:.2f}, {hi:.2f}] over {len(days)} days")
+    atomic_write_text(args.out / "forecast_ceiling.json",
+                      json.dumps(out, indent=1, allow_nan=False) + "\n")
+    print(f"mpc-forecast, {'; '.join(said)}; own - told {m:.2f} points [{lo:.2f}, "
+          f"{hi:.2f}] over {len(days)} day(s)".replace("nan", "-"))
 
 
 if __name__ == "__main__":

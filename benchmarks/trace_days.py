@@ -67,20 +67,19 @@ def replayed_days(trace: Path, n: int | None) -> list[tuple[str, int, object]]:
     return out
 
 
-def _finite(v) -> float | None:
-    """A float for results.json, None (JSON null) where undefined: NaN is no JSON."""
-    v = float(v)
-    return v if np.isfinite(v) else None
-
-
 def mean_se(x: np.ndarray) -> tuple[float, float | None]:
-    """Mean and its standard error (None for one value: undefined)."""
+    """Mean and its standard error (None for one value: undefined; NaN is no JSON)."""
+    from optsched.oracle.highs import finite_or_none as _finite
+
     m, se, _, _ = t_interval(x)
     return float(m), _finite(se)
 
 
 def paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
-    """Mean of a - b over the same days with its standard error and t interval."""
+    """Mean of a - b over the same days with its standard error and t interval (None
+    where undefined: one day)."""
+    from optsched.oracle.highs import finite_or_none as _finite
+
     d = np.asarray(a, float) - np.asarray(b, float)
     m, se, lo, hi = t_interval(d, level)
     return {"mean": float(m), "se": _finite(se), "low": _finite(lo), "high": _finite(hi),

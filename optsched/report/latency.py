@@ -57,15 +57,15 @@ def summarize_latency(frame: pd.DataFrame) -> pd.DataFrame:
     days, their ratio (the violation rate, pooled), the mean over days of the daily p95
     latency, and its standard error."""
     g = frame.groupby(["policy", "class"], sort=False)
-    out = pd.DataFrame({
-        "arrived": g["arrived"].sum(),
-        "violated": g["late"].sum() + g["dropped"].sum(),
-        "violation_rate": (g["late"].sum() + g["dropped"].sum()) / g["arrived"].sum(),
+    arrived, violated = g["arrived"].sum(), g["late"].sum() + g["dropped"].sum()
+    return pd.DataFrame({
+        "arrived": arrived,
+        "violated": violated,
+        "violation_rate": violated / arrived,
         "late_rate": g["late"].sum() / g["served"].sum().clip(lower=1),
         "p95_s": g["p95_s"].mean(),
         "p95_s_se": g["p95_s"].std(ddof=1) / np.sqrt(g["p95_s"].count()),
     })
-    return out
 
 
 def pooled_violation(lat: pd.DataFrame) -> pd.Series:
