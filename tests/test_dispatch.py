@@ -59,6 +59,35 @@ def test_scarce_capacity_is_filled_not_exceeded():
             core.step(np.zeros((1, core.action_dim)))
 
 
+def test_price_search_leaves_no_site_over_capacity_where_newton_points_uphill(genai_bank):
+    """A slot met in training on jemas-3-genai (belief level up, a large deferrable
+    tranche): Newton's system there is so badly conditioned (curvatures ~1e4 apart) that
+    its direction points uphill, which once stalled the search for all its Newton steps
+    with site 1 at 3.0x its capacity and site 2 priced but empty. The search must end
+    with every priced site full and none over (the dual's optimality conditions)."""
+    from optsched.env.dispatch_kernel import NEWTON_STEPS, dispatch
+
+    core = DispatchCore(genai_bank, 1, waiting=False, provision=True)
+    d, c = core.dispatcher, core.c
+    pending = np.array([[270.9639220632092, 896.6574947844379, 143.09058799668495,
+                         576.2456079834674, 2695.0037393719713, 17054.384217710238]])
+    deferrable = np.array([0, 1, 0, 1, 0, 1.0])          # all of it may wait
+    assert np.array_equal(np.ravel(core.defer) > 0, deferrable > 0)
+    may_wait = pending * deferrable
+    usd_kwh = np.array([[0.032465, 0.1743072, 0.024811650000000005]])
+    cont = np.array([[-np.inf, -2e-05, -np.inf, -3e-05, -np.inf, -0.0001]])
+    x = np.zeros((1, c.K, c.O))
+    prices, iters = np.zeros((1, c.I)), np.zeros(1, dtype=np.int64)
+    dispatch(pending, may_wait, usd_kwh, cont, d.tables, prices, x, iters)
+    load = _slot_load(c, x)[0]
+    assert iters[0] < NEWTON_STEPS
+    assert np.all(load <= d.cap * (1 + CAP_RTOL))
+    priced = prices[0] > 0
+    assert priced[1:].all()                    # both scarce sites carry a price
+    # Full to the tolerance, less the slivers under SLIVER jobs the plan leaves out.
+    np.testing.assert_array_less(d.cap[priced] * (1 - 2 * CAP_RTOL), load[priced])
+
+
 def test_continuation_maps_the_action_range_onto_drop_wait_and_best_value():
     c = small_scenario(0)
     a = np.array([[-1.0], [0.0], [1.0]]).repeat(c.K, axis=1).T[None]       # [1, K, 3]
@@ -271,6 +300,9 @@ def numpy_dispatch(core, cont: np.ndarray) -> np.ndarray:
         ridge = 1e-12 * np.abs(diag).max(axis=1)
         h = h + eye * (floor + ridge[:, None])[:, :, None] + eye * (~free)[:, :, None]
         step = -np.linalg.solve(h, np.where(free, grad.T, 0.0)[..., None])[..., 0].T
+        uphill = ~((grad * step).sum(axis=0) < 0)              # scaled gradient instead
+        hdiag = np.maximum(np.diagonal(hess, axis1=1, axis2=2).T, curv_floor)
+        step = np.where(uphill, np.where(free.T, -grad / hdiag, 0.0), step)
         step = step / np.maximum(np.abs(step / mu_max).max(axis=0), 1.0)
         alpha, todo, new = np.ones(B), ~ok.all(axis=0), mu
         for _ in range(LINE_SEARCH):

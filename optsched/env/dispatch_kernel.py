@@ -265,6 +265,16 @@ def dispatch_copy(pending, may_wait, usd_kwh, cont, tables, prices, x, work):
                 h[i, i] += 1.0
             rhs[i] = -grad[i] if free[i] else 0.0
         _solve(h, rhs, step)
+        # A badly conditioned system (curvatures 1e4 apart) can give a direction that
+        # does not descend; the line search then fails at every length and the search
+        # stalls where it is, sites far over capacity, until NEWTON_STEPS. The scaled
+        # gradient, a descent direction, takes its place.
+        slope = 0.0
+        for i in range(I):
+            slope += grad[i] * step[i]
+        if not slope < 0.0:
+            for i in range(I):
+                step[i] = -grad[i] / max(hess[i, i], curv_floor[i]) if free[i] else 0.0
         # No step longer than the price range: the dual is nearly piecewise linear.
         big = 1.0
         for i in range(I):
