@@ -89,7 +89,7 @@ def test_the_seed_changes_noisy_forecasts_only():
 
 def test_learned_policy_agrees_across_api_and_cli(tmp_path):
     """jemas-3 day 4 alone and within days 4 and 9, through the API and the CLI: one
-    number (it was 7,250.40 in `demo` and 7,250.47 in `report`)."""
+    number (an earlier model gave 7,250.40 in `demo` and 7,250.47 in `report`)."""
     import json
     import subprocess
     import sys
