@@ -129,7 +129,8 @@ def solve_days(scenario: Any, days: Any = None, backend: str = "highs",
         raise TypeError("solve_days takes a scenario source or a Scenario")
     solved = fan_out(partial(_solve_day, source, removed, options), day_list,
                      settings.workers, settings.address,
-                     describe=lambda d: f"oracle on day {d}", progress=progress)
+                     describe=lambda d: "oracle" if d is None else f"oracle on day {d}",
+                     progress=progress)
     out = []
     for day, (name, c, sol) in zip(day_list, solved, strict=True):
         if day is not None:          # a family's day, remembered as if built here (history)

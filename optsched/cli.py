@@ -178,6 +178,7 @@ def scenario_build(
 
 @app.command("solve")
 def solve_cmd(
+    ctx: typer.Context,
     scenario: ScenarioArg,
     day: DayOpt = None,
     days: Annotated[str | None, typer.Option(
@@ -225,6 +226,7 @@ def solve_cmd(
     check_workers(workers, ray_address)
     ablations = check_levers(ablations)
     day_list = day_selection(scenario, day, days)
+    _refuse_unused(ctx, decompose)
     if decompose:
         return _solve_decomposed(scenario, day_list, ablations, workers, ray_address,
                                  gap_tol, max_rounds, cluster_size, time_limit, out_dir,
@@ -246,6 +248,20 @@ def solve_cmd(
         emit_json({"scenario": scenario, "ablations": ablations,
                    "days": [{"day": s.day, **r} for s, r in zip(solved, results, strict=True)]}
                   if many else results[0])
+
+
+def _refuse_unused(ctx: typer.Context, decompose: bool) -> None:
+    """An option the chosen solve would ignore is refused, not dropped in silence."""
+    unused = {"mip_gap": "--mip-gap", "backend": "--backend", "max_vars": "--max-vars"} \
+        if decompose else {"gap_tol": "--gap-tol", "max_rounds": "--max-rounds",
+                           "cluster_size": "--cluster-size"}
+    for name, flag in unused.items():
+        source = ctx.get_parameter_source(name)   # typer may carry its own click
+        if getattr(source, "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP"):
+            raise ScenarioError(flag, "has no effect with --decompose (an LP solved with "
+                                "HiGHS to a certified gap: --gap-tol, --max-rounds)"
+                                if decompose else "applies only with --decompose",
+                                ctx.params[name])
 
 
 def _solve_decomposed(scenario, day_list, ablations, workers, ray_address, gap_tol,
@@ -287,10 +303,11 @@ def _solve_decomposed(scenario, day_list, ablations, workers, ray_address, gap_t
 def evaluate_cmd(
     scenario: ScenarioArg,
     policies: Annotated[list[str] | None, typer.Option(
-        "--policy", help="Policy name (one; `optsched report` compares several).")] = None,
+        "--policy", help="Policy name (one; `optsched report` compares several); "
+        "default: local-fixed, the reference rule.")] = None,
     day: DayOpt = None,
-    days: Annotated[str | None, typer.Option("--days", help="N, A..B, A,B,C, test[:N]")
-                    ] = None,
+    days: Annotated[str | None, typer.Option(
+        "--days", help="N, A..B, A,B,C, test[:N], train[:N]")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for CSV results.")
                        ] = None,
     oracle: Annotated[bool, typer.Option("--oracle/--no-oracle",
@@ -475,9 +492,10 @@ def report_cmd(
     metrics: Annotated[list[Path] | None, typer.Option(
         "--metrics", help="A training metrics.csv for the learning curves; repeatable.")
                        ] = None,
-    ablated: Annotated[str, typer.Option(
+    ablated: Annotated[str | None, typer.Option(
         "--ablate-policy", help="The policy whose ablations (the paper's levers removed "
-        "one at a time) join the report; 'none' for no ablation rows.")] = "learned",
+        "one at a time) join the report; 'none' for no ablation rows. Default: learned, "
+        "when it is among the policies.")] = None,
     workers: WorkersOpt = 1,
     ray_address: RayAddressOpt = None,
     simulate: Annotated[bool, typer.Option(
@@ -497,6 +515,8 @@ def report_cmd(
     names = check_policies(policies or ["greedy", "myopic-lp", "dispatch", "learned", "mpc",
                                         "mpc-noisy"])
     check_files(metrics or [], "--metrics")
+    if ablated is None:                   # no rows ablating a policy the report leaves out
+        ablated = "learned" if "learned" in names else "none"
     ablated_policy = (None if ablated == "none"
                       else check_policies([ablated], "--ablate-policy")[0])
     day_list = parse_days(days, scenario, default="test:7")

@@ -12,7 +12,7 @@ def show_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         inner = ", ".join(show_value(v) for v in value[:4])
         more = ", ..." if len(value) > 4 else ""
-        return f"[{inner}{more}] ({len(value)} items)"
+        return f"[{inner}{more}] ({len(value)} item{'' if len(value) == 1 else 's'})"
     if isinstance(value, dict):
         return "{" + ", ".join(list(map(str, value))[:4]) + "}"
     return repr(value)
@@ -62,4 +62,5 @@ class ModelTooLarge(ScenarioError):
             f"the oracle's {kind} would have {n_vars:,} variables and {nnz:,} nonzeros "
             f"(about {peak_bytes / 2**30:,.1f} GiB of memory at its peak), above the limit "
             f"of {limit:,.0f} variables; raise it with --max-vars N (solve(max_vars=N) in "
-            f"Python, or the environment variable OPTSCHED_MAX_VARS) or shorten the horizon")
+            f"Python, or the environment variable OPTSCHED_MAX_VARS) if the machine has the "
+            f"memory, shorten the horizon, or solve the LP by sites with --decompose")

@@ -191,3 +191,27 @@ def test_a_scenario_file_runs_in_simulate_sweep_and_report_on_its_own_horizon(tm
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "report" / "report.md").is_file()
+
+
+def test_solving_a_file_names_no_day_and_a_report_ablates_only_its_policies(tmp_path):
+    """A file has no day number, so its progress line names none (it read "day None");
+    a report without `learned` adds no `learned [no-...]` rows that have no `learned`
+    row to compare with, while one that asks for ablations of its own policy gets them."""
+    import pandas as pd
+
+    out = run("solve", arbitrage_toml(tmp_path), "--relax", "--backend", "highs")
+    assert out.returncode == 0, out.stderr
+    assert "None" not in out.stderr
+    for policies, ablated, want in ((["greedy"], [], set()),
+                                    (["greedy"], ["--ablate-policy", "greedy"],
+                                     {"greedy [no-transfer]"})):
+        folder = tmp_path / f"report-{len(ablated)}"
+        args = [a for p in policies for a in ("--policy", p)] + ablated
+        rep = run("report", "jemas-3", "--days", "4", *args, "--no-simulate", "--out",
+                  str(folder), "--cache", str(tmp_path / "cache"), timeout=600)
+        assert rep.returncode == 0, rep.stderr
+        names = set(pd.read_csv(folder / "results.csv")["policy"])
+        assert {n for n in names if "[" in n} >= want
+        assert all(n.startswith("greedy") or "[" not in n for n in names)
+        if not want:
+            assert not any("[" in n for n in names), names

@@ -153,6 +153,13 @@ PROBES: list[tuple[str, list[str], str]] = [
                                     "--max-rounds", "0"], "--max-rounds"),
     ("solve-decompose-cluster-size", ["solve", "multisite-3", "--day", "4", "--decompose",
                                       "--cluster-size", "-2"], "--cluster-size"),
+    # An option the chosen solve would ignore is refused, not dropped in silence.
+    ("solve-decompose-mip-gap", ["solve", "multisite-3", "--day", "4", "--decompose",
+                                 "--mip-gap", "0.01"], "--mip-gap"),
+    ("solve-decompose-backend", ["solve", "multisite-3", "--day", "4", "--decompose",
+                                 "--backend", "cvxpy"], "--backend"),
+    ("solve-gap-tol-without-decompose", ["solve", "{tmp}/tiny.toml", "--relax",
+                                         "--gap-tol", "0.01"], "--gap-tol"),
     ("solve-backend", ["solve", "{tmp}/tiny.toml", "--backend", "gurobi"], "--backend"),
     ("solve-time-limit-nan", ["solve", "{tmp}/tiny.toml", "--time-limit", "nan"],
      "--time-limit"),
