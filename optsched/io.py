@@ -8,7 +8,9 @@ to disk, and replace the target with `os.replace` (atomic on POSIX and Windows).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     it is removed and `path` is left as it was. `suffix` defaults to `path`'s own (some
     writers, e.g. numpy's savez and matplotlib, pick the format from it)."""
     path = Path(path)
+    _refuse_special(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.",
@@ -37,6 +40,20 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _refuse_special(path: Path) -> None:
+    """`os.replace` would put a regular file in place of a link, a device (/dev/full) or a
+    pipe, silently: such a target is refused, named, and left as it is."""
+    try:
+        st = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder"
+                if stat.S_ISDIR(st.st_mode) else "not a regular file")
+        raise OSError(errno.EINVAL, f"is {kind}; optsched writes only regular files "
+                      "(give a file path)", str(path))
 
 
 def _file_mode(path: Path) -> int:

@@ -307,3 +307,27 @@ def test_the_table_is_large_and_unique():
 def _clean_stray_cache(bad_files):
     yield
     shutil.rmtree(bad_files / ".optsched-cache", ignore_errors=True)
+
+
+def test_an_output_that_is_a_link_or_a_device_is_refused_and_left_as_it_is(tmp_path):
+    """`os.replace` would swap a regular file in for a symbolic link, a pipe or a device
+    (as root, `--out /dev/full` replaced the device): such a target is refused, exit 2,
+    one line naming it, and is left untouched."""
+    import os
+    import subprocess
+    import sys
+
+    target = tmp_path / "elsewhere.toml"
+    target.write_text("kept\n")
+    link = tmp_path / "link.toml"
+    link.symlink_to(target)
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    for out in (link, fifo):
+        r = subprocess.run([sys.executable, "-m", "optsched.cli", "scenario", "export",
+                            "jemas-3", "--day", "4", "--out", str(out)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and str(out) in r.stderr
+    assert link.is_symlink() and target.read_text() == "kept\n"
+    assert fifo.is_fifo()
