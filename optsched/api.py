@@ -353,11 +353,13 @@ def _oracle_summary(per_day: list[dict], oracle: bool) -> dict:
 
     if not oracle:
         return {"oracle_utility": None, "gap": None, "captured": None}
-    gaps = np.array([r["gap"] for r in per_day])
+    # A day with nothing to gain (no jobs, no revenue) has no gap (evaluator.gap: None).
+    gaps = np.array([g for r in per_day if (g := r["gap"]) is not None and g == g])
     cap = [r["captured"] for r in per_day if r["captured"] is not None]
     return {"oracle_utility": float(np.mean([r["oracle_utility"] for r in per_day])),
-            "gap": float(np.median(gaps)),
-            "gap_iqr": [float(np.quantile(gaps, 0.25)), float(np.quantile(gaps, 0.75))],
+            "gap": float(np.median(gaps)) if gaps.size else None,
+            "gap_iqr": [float(np.quantile(gaps, 0.25)), float(np.quantile(gaps, 0.75))]
+            if gaps.size else None,
             "captured": float(np.median(cap)) if cap else None}
 
 

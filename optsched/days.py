@@ -42,8 +42,11 @@ def parse_days(spec: str | None, source: str | Path = "jemas-3",
     if not is_embedded(source):
         raise ScenarioError(key, "only applies to embedded scenarios", spec)
     fam = family(source)
-    text = "".join(spec.split())
     bad = ScenarioError(key, f"expected {FORMS}", spec)
+    # Spaces around the separators only: "4 9" is not day 49.
+    if re.search(r"[0-9]\s+[0-9]", spec) or not spec.isascii():
+        raise bad
+    text = "".join(spec.split())
     if m := _SPLIT.match(text):
         days = fam.test_days() if m[1] == "test" else fam.train_days()
         if m[2] is None:

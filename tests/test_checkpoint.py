@@ -129,6 +129,32 @@ def test_a_policy_whose_sizes_disagree_with_its_weights_is_refused(tmp_path):
         LearnedPolicy(tmp_path / "partial.pt")
 
 
+def test_a_policy_holding_nan_inf_or_a_negative_variance_is_refused(tmp_path):
+    """Such numbers turned every action into NaN, an internal error deep in the repair
+    (`schedule.ch: contains NaN or inf`); the file is refused when it is read."""
+    import copy
+
+    from optsched.learn.checkpoint import save_checkpoint
+
+    blob = load_checkpoint(SHIPPED, "policy")
+    bad = []
+    for where, value in (("actor", np.nan), ("actor", np.inf), ("mean", np.nan),
+                         ("var", -1.0)):
+        b = copy.deepcopy(blob)
+        if where == "actor":
+            b["actor"]["body.2.weight"][3, 5] = value
+        else:
+            b["norm"][where][7] = value
+        path = tmp_path / f"{where}-{value}.pt"
+        save_checkpoint(path, "policy", b)
+        bad.append(path)
+    for path, words in zip(bad, ["NaN or infinite"] * 3 + ["negative variance"],
+                           strict=True):
+        with pytest.raises(ScenarioError, match=words):
+            LearnedPolicy(path)
+    LearnedPolicy(SHIPPED)                          # the shipped file itself is fine
+
+
 def test_an_old_format_policy_is_refused_then_upgraded_without_change(tmp_path):
     """A policy written before the safe format (numpy arrays pickled) is refused by the
     loader; upgrade_policy converts it (allowing numpy arrays only) to the same weights."""

@@ -215,3 +215,24 @@ def test_solving_a_file_names_no_day_and_a_report_ablates_only_its_policies(tmp_
         assert all(n.startswith("greedy") or "[" not in n for n in names)
         if not want:
             assert not any("[" in n for n in names), names
+
+
+def test_a_day_with_nothing_to_gain_has_no_gap_and_no_error(tmp_path):
+    """TINY without jobs and with a flat price: the oracle earns exactly $0, so the gap
+    is undefined (null in JSON, said so on the terminal); it was an internal error."""
+    from optsched.scenario import save_scenario, scenario_from_dict
+    from tests.conftest import TINY
+
+    raw = json.loads(json.dumps(TINY))
+    raw["sites"][0].update(price=[50.0, 50.0])
+    raw["classes"][0]["arrivals"] = [0.0, 0.0]
+    path = tmp_path / "idle.toml"
+    save_scenario(scenario_from_dict(raw), path)
+    js = run("evaluate", str(path), "--policy", "greedy", "--json")
+    assert js.returncode == 0, js.stderr
+    data = json.loads(js.stdout)
+    assert data["oracle_utility"] == pytest.approx(0.0, abs=1e-9)
+    assert data["gap"] is None and data["utility"] == pytest.approx(0.0, abs=1e-9)
+    text = run("evaluate", str(path), "--policy", "greedy")
+    assert text.returncode == 0, text.stderr
+    assert "gap to it none" in text.stdout

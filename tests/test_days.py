@@ -26,7 +26,8 @@ GOOD = [
 
 BAD = ["5..3", "9..4", "test:0", "train:0", "test3", "tests", "train:", "test:-1",
        "test:74", "365", "0..365", "-1", "4,,9", "4,4", "x..y", "", "a", "4.5", "1e3",
-       "test:1:2", "TEST"]
+       "test:1:2", "TEST",
+       "4 9", "1 2..5", "\u0664", "\uff14"]      # "4 9" once read as day 49; non-ASCII digits
 
 
 @pytest.mark.parametrize("spec,days", GOOD)

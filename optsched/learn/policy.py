@@ -60,6 +60,14 @@ class LearnedPolicy:
         self.norm.load(blob["norm"])
         if self.norm.mean.shape != (od,) or self.norm.var.shape != (od,):
             raise ValueError(f"the normaliser does not have {od} entries")
+        # A well-formed file can still hold numbers no training writes; they would turn
+        # every action into NaN, far from where the repair could catch it.
+        finite = all(torch.isfinite(v).all() for v in blob["actor"].values())
+        if not (finite and np.isfinite(self.norm.mean).all()
+                and np.isfinite(self.norm.var).all()):
+            raise ValueError("it holds NaN or infinite weights or normaliser statistics")
+        if (np.asarray(self.norm.var) < 0).any():
+            raise ValueError("its normaliser has a negative variance")
         self.obs_dim, self.action = od, blob["action"]
 
     @torch.no_grad()

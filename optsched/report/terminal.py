@@ -81,10 +81,12 @@ def evaluation(summary: dict, evs: list) -> None:
     if summary["oracle_utility"] is None:
         con.print("oracle: not solved (--no-oracle)")
         return
-    cap = summary["captured"]
+    cap, gap = summary["captured"], summary["gap"]
+    gap_text = ("none (the oracle gains nothing here)" if gap is None
+                else f"[bold]{100 * gap:.2f}%[/bold]")
     con.print(f"oracle (MILP, perfect foresight): ${summary['oracle_utility']:,.2f}; "
-              f"gap to it [bold]{100 * summary['gap']:.2f}%[/bold]"
-              f"{' (median over days)' if n > 1 else ''}"
+              f"gap to it {gap_text}"
+              f"{' (median over days)' if n > 1 and gap is not None else ''}"
               + ("" if cap is None else "; share of the oracle's gain over local-fixed "
                  f"captured: {100 * cap:.1f}%"))
 
