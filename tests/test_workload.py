@@ -68,6 +68,8 @@ BAD = {
     "empty status": ([row("2024-11-15 00:01:00", status="")], 2, "predict_status"),
     "blank line": ([GOOD[0], "", GOOD[1]], 3, "line"),
     "header only": ([], 2, "no requests"),
+    # One stray timestamp once made the day statistics loop over ~3 million empty days.
+    "far-off timestamp": ([GOOD[0], row("9999-12-31 23:59:59")], 3, "gmt_create"),
 }
 
 

@@ -48,6 +48,9 @@ def is_genai_trace(path: str | Path) -> bool:
     return all(c in header for c in COLUMNS)
 
 
+MAX_SPAN_DAYS = 366          # a trace covers at most a year (GenTD26: 17 days)
+
+
 def read_genai_trace(path: str | Path) -> pd.DataFrame:
     """The requests of a GenTD26-format file, in file order, with columns `time`
     (naive Timestamp on the file's clock), `status`, `exec_s` (float), `images` and
@@ -75,6 +78,12 @@ def read_genai_trace(path: str | Path) -> pd.DataFrame:
     step_back = np.r_[False, np.diff(times.to_numpy().astype("int64")) < 0]
     _fail_at(key, lines, step_back, TIME, "timestamp earlier than the previous line's "
              "(the file must be in time order)")
+    # Day statistics loop over the span's days: a stray far-off timestamp would make
+    # that millions of empty days.
+    span = (times.iloc[-1] - times.iloc[0]).days
+    _fail_at(key, lines, (times - times.iloc[0]).dt.days.to_numpy() > MAX_SPAN_DAYS, TIME,
+             f"more than {MAX_SPAN_DAYS} days after the first request ({span} days: a "
+             "stray timestamp?)")
     status = frame[STATUS].str.strip()
     _fail_at(key, lines, (status == "").to_numpy(), STATUS, "empty status")
     exec_s = _numbers(frame[EXEC], key, lines, EXEC)
