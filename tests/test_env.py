@@ -285,3 +285,39 @@ def test_forecasts_in_the_observation_are_exact_without_error(bank):
         warnings.simplefilter("always")
         check_env(env)
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_tampered_day_bank_cache_is_built_again_with_a_warning(tmp_path, monkeypatch):
+    """The day bank's disk cache was read unchecked: a truncated file stopped training, a
+    NaN price made it fail deep in torch, and cut or inflated series trained on wrong data
+    without a word. Each is now noticed (one warning) and the days are built again."""
+    from optsched.env.bank import SERIES, _cache_path
+
+    monkeypatch.setenv("OPTSCHED_CACHE", str(tmp_path))
+    days = [0, 1, 2]
+    fresh = DayBank.from_family(days, cache=False)
+    DayBank.from_family(days)                                   # writes the cache
+    path = _cache_path("jemas-3", days)
+    good = path.read_bytes()
+    arrays = {k: getattr(fresh, k) for k in SERIES}
+
+    def tampered(**change):
+        np.savez(path.with_suffix(".tmp.npz"), **(arrays | change))
+        path.with_suffix(".tmp.npz").replace(path)
+
+    cases = [lambda: path.write_bytes(good[: len(good) // 2]),
+             lambda: tampered(price=np.where(fresh.price > 0, np.nan, fresh.price)),
+             lambda: tampered(price=fresh.price[:, :, :5]),
+             lambda: tampered(arrivals=fresh.arrivals * np.array([1, 1, 1e12])[:, None, None])]
+    for spoil in cases:
+        spoil()
+        with pytest.warns(UserWarning, match="day bank cache .* not used"):
+            bank = DayBank.from_family(days)
+        for k in SERIES:
+            np.testing.assert_array_equal(getattr(bank, k), getattr(fresh, k))
+    path.write_bytes(good)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        bank = DayBank.from_family(days)
+    assert not [w for w in seen if "day bank cache" in str(w.message)]  # a good file
+    np.testing.assert_array_equal(bank.price, fresh.price)

@@ -66,11 +66,11 @@ class DayBank:
         days = [int(d) for d in days]
         path = _cache_path(source, days) if cache else None
         base = compile_scenario(get_scenario(source, days[0]))
-        if path is not None and path.is_file():
+        arrays = _cached_series(path, base, days, source) if path is not None else None
+        if arrays is not None:
             from optsched.scenario.history import remember_arrays
 
-            with np.load(path) as data:
-                bank = cls(base=base, days=tuple(days), **{k: data[k] for k in SERIES})
+            bank = cls(base=base, days=tuple(days), **arrays)
             for d, price in zip(days, bank.price, strict=True):
                 remember_arrays(price, base.gpus, source, d)  # forecasts find earlier days
             return bank
@@ -87,6 +87,44 @@ class DayBank:
     def day(self, j: int) -> Compiled:
         """The compiled scenario of bank entry j (static arrays shared with the base)."""
         return dataclasses.replace(self.base, **{k: getattr(self, k)[j] for k in SERIES})
+
+
+def _cached_series(path: Path, base: Compiled, days: list[int], source: str
+                   ) -> dict[str, np.ndarray] | None:
+    """The cached series, or None (built again; with a warning where a file was there but
+    cannot be believed): every array present, of the bank's shape, finite, and the first
+    and last days equal to the days compiled afresh. A file that passes holds plausible
+    days; one edited to other plausible numbers in a middle day is not caught (the cache
+    is the user's own, under OPTSCHED_CACHE: docs/security.md)."""
+    import warnings
+
+    if not path.is_file():
+        return None
+    problem = None
+    try:
+        with np.load(path) as data:                     # allow_pickle stays False
+            arrays = {k: np.array(data[k]) for k in SERIES}
+    except Exception as e:  # noqa: BLE001 - numpy raises many types for a bad file
+        arrays, problem = None, f"unreadable ({type(e).__name__})"
+    if arrays is not None:
+        from optsched.scenario import compile_scenario, get_scenario
+
+        last = compile_scenario(get_scenario(source, days[-1])) if len(days) > 1 else base
+        for k in SERIES:
+            want = (len(days), *np.shape(getattr(base, k)))
+            a = arrays[k]
+            if a.shape != want or a.dtype.kind != "f" or not np.isfinite(a).all():
+                problem = f"{k} is not {want} finite numbers"
+                break
+            if not (np.array_equal(a[0], getattr(base, k))
+                    and np.array_equal(a[-1], getattr(last, k))):
+                problem = f"{k} differs from the days compiled afresh"
+                break
+    if problem is not None:
+        warnings.warn(f"day bank cache {path.name} not used: {problem}; building again",
+                      stacklevel=3)
+        return None
+    return arrays
 
 
 def _cache_path(source: str, days: list[int]) -> Path | None:
