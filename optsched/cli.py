@@ -599,8 +599,13 @@ def simulate_cmd(
     check_workers(workers, ray_address)
     check_policies([policy])
     choice("--counts", counts, ("exact", "poisson"))
-    if not burstiness >= 0:
-        raise ScenarioError("--burstiness", "must be a number >= 0", burstiness)
+    from optsched.sim.jobs import MAX_BURSTINESS
+
+    if not 0 <= burstiness <= MAX_BURSTINESS:
+        raise ScenarioError("--burstiness", f"must be between 0 and {MAX_BURSTINESS:g}",
+                            burstiness)
+    if seed < 0:
+        raise ScenarioError("--seed", "must be >= 0", seed)
     day_list = parse_days(days, scenario, default="test:1")
     with status(f"simulating {policy} over {len(day_list)} day(s)") as update:
         results = api.simulate(scenario, policy, day_list, seed, burstiness=burstiness,

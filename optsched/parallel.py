@@ -22,6 +22,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -66,6 +67,10 @@ class Settings:
 _current = Settings()
 
 
+# What ray.init takes: "auto", a GCS address HOST:PORT or a client address ray://HOST:PORT.
+_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9._\[\]:-]+:[0-9]{1,5})$")
+
+
 def check_workers(workers: int | None, ray_address: str | None = None) -> Settings:
     """The settings of `workers` and `ray_address` (None: those of the enclosing `runtime`
     block, else serial), checked: workers >= 1, an address that is not blank."""
@@ -74,9 +79,9 @@ def check_workers(workers: int | None, ray_address: str | None = None) -> Settin
     workers = 1 if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ScenarioError("--workers", "must be an integer >= 1", workers)
-    if ray_address is not None and not str(ray_address).strip():
-        raise ScenarioError("--ray-address", "must not be empty (e.g. auto or "
-                            "ray://HOST:10001)", ray_address)
+    if ray_address is not None and not _ADDRESS.match(str(ray_address)):
+        raise ScenarioError("--ray-address", "must be auto, HOST:PORT or ray://HOST:PORT",
+                            ray_address)
     settings = Settings(workers, ray_address)
     if not settings.serial and importlib.util.find_spec("ray") is None:
         raise RayMissing(_key(settings))              # before any work, not after it

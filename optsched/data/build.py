@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -94,6 +95,9 @@ def find_files(data_dir: Path, kind: str, regions: dict[str, str], year: int,
     out = {}
     for site, region in regions.items():
         try:
+            # Only the bare fields: "{region.__class__}" or a width of 10**11 are not names.
+            if set(re.findall(r"\{([^{}]*)\}", pattern)) - {"region", "year"}:
+                raise ValueError(pattern)
             name = pattern.format(region=region, year=year)
         except (KeyError, IndexError, ValueError):
             raise ScenarioError("--pattern", "may use only {region} and {year}",

@@ -74,6 +74,10 @@ class Jobs:
         return out
 
 
+# Variance of the within-slot intensity: beyond ~100 the Gamma draws underflow to 0.
+MAX_BURSTINESS = 100.0
+
+
 def poisson_jobs(c: Compiled, seed: int | np.random.SeedSequence = 0, burstiness: float = 0.0,
                  counts: Literal["poisson", "exact"] = "poisson") -> Jobs:
     """Jobs from the scenario's own per-slot arrivals `c.arrivals[k, t]`.
@@ -84,8 +88,9 @@ def poisson_jobs(c: Compiled, seed: int | np.random.SeedSequence = 0, burstiness
     when `burstiness` is 0; otherwise each tenth of the slot gets a Gamma intensity of mean
     1 and variance `burstiness` (a Cox process: bursts inside the slot), the slot's jobs
     falling into the tenths in proportion (exact) or Poisson with that intensity. Work is 1."""
-    if not (np.isfinite(burstiness) and burstiness >= 0):
-        raise ScenarioError("burstiness", "must be finite and >= 0", burstiness)
+    if not 0 <= burstiness <= MAX_BURSTINESS:
+        raise ScenarioError("burstiness", f"must be between 0 and {MAX_BURSTINESS:g}",
+                            burstiness)
     if counts not in ("poisson", "exact"):
         raise ScenarioError("counts", "must be 'poisson' or 'exact'", counts)
     rng = np.random.default_rng(seed)
@@ -99,7 +104,8 @@ def poisson_jobs(c: Compiled, seed: int | np.random.SeedSequence = 0, burstiness
     else:
         whole = np.floor(c.arrivals)
         slot_n = (whole + (rng.random(whole.shape) < c.arrivals - whole)).astype(np.int64)
-        share = gain / gain.sum(axis=2, keepdims=True)
+        total = gain.sum(axis=2, keepdims=True)
+        share = np.where(total > 0, gain / np.where(total > 0, total, 1.0), 1.0 / SUBSLOTS)
         n = rng.multinomial(slot_n, share)
     n = n.reshape(c.K, -1)                                                 # [K, T * sub]
     width = c.dt_s / SUBSLOTS
