@@ -309,3 +309,13 @@ def test_calibrate_without_data_is_one_line_exit_2(tmp_path):
         if args:                                 # (without --data: argparse's usage line)
             assert run.stderr.startswith("calibrate.py: ") and run.stderr.count("\n") == 1
     assert not (tmp_path / "p.json").exists()
+
+
+def test_an_azure_trace_with_only_its_header_is_a_one_line_error(tmp_path):
+    """It was an IndexError deep in the slot counts."""
+    from optsched.errors import ScenarioError
+
+    path = tmp_path / "empty.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n")
+    with pytest.raises(ScenarioError, match="no requests after the header"):
+        readers.read_trace(path)

@@ -211,6 +211,8 @@ def read_trace(path: str | Path) -> pd.Series:
     """Request timestamps (UTC) of an inference trace (`TIMESTAMP` column)."""
     frame = read_csv_file(path)
     _require(frame, ["TIMESTAMP"], path)
+    if frame.empty:
+        raise ScenarioError(str(path), "line 2: no requests after the header")
     return pd.Series(time_column(frame, "TIMESTAMP", path, utc=True), name="timestamp")
 
 
