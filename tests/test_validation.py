@@ -88,6 +88,9 @@ CASES = [
      "classes[0].arrivals: must have 2 values"),
     ("hourly wrong count", set_(["sites", 0, "price"], {"values": [1.0, 2.0, 3.0], "hourly": True}),
      "sites[0].price.values: must have 2 hourly values for 2 slots of 60 min"),
+    # a CSV's options beside values were ignored: scale = 2 left the prices unscaled
+    ("scale beside values", set_(["sites", 0, "price"], {"values": [1.0, 2.0], "scale": 2.0}),
+     "sites[0].price.scale: applies to a csv table, not to values"),
     # names
     ("unknown model", set_(["sites", 0, "model"], "sd9"),
      "sites[0].model: unknown model (known: m), got 'sd9'"),

@@ -147,6 +147,10 @@ def resolve_series(raw: Any, path: str, horizon: Horizon, base_dir: Path,
         if "values" in raw:
             if "csv" in raw:
                 raise ScenarioError(path, "give either values or csv, not both")
+            for key in ("column", "scale", "start"):    # were silently ignored
+                if key in raw:
+                    raise ScenarioError(f"{path}.{key}", "applies to a csv table, not to "
+                                        "values (give the numbers as they are)", raw[key])
             return resolve_series(raw["values"], f"{path}.values", horizon, base_dir,
                                   scalar_ok, hourly, allow_outside)
         if "csv" not in raw:

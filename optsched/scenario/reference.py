@@ -200,8 +200,9 @@ A key marked *series* below takes one of:
   `{{ csv = "prices.csv", column = "price", scale = 1.0, start = 0 }}` for a CSV
   column. `column` may be left out when the file has exactly one numeric column; `start`
   is the first data row used (0 = the row after the header); `scale` multiplies every
-  value; lines starting with `#` are comments. The file needs `start` + (number of
-  values) data rows, all numeric in the window used;
+  value read from the file (`column`, `start` and `scale` apply to a CSV only; beside
+  `values` they are refused); lines starting with `#` are comments. The file needs
+  `start` + (number of values) data rows, all numeric in the window used;
 - for `pue` only, also a single number for the whole horizon.
 
 CSV paths are resolved relative to the folder of the scenario file and may not leave
