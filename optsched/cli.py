@@ -414,10 +414,15 @@ def train_cmd(
         stored = _stored_run(out_dir)
         opts |= {k: stored[k] for k in opts if k not in given and k in stored}
         if "days" not in given:
-            stored_days = tuple(stored.get("days", ()))
+            stored_days = stored.get("days", ())
+            if not (isinstance(stored_days, tuple) and all(
+                    type(d) is int for d in stored_days)):
+                raise ScenarioError("--resume", f"{out_dir / 'config.json'}: days must be "
+                                    "a list of day numbers", stored_days)
     algo, scenario = opts["algo"], opts["scenario"]
     cfg = TrainConfig(**opts, out=str(out_dir))
-    day_list = list(stored_days) or train_days(days, scenario)
+    # A stored run's days are checked as if given (a held-out day may not be trained on).
+    day_list = train_days(",".join(map(str, stored_days)) if stored_days else days, scenario)
     if algo == "bc" and scenario != "jemas-3":
         raise ScenarioError("--algo", "bc clones the oracle's jemas-3 schedules only (its "
                             "direct action has no GPU commitment)", f"bc on {scenario}")

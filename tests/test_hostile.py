@@ -344,3 +344,20 @@ def test_an_output_that_is_a_link_or_a_device_is_refused_and_left_as_it_is(tmp_p
         assert r.stderr.count("\n") == 1 and str(out) in r.stderr
     assert link.is_symlink() and target.read_text() == "kept\n"
     assert fifo.is_fifo()
+
+
+def test_resume_checks_the_days_a_run_folder_claims(tmp_path):
+    """`train --resume` took config.json's days on trust: text was an internal error and
+    a held-out day was trained on. They are now checked as days given on the command line."""
+    import json
+    import subprocess
+    import sys
+
+    for days, words in (("abc", "--resume: "), ([4], "held-out"), ([None], "--resume: ")):
+        run = tmp_path / f"run-{len(words)}-{days!s:.3}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"days": days}))
+        r = subprocess.run([sys.executable, "-m", "optsched.cli", "train", "--resume",
+                            "--out", str(run)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and words in r.stderr, r.stderr
