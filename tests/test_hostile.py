@@ -77,6 +77,8 @@ def bad_files(tmp_path_factory) -> Path:
         z.writestr("archive/data.pkl", pickle.dumps(_Evil(str(d / MARKER)), protocol=2))
         z.writestr("archive/version", "3\n")
     (d / "metrics.csv").write_text("step,return\n")
+    (d / "metrics-huge.csv").write_text("steps,episode_utility\n1e308,5.0\n")
+    (d / "metrics-text.csv").write_text("steps,episode_utility\n10,lots\n")
     (d / "a-file").write_text("x")
     (d / "run-empty").mkdir()
     return d
@@ -235,6 +237,13 @@ PROBES: list[tuple[str, list[str], str]] = [
     ("report-metrics-wrong-columns", ["report", "jemas-3", "--days", "4", "--policy",
                                       "greedy", "--metrics", "{tmp}/metrics.csv", "--out",
                                       OUT], "--metrics"),
+    # 1e308 steps made the plot's tick arange fail; text was plotted as categories
+    ("report-metrics-huge-steps", ["report", "jemas-3", "--days", "4", "--policy", "greedy",
+                                   "--metrics", "{tmp}/metrics-huge.csv", "--out", OUT],
+     "--metrics"),
+    ("report-metrics-text", ["report", "jemas-3", "--days", "4", "--policy", "greedy",
+                             "--metrics", "{tmp}/metrics-text.csv", "--out", OUT],
+     "--metrics"),
     ("report-metrics-binary", ["report", "jemas-3", "--days", "4", "--policy", "greedy",
                                "--metrics", "{tmp}/binary.toml", "--out", OUT], "--metrics"),
     ("report-ablate-policy", ["report", "jemas-3", "--ablate-policy", "ghost", "--out", OUT],

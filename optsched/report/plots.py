@@ -146,6 +146,15 @@ def read_metrics(path: Path):
     if missing:
         raise ScenarioError("--metrics", "not a training metrics.csv (no column "
                             f"{', '.join(missing)})", str(path))
+    for col in ("steps", "episode_utility"):         # what the curves plot
+        v = pd.to_numeric(m[col], errors="coerce").to_numpy(dtype=float)
+        if not len(v) or not np.isfinite(v).all() or (col == "steps" and (
+                (v < 0).any() or (v > 1e12).any())):
+            raise ScenarioError("--metrics", f"not a training metrics.csv (column {col}: "
+                                "finite numbers expected" + (", 0 to 1e12 steps"
+                                                             if col == "steps" else "") + ")",
+                                str(path))
+        m[col] = v
     return m
 
 
