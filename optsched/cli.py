@@ -516,6 +516,7 @@ def report_cmd(
     from optsched.scenario.ablations import ABLATIONS
 
     check_out(out_dir)
+    check_out(cache, "--cache")
     check_workers(workers, ray_address)
     names = check_policies(policies or ["greedy", "myopic-lp", "dispatch", "learned", "mpc",
                                         "mpc-noisy"])
@@ -562,6 +563,7 @@ def sweep_cmd(
     from optsched.report import terminal
 
     check_out(out_dir)
+    check_out(cache, "--cache")
     check_workers(workers, ray_address)
     vals = sweep_values(param, values)
     day_list = parse_days(days, scenario, default="test:1")

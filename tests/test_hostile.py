@@ -244,6 +244,9 @@ PROBES: list[tuple[str, list[str], str]] = [
     ("report-metrics-text", ["report", "jemas-3", "--days", "4", "--policy", "greedy",
                              "--metrics", "{tmp}/metrics-text.csv", "--out", OUT],
      "--metrics"),
+    # a file as the cache folder failed only after the oracle solve
+    ("report-cache-is-a-file", ["report", "jemas-3", "--days", "4", "--policy", "greedy",
+                                "--cache", "{tmp}/a-file", "--out", OUT], "--cache"),
     ("report-metrics-binary", ["report", "jemas-3", "--days", "4", "--policy", "greedy",
                                "--metrics", "{tmp}/binary.toml", "--out", OUT], "--metrics"),
     ("report-ablate-policy", ["report", "jemas-3", "--ablate-policy", "ghost", "--out", OUT],
