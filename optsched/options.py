@@ -3,6 +3,7 @@ ScenarioError naming the option and the value (CLI exit 2), raised before any wo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +77,14 @@ def sweep_values(param: str, values: str) -> list[str]:
         raise ScenarioError("--values", "give at least one value", values)
     if not all(vals):              # `1,,2` is a typo, not the two values 1 and 2
         raise ScenarioError("--values", "has an empty item", values)
+    if param != "model-mix":       # a number each (NaN was reported as the scenario's key)
+        for v in vals:
+            try:
+                x = float(v)
+            except ValueError:
+                raise ScenarioError("--values", f"{param} takes float values", v) from None
+            if not math.isfinite(x):
+                raise ScenarioError("--values", f"{param} takes finite values", v)
     return vals
 
 

@@ -260,6 +260,9 @@ PROBES: list[tuple[str, list[str], str]] = [
                                  "--out", OUT], "abc"),
     ("sweep-values-negative", ["sweep", "jemas-3", "--param", "load", "--values", "-1",
                                "--out", OUT], "-1"),
+    # NaN and inf were reported as the scenario's key (classes[0].arrivals[0])
+    ("sweep-values-nan", ["sweep", "jemas-3", "--param", "load", "--values", "1,nan",
+                          "--out", OUT], "--values: load takes finite values"),
     ("sweep-values-empty-item", ["sweep", "jemas-3", "--param", "load", "--values", "1,,2",
                                  "--out", OUT], "1,,2"),
     ("sweep-model-mix", ["sweep", "jemas-3", "--param", "model-mix", "--values",
