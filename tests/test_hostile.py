@@ -137,6 +137,9 @@ PROBES: list[tuple[str, list[str], str]] = [
                              "pjm=lots", "--out", OUT], "--pv-kwp"),
     ("build-pv-negative", ["scenario", "build", "--day", "2023-07-14", "--pv-kwp",
                            "pjm=-3", "--out", OUT], "pjm=-3"),
+    # 1e308 overflowed the PV model: a numpy warning and the error on several lines
+    ("build-pv-huge", ["scenario", "build", "--day", "2023-07-14", "--pv-kwp", "pjm=1e308",
+                       "--out", OUT], "--pv-kwp"),
     ("build-pv-unknown-site", ["scenario", "build", "--day", "2023-07-14", "--pv-kwp",
                                "mars=3", "--out", OUT], "mars"),
     ("build-genai-trace-missing", ["scenario", "build", "--day", "2023-01-05", "--base",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,6 +83,7 @@ def genai_arrivals(trace_path: str | Path, date: dt.date, slot_minutes: int, slo
 
 
 KINDS = ("prices", "weather", "carbon")
+MAX_PV_KWP = 1e7
 FILE_PATTERN = "{region}_{year}.csv"
 
 
@@ -164,8 +164,10 @@ def build_day(base: dict, date: dt.date, *, data_dir: Path | None = None,
     for site, kwp in (pv_kwp or {}).items():
         if site not in sites:
             raise ScenarioError("--pv-kwp", f"unknown site (known: {', '.join(sites)})", site)
-        if not (isinstance(kwp, (int, float)) and math.isfinite(kwp) and kwp >= 0):
-            raise ScenarioError("--pv-kwp", "must be a number of kWp >= 0", f"{site}={kwp}")
+        # At most the schema's renewable_kw bound: 1e308 overflowed the PV model first.
+        if not (isinstance(kwp, (int, float)) and 0 <= kwp <= MAX_PV_KWP):
+            raise ScenarioError("--pv-kwp", f"must be a number of kWp in [0, {MAX_PV_KWP:g}]",
+                                f"{site}={kwp}")
     pv_kwp = {**fam.get("pv_kwp", {}), **(pv_kwp or {})}
     h = raw.setdefault("horizon", {})
     slots, minutes = h.setdefault("slots", 288), h.setdefault("slot_minutes", 5)
