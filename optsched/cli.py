@@ -250,14 +250,20 @@ def solve_cmd(
                   if many else results[0])
 
 
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` was given (command line or environment), not defaulted;
+    compared by name: typer may carry its own click."""
+    source = ctx.get_parameter_source(name)
+    return getattr(source, "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def _refuse_unused(ctx: typer.Context, decompose: bool) -> None:
     """An option the chosen solve would ignore is refused, not dropped in silence."""
     unused = {"mip_gap": "--mip-gap", "backend": "--backend", "max_vars": "--max-vars"} \
         if decompose else {"gap_tol": "--gap-tol", "max_rounds": "--max-rounds",
                            "cluster_size": "--cluster-size"}
     for name, flag in unused.items():
-        source = ctx.get_parameter_source(name)   # typer may carry its own click
-        if getattr(source, "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP"):
+        if _given(ctx, name):
             raise ScenarioError(flag, "has no effect with --decompose (an LP solved with "
                                 "HiGHS to a certified gap: --gap-tol, --max-rounds)"
                                 if decompose else "applies only with --decompose",
@@ -409,8 +415,7 @@ def train_cmd(
             "checkpoint_every": checkpoint_every}
     stored_days: tuple[int, ...] = ()
     if resume:                   # the run's own options for every one not given here
-        given = {name for name in ctx.params    # by name: typer carries its own click
-                 if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
+        given = {name for name in ctx.params if _given(ctx, name)}
         stored = _stored_run(out_dir)
         opts |= {k: stored[k] for k in opts if k not in given and k in stored}
         if "days" not in given:
