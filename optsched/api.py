@@ -237,6 +237,10 @@ def compare_runs(scenario: Any, policies: Sequence[str], days: Any = None, *,
     if cache is not None:
         cache = Path(cache).resolve()                   # the same folder from any worker
     pairs = days_of(scenario, days)
+    for pol, _ in plays.values():          # a day a policy cannot play fails before any work
+        for _, c in pairs:
+            if hasattr(pol, "check"):
+                pol.check(c)
     # local-fixed on the full scenario is the baseline of `captured`: its own task only
     # when no play gives it already.
     baseline = oracle and (bool(ablations) or "local-fixed" not in plays)

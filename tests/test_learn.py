@@ -414,3 +414,23 @@ def test_a_provisioning_model_refuses_a_scenario_without_provisioning():
     model = SHIPPED_MODELS["jemas-3-genai"]
     with pytest.raises(ScenarioError, match="--policy.*provisioning"):
         evaluate_policy("jemas-3", str(model), "4", oracle=False)
+
+
+def test_a_day_the_model_cannot_play_is_refused_before_any_day_is_solved(monkeypatch):
+    """multisite-4 (8 classes, 4 sites, no provisioning) gives 2 x 8 + 4 x 4 + 2 = 34
+    observations, the jemas-3 model reads 2 x 6 + 4 x 3 + 2 = 26: `compare_runs` refuses
+    it before the oracle or any roll runs (it used to solve the oracle first); the
+    provisioning model is refused on a day without provisioning the same way."""
+    import optsched.parallel
+    from optsched.api import compare_runs
+    from optsched.errors import ScenarioError
+    from optsched.policies import SHIPPED_MODELS
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a day was solved or rolled before the refusal")
+
+    monkeypatch.setattr(optsched.parallel, "fan_out", no_work)
+    with pytest.raises(ScenarioError, match="expects 26 observations, this scenario gives 34"):
+        compare_runs("multisite-4", ["learned"], [0], oracle=True)
+    with pytest.raises(ScenarioError, match=r"needs a scenario with \[provisioning\] on"):
+        compare_runs("jemas-3", [str(SHIPPED_MODELS["jemas-3-genai"])], [4], oracle=True)

@@ -54,6 +54,12 @@ class EnvConfig:
     forecast_error: float = 0.0         # lognormal sd at one hour ahead, grows as sqrt(lead)
 
 
+def obs_dim(c, config: EnvConfig = EnvConfig()) -> int:
+    """Length of `BatchedCore.observe`'s rows for compiled day c (see its docstring)."""
+    extra = c.I if c.commit else 0
+    return 2 * c.K + 4 * c.I + 2 + len(config.forecast_slots) * (c.K + c.I) + extra
+
+
 class BatchedCore:
     def __init__(self, bank: DayBank, batch: int, config: EnvConfig = EnvConfig()):
         if config.reward not in REWARD_MODES:
@@ -86,8 +92,7 @@ class BatchedCore:
         self.commit = bool(c.commit)
         extra = c.I if self.commit else 0                  # GPUs committed / GPUs on
         self.action_dim = 2 * c.K * c.I + c.K + 2 * c.I + extra
-        self.obs_dim = 2 * c.K + 4 * c.I + 2 + len(config.forecast_slots) * (c.K + c.I) \
-            + extra
+        self.obs_dim = obs_dim(c, config)
         peak = bank.arrivals.max(axis=(0, 2))
         if self.commit:
             # Arrivals are scaled by what the fleet could serve, not by the days' peak,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from optsched.env.core import BatchedCore
+from optsched.env.core import BatchedCore, obs_dim
 from optsched.env.dispatch import DispatchCore
 from optsched.env.known import Known
 from optsched.errors import ScenarioError
@@ -70,19 +70,28 @@ class LearnedPolicy:
             raise ValueError("its normaliser has a negative variance")
         self.obs_dim, self.action = od, blob["action"]
 
+    def check(self, c) -> None:
+        """Refuse compiled day c if this model cannot play it, before any day is solved
+        or rolled (`compare_runs` asks every policy first)."""
+        self._fits(obs_dim(c), bool(c.commit))
+
+    def _fits(self, n_obs: int, commit: bool = True) -> None:
+        if self.action == "provision-battery" and not commit:
+            raise ScenarioError("--policy", "was trained to commit GPUs before arrivals "
+                                "(provision-battery): it needs a scenario with "
+                                "[provisioning] on", self.name)
+        if n_obs != self.obs_dim:
+            raise ScenarioError("--policy", f"expects {self.obs_dim} observations, this "
+                                f"scenario gives {n_obs}", self.name)
+
     @torch.no_grad()
     def act(self, core: BatchedCore, obs: np.ndarray) -> np.ndarray:
-        if obs.shape[1] != self.obs_dim:
-            raise ScenarioError("--policy", f"expects {self.obs_dim} observations, this "
-                                f"scenario gives {obs.shape[1]}", self.name)
+        self._fits(obs.shape[1])
         x = torch.as_tensor(self.norm(obs), dtype=torch.float32)
         return self.actor(x, deterministic=True)[0].numpy()
 
     def _plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self.action == "provision-battery" and not core.commit:
-            raise ScenarioError("--policy", "was trained to commit GPUs before arrivals "
-                                "(provision-battery): it needs a scenario with "
-                                "[provisioning] on", self.name)
+        self._fits(core.obs_dim, core.commit)
         if self._dispatch is None or self._dispatch[0] is not core.c:
             self._dispatch = (core.c, DispatchCore(
                 core.bank, 1, waiting=self.action == "dispatch",

@@ -42,17 +42,24 @@ class Learned:
     def __init__(self) -> None:
         self._loaded: dict[Path, object] = {}
 
-    def plan(self, core) -> tuple[np.ndarray, ...]:
+    def _model(self, c):
         from optsched.errors import ScenarioError
         from optsched.learn.policy import LearnedPolicy
 
-        path = shipped_model(core.c)
+        path = shipped_model(c)
         if path not in self._loaded:
             if not path.is_file():
                 raise ScenarioError("--policy", "the shipped model is missing (it is package "
                                     "data: reinstall optsched)", str(path))
             self._loaded[path] = LearnedPolicy(path, name="learned")
-        return self._loaded[path].plan(core)
+        return self._loaded[path]
+
+    def check(self, c) -> None:
+        """Refuse a day the family's model cannot play (`LearnedPolicy.check`)."""
+        self._model(c).check(c)
+
+    def plan(self, core) -> tuple[np.ndarray, ...]:
+        return self._model(core.c).plan(core)
 
 
 def known() -> str:
