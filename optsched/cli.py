@@ -373,7 +373,8 @@ def train_cmd(
         "--action", help="dispatch (waiting values and battery over the per-slot "
         "dispatch) | dispatch-battery (battery only) | provision-battery (per site the "
         "demand level planned for, GPU headroom and battery; families with provisioning) "
-        "| direct (every routing, step, clock and battery choice)")] = "dispatch-battery",
+        "| provision-dispatch (provision-battery and the waiting values) | direct (every "
+        "routing, step, clock and battery choice)")] = "dispatch-battery",
     steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 200_000,
     reward_norm: Annotated[bool, typer.Option(
         "--reward-norm", help="Divide rewards by the running std of the return.")] = False,

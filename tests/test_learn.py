@@ -331,27 +331,31 @@ def test_a_run_shorter_than_one_episode_is_refused_before_writing(tmp_path, bank
     assert not (tmp_path / "run").exists()
 
 
-def test_provision_battery_trains_and_its_policy_plans_in_the_rollout(tmp_path):
-    """A PPO run on the provision-battery space of jemas-3-genai (provisioning on) writes
-    a policy that `optsched evaluate` can play: through `Known` (the slot's arrivals
-    unseen), its utility is the evaluator's (checked by `rollout`), and its first plan
-    is the dispatch over the action it chose (9 numbers: battery, belief, headroom)."""
+@pytest.mark.parametrize(("action", "dim"), [("provision-battery", 9),
+                                           ("provision-dispatch", 12)])
+def test_provision_actions_train_and_their_policy_plans_in_the_rollout(tmp_path, action,
+                                                                       dim):
+    """A PPO run on a provisioning action space of jemas-3-genai writes a policy that
+    `optsched evaluate` can play: through `Known` (the slot's arrivals unseen), its
+    utility is the evaluator's (checked by `rollout`), and its first plan is the
+    dispatch over the action it chose (per site battery, belief, headroom: 9 numbers;
+    provision-dispatch adds the waiting value of each of the 3 deferrable classes)."""
     from optsched.env.dispatch import DispatchCore
     from optsched.env.known import Known
     from optsched.learn.policy import LearnedPolicy
     from optsched.policies import rollout
 
     bank = DayBank.from_family([40], source="jemas-3-genai")
-    cfg = small_cfg(tmp_path, algo="ppo", action="provision-battery", ppo_rollout=16,
+    cfg = small_cfg(tmp_path, algo="ppo", action=action, ppo_rollout=16,
                     steps=2 * 288, num_envs=2, scenario="jemas-3-genai", days=(40,),
                     reward="settlement")
     train(cfg, bank)
     pol = LearnedPolicy(tmp_path / "policy.pt")
-    assert pol.action == "provision-battery" and pol.provision_quantile == 0.9
-    core = DispatchCore(bank, 1, waiting=False, provision=True)
+    assert pol.action == action and pol.provision_quantile == 0.9
+    core = DispatchCore(bank, 1, waiting=action == "provision-dispatch", provision=True)
     obs = core.reset(days=[0])
     a = pol.act(core, obs)
-    assert a.shape == (1, 9)
+    assert a.shape == (1, dim)
     x, _, _, gpus = pol.plan(Known(core, lag=1))
     x2, _, _, gpus2 = core.plan_from_action(core.known(), a, high=core.high())
     np.testing.assert_allclose(x, x2, rtol=1e-9, atol=1e-9)

@@ -51,7 +51,7 @@ class LearnedPolicy:
             raise ValueError(f"obs_dim {od}, act_dim {ad}, hidden {hidden} do not match "
                              f"the actor's weights")
         if blob["action"] not in ("direct", "dispatch", "dispatch-battery",
-                                  "provision-battery"):
+                                  "provision-battery", "provision-dispatch"):
             raise ValueError(f"unknown action space {blob['action']!r}")
         self.actor = Actor(od, ad, hidden)
         self.actor.load_state_dict(blob["actor"])
@@ -76,9 +76,9 @@ class LearnedPolicy:
         self._fits(obs_dim(c), bool(c.commit))
 
     def _fits(self, n_obs: int, commit: bool = True) -> None:
-        if self.action == "provision-battery" and not commit:
+        if self.action.startswith("provision-") and not commit:
             raise ScenarioError("--policy", "was trained to commit GPUs before arrivals "
-                                "(provision-battery): it needs a scenario with "
+                                f"({self.action}): it needs a scenario with "
                                 "[provisioning] on", self.name)
         if n_obs != self.obs_dim:
             raise ScenarioError("--policy", f"expects {self.obs_dim} observations, this "
@@ -94,8 +94,8 @@ class LearnedPolicy:
         self._fits(core.obs_dim, core.commit)
         if self._dispatch is None or self._dispatch[0] is not core.c:
             self._dispatch = (core.c, DispatchCore(
-                core.bank, 1, waiting=self.action == "dispatch",
-                provision=self.action == "provision-battery",
+                core.bank, 1, waiting=self.action in ("dispatch", "provision-dispatch"),
+                provision=self.action.startswith("provision-"),
                 quantile=self.provision_quantile))
         a = self.act(core, core.observe())
         return self._dispatch[1].plan_from_action(core, a, high=self._high(core))

@@ -39,6 +39,7 @@ ACTIONS = {"dispatch": DispatchCore,
            "dispatch-battery": functools.partial(DispatchCore, waiting=False),
            "provision-battery": functools.partial(DispatchCore, waiting=False,
                                                   provision=True),
+           "provision-dispatch": functools.partial(DispatchCore, provision=True),
            "direct": BatchedCore}
 
 
@@ -50,8 +51,9 @@ class TrainConfig:
     action: str = "dispatch-battery"  # dispatch: waiting values + battery over the per-slot
                                       # dispatch; dispatch-battery: battery only;
                                       # direct: every routing/step/clock/battery choice;
-                                      # provision-battery: GPU headroom + battery per site
-                                      # (scenarios with provisioning)
+                                      # provision-battery: belief level, GPU headroom and
+                                      # battery per site (scenarios with provisioning);
+                                      # provision-dispatch: those and the waiting values
     scenario: str = "jemas-3"         # the embedded family trained on
     shaping: str = "none"
     reward: str = "settlement"
@@ -246,8 +248,8 @@ class Trainer(RunTrainer):
 def make_trainer(cfg: TrainConfig, bank: DayBank) -> RunTrainer:
     if cfg.algo == "bc":
         raise ValueError("behaviour cloning has no trainer loop: use learn.bc.train_bc")
-    if cfg.action == "provision-battery" and not bank.base.commit:
-        raise ScenarioError("--action", "provision-battery needs a family with "
+    if cfg.action.startswith("provision-") and not bank.base.commit:
+        raise ScenarioError("--action", f"{cfg.action} needs a family with "
                             "[provisioning] on (jemas-3-genai)", f"{cfg.action} on "
                             f"{cfg.scenario}")
     torch.set_num_threads(cfg.threads)
