@@ -118,7 +118,9 @@ def solve_days(scenario: Any, days: Any = None, backend: str = "highs",
         day_list, source = [None], scenario
     elif isinstance(scenario, (str, Path)):
         from optsched.days import parse_days
+        from optsched.scenario import check_source
 
+        check_source(scenario)
         day_list = parse_days(days, scenario) if days is None or isinstance(days, str) \
             else list(days)
         source = scenario if is_embedded(scenario) else Path(scenario).resolve()

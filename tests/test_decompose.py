@@ -67,6 +67,20 @@ def test_multisite_refuses_a_size_out_of_range(bad):
         get_scenario(bad)
 
 
+@pytest.mark.parametrize(("name", "message"), [
+    ("multisite-03", "no such file or embedded scenario"),   # one spelling per family
+    ("multisite-3x", "no such file or embedded scenario"),
+    ("", "empty: give a TOML file"),                         # not the folder "."
+    (" ", "empty: give a TOML file")])
+def test_a_scenario_name_is_one_spelling_and_never_empty(name, message):
+    from optsched.api import solve_days
+
+    with pytest.raises(ScenarioError, match=rf"^SCENARIO: {message}"):
+        get_scenario(name)
+    with pytest.raises(ScenarioError, match=rf"^SCENARIO: {message}"):
+        solve_days(name)
+
+
 def test_transfer_latency_and_cost_follow_great_circle_distance():
     sites = multisite.sites(5)
     sc = get_scenario("multisite-5", 4)

@@ -44,10 +44,18 @@ def family(source: str | Path) -> ModuleType | Any:
     return importlib.import_module(_MODULES[str(source)][0])
 
 
+def check_source(source: str | Path) -> None:
+    """Refuse an empty scenario argument (Path("") would read as the folder ".")."""
+    if not str(source).strip():
+        raise ScenarioError("SCENARIO", "empty: give a TOML file or an embedded family "
+                            f"({', '.join(EMBEDDED)})", str(source))
+
+
 def get_scenario(source: str | Path, day: int | None = None, allow_outside: bool = False
                  ) -> Scenario:
     """An embedded family's day (first held-out day by default) or a TOML file (whose CSV
     files must lie in its folder unless `allow_outside`)."""
+    check_source(source)
     if is_embedded(source):
         module = family(source)
         make = (getattr(module, _MODULES[str(source)][1]) if str(source) in _MODULES

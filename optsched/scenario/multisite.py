@@ -32,7 +32,7 @@ from optsched.scenario.schema import Scenario
 
 PREFIX = "multisite-"
 BASE_FILE = "multisite.toml"
-_NAME = re.compile(r"^multisite-(\d+)$")
+_NAME = re.compile(r"^multisite-(0|[1-9]\d*)$")           # one spelling per family
 _DEFAULTS = resources.files("optsched.scenario") / "defaults"
 
 
