@@ -266,6 +266,10 @@ PROBES: list[tuple[str, list[str], str]] = [
     # NaN and inf were reported as the scenario's key (classes[0].arrivals[0])
     ("sweep-values-nan", ["sweep", "jemas-3", "--param", "load", "--values", "1,nan",
                           "--out", OUT], "--values: load takes finite values"),
+    # an overflow warning came first; the error named only the scenario's key
+    ("sweep-values-overflow", ["sweep", "jemas-3", "--param", "price-level", "--values",
+                               "1e308", "--out", OUT],
+     "--values: price-level 1e308 makes the scenario invalid (sites[0].price[0]"),
     ("sweep-values-empty-item", ["sweep", "jemas-3", "--param", "load", "--values", "1,,2",
                                  "--out", OUT], "1,,2"),
     ("sweep-model-mix", ["sweep", "jemas-3", "--param", "model-mix", "--values",

@@ -23,13 +23,10 @@ def sweep(scenario: str, days: list, param: str, values: list, policies: list[st
     """optsched.compare on every variant of the scenario (`param` set to each value)."""
     from optsched.api import compare
     from optsched.policies import get_policy
-    from optsched.scenario import compile_scenario, get_scenario
-    from optsched.scenario.sensitivity import vary
 
     for name in policies:
         get_policy(name)                                # bad names fail before any work
-    variants = {v: [compile_scenario(vary(get_scenario(scenario, d), param, v)) for d in days]
-                for v in values}                        # bad values fail before any work
+    variants = {v: _variant(scenario, days, param, v) for v in values}  # bad values too
     frames = []
     for v, comp in variants.items():
         say = (lambda msg, v=v: progress(f"{param} = {v}: {msg}")) if progress else None
@@ -43,6 +40,26 @@ def sweep(scenario: str, days: list, param: str, values: list, policies: list[st
         write_csv(frame, out / "sweep.csv")
         plot_sweep(frame, out / "sweep.png")
     return frame
+
+
+def _variant(scenario: str, days: list, param: str, value) -> list:
+    """The compiled days with `param` set to `value`; a value that makes the scenario
+    invalid is reported as --values (the scenario's own key in brackets)."""
+    import numpy as np
+
+    from optsched.errors import ScenarioError
+    from optsched.scenario import compile_scenario, get_scenario
+    from optsched.scenario.sensitivity import vary
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):   # the check below says it
+            return [compile_scenario(vary(get_scenario(scenario, d), param, value))
+                    for d in days]
+    except ScenarioError as exc:
+        if exc.path in ("--param", "--values", "SCENARIO", "--day", "--days"):
+            raise
+        raise ScenarioError("--values", f"{param} {value} makes the scenario invalid "
+                            f"({exc})") from None
 
 
 def plot_sweep(frame: pd.DataFrame, path: Path) -> None:
