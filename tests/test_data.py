@@ -319,3 +319,27 @@ def test_an_azure_trace_with_only_its_header_is_a_one_line_error(tmp_path):
     path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n")
     with pytest.raises(ScenarioError, match="no requests after the header"):
         readers.read_trace(path)
+
+
+def test_weather_times_with_offsets_are_the_same_instants(tmp_path):
+    """time_local given with its offset (-08:00 in January), or with offsets that change
+    between rows as ISO local times do across DST, reads as the same hours as the plain
+    wall-clock file; it was a TypeError ("Already tz-aware") and a ValueError ("Mixed
+    timezones") from pandas."""
+    head = ("# latitude=37.4 longitude=-121.9 elevation_m=7.0 timezone=America/Los_Angeles\n"
+            "time_local,cloudcover_pct\n")
+    plain = ["2023-03-12T00:00", "2023-03-12T01:00", "2023-03-12T03:00", "2023-03-12T04:00"]
+    offsets = ["2023-03-12T00:00-08:00", "2023-03-12T01:00-08:00",
+               "2023-03-12T03:00-07:00", "2023-03-12T04:00-07:00"]     # DST starts at 2:00
+    frames = []
+    for name, times in (("plain", plain), ("fixed", [t[:16] + "-08:00" for t in plain]),
+                        ("dst", offsets)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(head + "".join(f"{t},{10 * j}\n" for j, t in enumerate(times)))
+        frames.append(readers.read_weather(path)[1])
+    plain_idx, fixed_idx, dst_idx = (f.index for f in frames)
+    assert list(plain_idx.hour) == [0, 1, 3, 4] and list(dst_idx) == list(plain_idx)
+    # -08:00 all day: 03:00-08:00 is 04:00 PDT, the wall-clock file's last hour
+    assert list(fixed_idx.hour) == [0, 1, 4, 5]
+    assert (fixed_idx[2] - fixed_idx[1]).total_seconds() == 2 * 3600
+    assert list(frames[2]["cloudcover_pct"]) == [0, 10, 20, 30]

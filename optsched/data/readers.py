@@ -58,8 +58,13 @@ def read_csv_file(path: str | Path, key: str | None = None, **kwargs) -> pd.Data
 
 def time_column(frame: pd.DataFrame, column: str, path: str | Path, utc: bool = False,
                 label: str | None = None) -> pd.Series:
-    """A column of timestamps; the first unreadable one is named by its data row."""
-    times = pd.to_datetime(frame[column], utc=utc, errors="coerce")
+    """A column of timestamps; the first unreadable one is named by its data row. Offsets
+    that differ between rows (ISO local times across a DST change) read as UTC
+    instants."""
+    try:
+        times = pd.to_datetime(frame[column], utc=utc, errors="coerce")
+    except ValueError:                   # "Mixed timezones detected": one instant each
+        times = pd.to_datetime(frame[column], utc=True, errors="coerce")
     if times.isna().any():
         row = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise ScenarioError(str(path), f"unreadable timestamp in column {label or column} "
@@ -200,8 +205,10 @@ def read_weather(path: str | Path) -> tuple[Location, pd.DataFrame]:
     _require(frame, ["time_local", "cloudcover_pct"], path)
     frame["cloudcover_pct"] = numeric_column(frame, "cloudcover_pct", str(path))
     local = time_column(frame, "time_local", path)
-    # Local wall-clock hours: resolve DST gaps/overlaps instead of failing on them.
-    index = local.dt.tz_localize(loc.timezone, ambiguous="NaT", nonexistent="NaT")
+    if local.dt.tz is not None:          # times with their offsets: instants, no guessing
+        index = local.dt.tz_convert(loc.timezone)
+    else:    # local wall-clock hours: resolve DST gaps/overlaps instead of failing on them
+        index = local.dt.tz_localize(loc.timezone, ambiguous="NaT", nonexistent="NaT")
     frame = frame.set_index(pd.DatetimeIndex(index)).drop(columns="time_local")
     frame = frame[frame.index.notna()]
     return loc, frame[~frame.index.duplicated()]
