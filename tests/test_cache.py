@@ -94,6 +94,21 @@ def test_a_bad_entry_is_solved_again_with_a_warning(arbitrage, tmp_path, edit):
         assert cached_oracle(arbitrage, tmp_path).objective == got.objective
 
 
+def test_an_entry_that_cannot_be_stored_warns_and_keeps_the_solution(arbitrage, tmp_path):
+    """An entry's path taken by a folder: the solve is returned (the hand optimum) with
+    one warning each for the unreadable and the unstored entry; it used to be lost to
+    an OSError after the solve."""
+    key = entry_key(scenario_key(arbitrage), solver_config("highs"))
+    (tmp_path / f"oracle-{key}.json").mkdir()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = cached_oracle(arbitrage, tmp_path, "highs")
+    assert got.objective == pytest.approx(OPTIMUM, abs=1e-6)
+    said = [str(w.message) for w in caught]
+    assert any("not used" in m for m in said) and any("not stored" in m for m in said)
+    assert (tmp_path / f"oracle-{key}.json").is_dir()
+
+
 def test_writes_leave_no_temporary_files(arbitrage, tmp_path):
     cached_oracle(arbitrage, tmp_path)
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".npz"]

@@ -84,8 +84,12 @@ def cached_oracle(c: Compiled, cache: Path | None = DEFAULT_CACHE, backend: str 
     if sol.schedule is None or sol.objective is None or not math.isfinite(sol.objective):
         raise InfeasibleError(f"oracle {sol.status}: {sol.diagnosis}")
     if path is not None:
-        _write(path, sol.schedule, {"schema": SCHEMA, "scenario": digest, **config,
-                                    "objective": float(sol.objective), "seconds": seconds})
+        try:
+            _write(path, sol.schedule, {"schema": SCHEMA, "scenario": digest, **config,
+                                        "objective": float(sol.objective),
+                                        "seconds": seconds})
+        except OSError as exc:       # the cache saves time; the solve is not lost for it
+            warnings.warn(f"oracle cache entry {path.name} not stored: {exc}", stacklevel=2)
     return CachedSolution(sol.schedule, float(sol.objective), seconds, sol.evaluation)
 
 
