@@ -404,11 +404,11 @@ def report(scenario: str, days: Any, policies: Sequence[str], out: Path,
            ablations: Sequence[str] = (), ablated: str | None = None,
            progress: Progress = None, workers: int | None = None,
            ray_address: str | None = None, simulate: bool = True) -> pd.DataFrame:
-    """`optsched report`: optsched.report.report.build_report (its table is `compare`'s),
+    """`optsched report`: optsched.reporting.report.build_report (its table is `compare`'s),
     its (policy, day) tasks fanned out on `workers` CPUs or the cluster at `ray_address`."""
     from optsched.days import parse_days
     from optsched.parallel import runtime
-    from optsched.report.report import build_report
+    from optsched.reporting.report import build_report
 
     day_list = parse_days(days, scenario) if isinstance(days, str) else list(days)
     with runtime(workers, ray_address):
@@ -421,11 +421,11 @@ def sweep(scenario: str, days: Any, param: str, values: Sequence, policies: Sequ
           out: Path | None = None, cache: Path | None = DEFAULT_CACHE, *,
           progress: Progress = None, workers: int | None = None,
           ray_address: str | None = None) -> pd.DataFrame:
-    """`optsched sweep`: optsched.report.sweep.sweep, every variant's (policy, day) tasks
+    """`optsched sweep`: optsched.reporting.sweep.sweep, every variant's (policy, day) tasks
     fanned out on `workers` CPUs or the cluster at `ray_address` (one runtime for all)."""
     from optsched.days import parse_days
     from optsched.parallel import runtime
-    from optsched.report.sweep import sweep as run_sweep
+    from optsched.reporting.sweep import sweep as run_sweep
 
     day_list = parse_days(days, scenario) if isinstance(days, str) else list(days)
     with runtime(workers, ray_address):

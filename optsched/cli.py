@@ -73,7 +73,7 @@ RayAddressOpt = Annotated[str | None, typer.Option(
 def scenario_show(scenario: ScenarioArg, day: DayOpt = None, json_out: JsonOpt = False):
     """Print a scenario's summary: horizon, models, sites, classes."""
     from optsched.api import compiled, load_scenario
-    from optsched.report import terminal
+    from optsched.reporting import terminal
     from optsched.scenario.summary import summarize
 
     sc = load_scenario(scenario, day)
@@ -217,8 +217,8 @@ def solve_cmd(
     from optsched.oracle import check_inputs
     from optsched.oracle.size import vars_limit
     from optsched.parallel import check_workers
-    from optsched.report import terminal
-    from optsched.report.output import write_solution
+    from optsched.reporting import terminal
+    from optsched.reporting.output import write_solution
 
     check_inputs(backend, relax, time_limit, mip_gap)
     vars_limit(max_vars)                  # before any progress line
@@ -335,8 +335,8 @@ def evaluate_cmd(
         day_selection,
     )
     from optsched.parallel import check_workers
-    from optsched.report import terminal
-    from optsched.report.output import write_evaluation
+    from optsched.reporting import terminal
+    from optsched.reporting.output import write_evaluation
 
     if policies is not None and len(policies) > 1:
         raise ScenarioError("--policy", "evaluate rolls one policy (compare several with "
@@ -566,7 +566,7 @@ def sweep_cmd(
     from optsched.days import parse_days
     from optsched.options import check_out, sweep_values
     from optsched.parallel import check_workers
-    from optsched.report import terminal
+    from optsched.reporting import terminal
 
     check_out(out_dir)
     check_out(cache, "--cache")
@@ -607,7 +607,7 @@ def simulate_cmd(
     from optsched.days import parse_days
     from optsched.options import check_policies, choice
     from optsched.parallel import check_workers
-    from optsched.report import terminal
+    from optsched.reporting import terminal
 
     check_workers(workers, ray_address)
     check_policies([policy])
@@ -668,7 +668,7 @@ def demo(
     `--policy` replaces both lists."""
     from optsched.api import compare, load_scenario
     from optsched.options import check_policies
-    from optsched.report import terminal
+    from optsched.reporting import terminal
 
     # (family, its policies): the hard day keeps to policies that take seconds there
     plan = [("jemas-3", ["local-fixed", "greedy", "myopic-lp", "dispatch", "learned", "mpc",

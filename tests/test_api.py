@@ -84,3 +84,19 @@ def test_import_is_light_and_registers_the_env():
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_top_level_api_names_stay_functions_after_any_submodule_loads():
+    """`optsched.report` was the API function until a sweep or report imported the
+    subpackage of that name, which took its place (`'module' object is not callable`):
+    no subpackage shares a name with the API."""
+    import importlib
+    import pkgutil
+
+    subpackages = {m.name for m in pkgutil.iter_modules(optsched.__path__)}
+    assert not subpackages & set(optsched.__all__)
+    for name in sorted(subpackages - {"__main__"}):
+        importlib.import_module(f"optsched.{name}")
+    for name in ("compare", "evaluate", "report", "rollout", "simulate", "solve", "sweep"):
+        assert callable(getattr(optsched, name)) and \
+            getattr(optsched, name).__module__ == "optsched.api", name

@@ -154,7 +154,7 @@ def test_demo_shows_the_default_and_the_hard_family(tmp_path, capsys):
             assert r["feasible"]
         assert rows["learned"]["gap"] < rows["local-fixed"]["gap"]
     # the text form of the same tables (what `demo` prints after the default's summary)
-    from optsched.report import terminal
+    from optsched.reporting import terminal
 
     for table in tables:
         terminal.demo(table["scenario"], table["rows"])

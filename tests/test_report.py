@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optsched.report.report import build_report
+from optsched.reporting.report import build_report
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_terminal_tables_keep_bracketed_names():
     """rich reads `[no-transfer]` as markup; the terminal's tables print names as given."""
     from rich.console import Console
 
-    from optsched.report import terminal
+    from optsched.reporting import terminal
 
     buf = io.StringIO()
     Console(file=buf, width=120).print(terminal.table("t", [{"policy": "greedy [no-transfer]",
@@ -229,7 +229,7 @@ def day():
 
 
 def _figures(day, tmp_path):
-    from optsched.report import plots
+    from optsched.reporting import plots
 
     c, runs = day
     metrics = tmp_path / "run" / "metrics.csv"

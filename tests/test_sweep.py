@@ -65,7 +65,7 @@ def test_sweep_scales_a_known_optimum(tmp_path):
     local-fixed leaves the battery idle and earns $0 (gap 1, captured 0)."""
     import json
 
-    from optsched.report.sweep import sweep
+    from optsched.reporting.sweep import sweep
 
     raw = json.loads(json.dumps(TINY))
     raw["sites"][0].update(price=[10.0, 200.0], export_cap_kw=100.0, sell_factor=1.0)

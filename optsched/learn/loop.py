@@ -73,7 +73,7 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
 def write_curves(out: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from optsched.report.plots import learning_figure
+    from optsched.reporting.plots import learning_figure
 
     fig = learning_figure([out / METRICS])
     with atomic_path(out / CURVES) as tmp:

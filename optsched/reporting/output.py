@@ -33,7 +33,7 @@ def save_figure(fig, path: Path, dpi: int = 110) -> Path:
 def write_solution(c, sol, out: Path, title: str, result_json: str) -> None:
     """`solve --out`: the schedule as Parquet and CSV (jobs in long form, sites per slot),
     the evaluator's slots, plots and solution.json."""
-    from optsched.report.plots import save_schedule_plots
+    from optsched.reporting.plots import save_schedule_plots
 
     out.mkdir(parents=True, exist_ok=True)
     jobs, sites = sol.schedule.frames(c)

@@ -98,7 +98,7 @@ def decisions_figure(c: Compiled, s: Schedule, title: str = "") -> plt.Figure:
 
 def save_schedule_plots(c: Compiled, s: Schedule, ev: Evaluation, out: Path,
                         title: str = "") -> list[Path]:
-    from optsched.report.output import save_figure
+    from optsched.reporting.output import save_figure
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -6,7 +6,7 @@ the environment and scored by the evaluator. Written: `results.csv`/`.parquet` (
 per policy and day, every utility term), `report.md` and a self-contained `report.html`
 (figures embedded as data URIs, no network). The table itself is optsched.compare's; the
 per-class latency (violation rate, p95) comes from replaying every schedule job by job
-(`optsched.report.latency`), written as `latency.csv`.
+(`optsched.reporting.latency`), written as `latency.csv`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def build_report(scenario: str, days: list, policies: list[str], out: Path,
     `simulate`: replay every schedule job by job for the per-class latency table."""
     from optsched.api import compare_runs
     from optsched.io import atomic_write_text
-    from optsched.report.output import write_csv, write_parquet
-    from optsched.report.plots import read_metrics
+    from optsched.reporting.output import write_csv, write_parquet
+    from optsched.reporting.plots import read_metrics
 
     for path in metrics:
         read_metrics(path)                 # a bad file is refused before any work
@@ -54,7 +54,7 @@ def build_report(scenario: str, days: list, policies: list[str], out: Path,
     summary = summarize(frame)
     lat = None
     if simulate:
-        from optsched.report.latency import class_latency, summarize_latency
+        from optsched.reporting.latency import class_latency, summarize_latency
 
         if progress:
             progress("per-job simulation of every schedule")
@@ -100,7 +100,7 @@ def _figures(frame: pd.DataFrame, c: Compiled, oracle_schedule: Schedule,
     import matplotlib.pyplot as plt
 
     from optsched.evaluator import evaluate
-    from optsched.report import plots
+    from optsched.reporting import plots
 
     figs = {}
     fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -184,7 +184,7 @@ def _mean_rows(s: pd.DataFrame) -> list[tuple[str, list[str]]]:
 
 
 def _latency_rows(lat: pd.DataFrame) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    from optsched.report.latency import pooled_violation
+    from optsched.reporting.latency import pooled_violation
 
     classes = list(dict.fromkeys(lat.index.get_level_values("class")))
     heads = ["all jobs violation",

@@ -34,7 +34,7 @@ def sweep(scenario: str, days: list, param: str, values: list, policies: list[st
         frames.append(table.assign(param=param, value=v)[COLUMNS])
     frame = pd.concat(frames, ignore_index=True)
     if out is not None:
-        from optsched.report.output import write_csv
+        from optsched.reporting.output import write_csv
 
         out.mkdir(parents=True, exist_ok=True)
         write_csv(frame, out / "sweep.csv")
@@ -63,7 +63,7 @@ def _variant(scenario: str, days: list, param: str, value) -> list:
 
 
 def plot_sweep(frame: pd.DataFrame, path: Path) -> None:
-    from optsched.report.output import save_figure
-    from optsched.report.plots import sweep_figure
+    from optsched.reporting.output import save_figure
+    from optsched.reporting.plots import sweep_figure
 
     save_figure(sweep_figure(frame), path)
