@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from optsched.errors import ScenarioError
 from optsched.oracle.cache import DEFAULT_CACHE
 from optsched.oracle.highs import MIP_GAP
 
@@ -63,6 +64,9 @@ def compiled(scenario: Any, day: int | None = None) -> Compiled:
     """The compiled arrays of a source, a Scenario or a Compiled (returned as it is)."""
     from optsched.scenario import Compiled, Scenario, compile_scenario
 
+    if day is not None and isinstance(scenario, (Compiled, Scenario)):
+        raise ScenarioError("day", "selects a day of a family by name (e.g. 'jemas-3'); "
+                            "a Scenario object is one horizon", day)
     if isinstance(scenario, Compiled):
         return scenario
     if not isinstance(scenario, Scenario):
@@ -114,15 +118,15 @@ def solve_days(scenario: Any, days: Any = None, backend: str = "highs",
     settings = check_workers(workers, ray_address)
     options = dict(backend=backend, relax=relax, mip_gap=mip_gap, time_limit=time_limit,
                    max_vars=max_vars)
+    from optsched.days import day_list as selected
+
     if isinstance(scenario, Scenario):
-        day_list, source = [None], scenario
+        day_list, source = selected(days, scenario), scenario
     elif isinstance(scenario, (str, Path)):
-        from optsched.days import parse_days
         from optsched.scenario import check_source
 
         check_source(scenario)
-        day_list = parse_days(days, scenario) if days is None or isinstance(days, str) \
-            else list(days)
+        day_list = selected(days, scenario)
         source = scenario if is_embedded(scenario) else Path(scenario).resolve()
         n_days = family(scenario).n_days() if is_embedded(scenario) else 0
         bad = [d for d in day_list if d is not None and not 0 <= d < n_days]
@@ -190,17 +194,18 @@ def days_of(scenario: Any, days: str | Sequence[int | None] | None
             ) -> list[tuple[Any, Compiled]]:
     """(label, compiled day) pairs: `days` is a day spec (optsched.days), a list of day
     numbers, or None for the scenario itself; a list of Compiled is taken as it is."""
-    from optsched.days import parse_days
+    from optsched.days import day_list
     from optsched.scenario import Compiled
 
     if isinstance(scenario, (list, tuple)) and all(isinstance(c, Compiled) for c in scenario):
-        labels = list(days) if days is not None else list(range(len(scenario)))
+        labels = list(range(len(scenario))) if days is None else \
+            list(days) if isinstance(days, (list, tuple, range)) else None
+        if labels is None or len(labels) != len(scenario) or \
+                len(set(map(repr, labels))) != len(labels):
+            raise ScenarioError("days", f"labels the {len(scenario)} compiled days: one "
+                                "distinct label each, in a list", days)
         return list(zip(labels, scenario, strict=True))
-    if isinstance(days, str) or days is None:
-        day_list = parse_days(days, scenario) if isinstance(scenario, (str, Path)) else [None]
-    else:
-        day_list = list(days)
-    return [(d, compiled(scenario, d)) for d in day_list]
+    return [(d, compiled(scenario, d)) for d in day_list(days, scenario)]
 
 
 def compare(scenario: Any, policies: Sequence[str], days: Any = None, **options
@@ -468,7 +473,6 @@ def build_scenario(day: str, base: str | Path = "jemas-3", **sources) -> Scenari
     trace, price_clock, pattern)."""
     import datetime as dt
 
-    from optsched.errors import ScenarioError
     from optsched.scenario import build_scenario as build
 
     try:

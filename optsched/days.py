@@ -72,3 +72,41 @@ def parse_days(spec: str | None, source: str | Path = "jemas-3",
         raise ScenarioError(key, f"days of {source} are 0..{n - 1} ({outside[0]} is not)",
                             spec)
     return days
+
+
+def day_number(day: object, key: str = "day") -> int:
+    """A day given in Python as an int (an int or numpy integer, not a bool: `True` was
+    day 1, a float or text failed deep in numpy)."""
+    import numpy as np
+
+    if isinstance(day, bool) or not isinstance(day, (int, np.integer)):
+        raise ScenarioError(key, f"must be an integer day number, not {type(day).__name__}",
+                            day)
+    return int(day)
+
+
+def day_list(days: object, source: object, key: str = "days") -> list[int | None]:
+    """The days of a Python call: a spec (`parse_days`), an int, or a sequence of ints, for
+    a family name or file; None gives a file's own horizon. A Scenario or Compiled object
+    is one horizon: days are refused there (they were ignored, and the rows labelled with
+    them). Repeats and empty lists are refused."""
+    if days is None:
+        return parse_days(None, source) if isinstance(source, (str, Path)) else [None]
+    if not isinstance(source, (str, Path)):
+        raise ScenarioError(key, "selects days of a family by name (e.g. 'jemas-3'); a "
+                            "Scenario object is one horizon", days)
+    if isinstance(days, str):
+        return parse_days(days, source, key)
+    from optsched.scenario import is_embedded
+
+    if not is_embedded(source):
+        raise ScenarioError(key, "only applies to embedded scenarios (a file is one "
+                            "horizon: days=None)", days)
+    if not isinstance(days, (list, tuple, range)) and not hasattr(days, "__array__"):
+        days = [days]
+    out = [day_number(d, key) for d in list(days)]
+    if not out:
+        raise ScenarioError(key, "no day given", [])
+    if len(set(out)) != len(out):
+        raise ScenarioError(key, "a day is listed twice", out)
+    return out

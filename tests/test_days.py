@@ -63,3 +63,33 @@ def test_cli_exits_2_with_the_accepted_forms(spec):
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "--days" in out.stderr
     assert FORMS in out.stderr or "N <=" in out.stderr or "A <= B" in out.stderr
+
+
+def test_python_day_lists_are_checked_not_ignored():
+    """Before, a Scenario object with days played its own day under the days' labels, a
+    repeated label merged two days into one, True was day 1 and 4.0 failed in numpy."""
+    import numpy as np
+
+    from optsched import api
+
+    sc, c4, c9 = api.load_scenario("jemas-3", 4), api.compiled("jemas-3", 4), \
+        api.compiled("jemas-3", 9)
+    assert [d for d, _ in api.days_of("jemas-3", np.array([4, 9]))] == [4, 9]
+    assert [d for d, _ in api.days_of("jemas-3", 9)] == [9]
+    assert api.days_of([c4, c9], ["a", "b"])[1] == ("b", c9)
+    refused = [
+        (lambda: api.days_of(sc, [9]), "days: selects days of a family by name"),
+        (lambda: api.make_env(sc, days=[9]), "days: selects days of a family by name"),
+        (lambda: api.solve_days(sc, days=[9]), "days: selects days of a family by name"),
+        (lambda: api.rollout(sc, "greedy", day=9), "day: selects a day of a family"),
+        (lambda: api.days_of([c4, c9], [7, 7]), "days: labels the 2 compiled days"),
+        (lambda: api.days_of([c4, c9], "4,9"), "days: labels the 2 compiled days"),
+        (lambda: api.days_of("jemas-3", [4, 4]), "days: a day is listed twice"),
+        (lambda: api.days_of("jemas-3", []), "days: no day given"),
+        (lambda: api.days_of("jemas-3", [4.0]), "days: must be an integer day number"),
+        (lambda: api.load_scenario("jemas-3", True), "--day: must be an integer day"),
+        (lambda: api.load_scenario(None), "SCENARIO: must be a family name or a TOML"),
+    ]
+    for call, message in refused:
+        with pytest.raises(ScenarioError, match=f"^{message}"):
+            call()

@@ -45,7 +45,11 @@ def family(source: str | Path) -> ModuleType | Any:
 
 
 def check_source(source: str | Path) -> None:
-    """Refuse an empty scenario argument (Path("") would read as the folder ".")."""
+    """Refuse a scenario argument that is not a name or path, or is empty (Path("")
+    would read as the folder ".")."""
+    if not isinstance(source, (str, Path)):
+        raise ScenarioError("SCENARIO", "must be a family name or a TOML file's path",
+                            type(source).__name__)
     if not str(source).strip():
         raise ScenarioError("SCENARIO", "empty: give a TOML file or an embedded family "
                             f"({', '.join(EMBEDDED)})", str(source))
@@ -57,6 +61,9 @@ def get_scenario(source: str | Path, day: int | None = None, allow_outside: bool
     files must lie in its folder unless `allow_outside`)."""
     check_source(source)
     if is_embedded(source):
+        from optsched.days import day_number
+
+        day = None if day is None else day_number(day, "--day")
         module = family(source)
         make = (getattr(module, _MODULES[str(source)][1]) if str(source) in _MODULES
                 else module.scenario)
