@@ -93,18 +93,21 @@ def day_list(days: object, source: object, key: str = "days") -> list[int | None
     if days is None:
         return parse_days(None, source) if isinstance(source, (str, Path)) else [None]
     if not isinstance(source, (str, Path)):
+        if isinstance(days, (list, tuple)) and list(days) == [None]:
+            return [None]
         raise ScenarioError(key, "selects days of a family by name (e.g. 'jemas-3'); a "
                             "Scenario object is one horizon", days)
     if isinstance(days, str):
         return parse_days(days, source, key)
     from optsched.scenario import is_embedded
 
-    if not is_embedded(source):
-        raise ScenarioError(key, "only applies to embedded scenarios (a file is one "
-                            "horizon: days=None)", days)
     if not isinstance(days, (list, tuple, range)) and not hasattr(days, "__array__"):
         days = [days]
-    out = [day_number(d, key) for d in list(days)]
+    # None: the scenario's own horizon (a family's first held-out day)
+    out = [None if d is None else day_number(d, key) for d in list(days)]
+    if not is_embedded(source) and out != [None]:
+        raise ScenarioError(key, "only applies to embedded scenarios (a file is one "
+                            "horizon: days=None)", days)
     if not out:
         raise ScenarioError(key, "no day given", [])
     if len(set(out)) != len(out):

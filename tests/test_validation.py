@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from optsched.errors import ScenarioError
@@ -317,3 +318,26 @@ def test_binary_csv_is_one_line(folders):
     with pytest.raises(ScenarioError) as info:
         scenario_from_dict(_with_csv(folders, "p.csv"), folders)
     assert str(info.value) == "sites[0].price.csv: p.csv is not UTF-8 text"
+
+
+def test_a_scenario_changed_without_validation_is_checked_when_compiled():
+    """pydantic's model_copy(update=...) skips validation: a battery efficiency of 1.7
+    solved and scored higher, negative GPUs rolled out. compile_scenario, which every
+    solve, rollout and evaluation goes through, checks it again."""
+    from optsched.errors import ScenarioError
+    from optsched.scenario import compile_scenario, get_scenario
+
+    sc = get_scenario("jemas-3", 4)
+    s0 = sc.sites[0]
+    battery = s0.battery.model_copy(update={"eta_c": 1.7})
+    bad = [(sc.model_copy(update={"sites": [s0.model_copy(update={"battery": battery}),
+                                            *sc.sites[1:]]}),
+            r"^sites\[0\]\.battery\.eta_c: must be in \(0, 1\], got 1.7"),
+           (sc.model_copy(update={"sites": [s0.model_copy(update={"gpus": -3}),
+                                            *sc.sites[1:]]}), r"^sites\[0\]\.gpus: "),
+           (sc.model_copy(update={"sites": []}), r"^sites: must list at least one")]
+    for changed, message in bad:
+        with pytest.raises(ScenarioError, match=message):
+            compile_scenario(changed)
+    ok = compile_scenario(sc.model_copy(update={"name": "renamed"}))
+    np.testing.assert_array_equal(ok.price, compile_scenario(sc).price)

@@ -244,6 +244,18 @@ def scenario_from_dict(raw: dict, base_dir: Path | str = ".", allow_outside: boo
     return scenario
 
 
+def revalidated(sc: Scenario) -> Scenario:
+    """`sc` checked again, as a new Scenario: pydantic's `model_copy(update=...)` and
+    attribute assignment skip validation, and a battery efficiency of 1.7 or negative
+    GPUs then solved and scored without a word."""
+    try:
+        again = Scenario.model_validate(sc.model_dump())
+    except ValidationError as exc:
+        raise _translate(exc) from None
+    check_semantics(again)
+    return again
+
+
 def read_toml(source: str | Path, key: str = "SCENARIO") -> dict:
     """A TOML file's raw mapping, with a one-line error (the parser's position, never the
     file's text) if it is missing or not TOML."""
