@@ -446,13 +446,12 @@ def simulate(scenario: str | Path, policy: str, days: Any = None, seed: int = 0,
     simulate_days takes them (burstiness, counts, cold_start)."""
     from functools import partial
 
-    from optsched.days import parse_days
+    from optsched.days import day_list as selected
     from optsched.parallel import check_workers, fan_out
     from optsched.sim import simulate_days
 
     settings = check_workers(workers, ray_address)
-    day_list = parse_days(days, scenario) if days is None or isinstance(days, str) \
-        else list(days)
+    day_list = selected(days, scenario)
     if settings.serial:                               # one batch, as it always was
         return simulate_days(scenario, policy, day_list, seed, **options)
     return fan_out(partial(_simulate_day, scenario, policy, seed, options), day_list,

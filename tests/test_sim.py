@@ -283,6 +283,17 @@ def test_simulate_policy_on_a_scenario_file(tmp_path):
     assert simulate_policy(path, "local-fixed", seed=1).to_dict() == res.to_dict()
 
 
+def test_the_default_day_is_simulated_and_seeded_as_that_day():
+    """No day given is the family's first held-out day (4), so the jobs drawn for it are
+    those of day 4 as `--days 4` draws them (they were seeded as "no day": another
+    draw of the same day)."""
+    from optsched.api import simulate as simulate_api
+
+    (default,), (four,), (nine,) = (simulate_api("jemas-3", "greedy", d, seed=3)
+                                    for d in (None, [4], [9]))
+    assert default.to_dict() == four.to_dict() != nine.to_dict()
+
+
 def serve(gpus_on: list[tuple[float, float]], hi: list[tuple], lo: list[tuple]):
     """engine.serve_priority on one interval per GPU; hi (ready, due, work, quantum) and lo
     (ready, work, quantum) jobs. Returns (start_hi, finish_hi, start_lo, finish_lo)."""

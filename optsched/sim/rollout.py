@@ -20,8 +20,10 @@ def simulate_days(scenario: str | Path, policy: str, days: list[int | None], see
     counts)`. Each day's randomness comes from (seed, day), so a day's result does not
     depend on which other days are simulated with it."""
     from optsched.policies import get_policy, rollout
-    from optsched.scenario import compile_scenario, get_scenario
+    from optsched.scenario import compile_scenario, family, get_scenario, is_embedded
 
+    if is_embedded(scenario):     # None is the first held-out day, seeded as that day
+        days = [family(scenario).test_days()[0] if d is None else d for d in days]
     compiled = [compile_scenario(get_scenario(scenario, day)) for day in days]
     rolled = rollout(get_policy(policy, seed), compiled)
     out = []
