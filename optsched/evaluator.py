@@ -16,6 +16,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from optsched import physics
+from optsched.errors import ScenarioError
 from optsched.scenario.compile import Compiled
 from optsched.schedule import Schedule, gpu_seconds_used, it_kw
 
@@ -147,6 +148,11 @@ def evaluate(c: Compiled, s: Schedule, *, tol: float = 1e-6, milp: bool = False,
              keep: int = 200) -> Evaluation:
     """Score a schedule and check MODEL.md's constraints. `milp=True` also demands integer
     powered-on GPUs and never charging and discharging in the same slot."""
+    if not isinstance(milp, bool):
+        raise ScenarioError("milp", "must be True or False", milp)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
+        # NaN passed every check (a negated schedule was feasible), -1 failed them all
+        raise ScenarioError("tol", "must be a number in [0, 1)", tol)
     _check_shapes(c, s)
     check = _Checker(c, tol, keep)
     cls, sites = c.classes, c.sites

@@ -230,3 +230,20 @@ def test_the_gap_is_relative_to_the_oracle_and_undefined_at_zero():
     assert gap(90.0, 100.0) == pytest.approx(0.1)
     assert gap(-110.0, -100.0) == pytest.approx(0.1)
     assert np.isnan(gap(0.0, 0.0)) and np.isnan(gap(-3.0, 0.0))
+
+
+def test_the_evaluators_and_solvers_switches_take_only_their_values():
+    """tol NaN passed every check (a schedule of negated jobs was feasible), tol -1 failed
+    a feasible one, and relax="no" (truthy) solved the LP relaxation."""
+    from optsched import api
+    from optsched.errors import ScenarioError
+
+    c = api.compiled("jemas-3", 4)
+    run = api.rollout(c, "greedy")
+    for kwargs, key in (({"tol": float("nan")}, "tol"), ({"tol": -1.0}, "tol"),
+                        ({"tol": "x"}, "tol"), ({"milp": "no"}, "milp")):
+        with pytest.raises(ScenarioError, match=f"^{key}: must be"):
+            api.evaluate(c, run.schedule, **kwargs)
+    with pytest.raises(ScenarioError, match="^--relax: must be True or False"):
+        api.solve(c, relax="no")
+    assert api.evaluate(c, run.schedule, tol=1e-6).feasible

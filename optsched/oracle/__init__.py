@@ -34,6 +34,8 @@ def check_inputs(backend: str, relax: bool, time_limit: float | None,
     """The solve's own arguments, refused on one line each (the CLI's flags by name)."""
     if backend not in BACKENDS:
         raise ScenarioError("--backend", f"must be one of {', '.join(BACKENDS)}", backend)
+    if not isinstance(relax, bool):           # "no" is truthy: it solved the relaxation
+        raise ScenarioError("--relax", "must be True or False", relax)
     if backend == "cvxpy-clarabel" and not relax:
         raise ScenarioError("--backend", "Clarabel solves the LP relaxation only: add "
                             "--relax", backend)
