@@ -178,14 +178,24 @@ def evaluate(scenario: Any, schedule: Schedule, *, milp: bool = False,
     return evaluate_schedule(compiled(scenario), schedule, milp=milp, tol=tol)
 
 
-def rollout(scenario: Any, policy: str | Policy, day: int | None = None,
-            seed: int = 0) -> Run:
+def rollout(scenario: Any, policy: str | Path | Policy, day: int | None = None,
+            seed: int | None = None) -> Run:
     """Play a policy (a name, `learned`, a `.pt` path, or a policy object) through one day
-    and score it. The same policy, day and seed give the same result everywhere."""
+    and score it. The same policy, day and seed give the same result everywhere. `seed`
+    (default 0) seeds a policy given by name; an object carries its own (`.seed`)."""
     from optsched.policies import get_policy
     from optsched.policies import rollout as play
 
-    pol = get_policy(policy, seed) if isinstance(policy, str) else policy
+    if isinstance(policy, (str, Path)):
+        pol = get_policy(str(policy), 0 if seed is None else seed)
+    elif not hasattr(policy, "plan") and not hasattr(policy, "act"):
+        raise ScenarioError("policy", "must be a name, a .pt path or a policy object",
+                            type(policy).__name__)
+    elif seed is not None and getattr(policy, "seed", seed) != seed:
+        raise ScenarioError("seed", "a policy object carries its own seed (set its .seed, "
+                            "or give the policy by name)", seed)
+    else:
+        pol = policy
     schedule, ev, _ = play(pol, [compiled(scenario, day)])[0]
     return Run(schedule, ev)
 

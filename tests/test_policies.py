@@ -120,3 +120,26 @@ def test_the_shipped_models_are_package_data():
     with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
         data = tomllib.load(f)["tool"]["setuptools"]["package-data"]
     assert "*.pt" in data["optsched.models"]
+
+
+def test_rollout_seeds_a_named_policy_and_refuses_to_reseed_an_object():
+    """`rollout(day, policy_object, seed=5)` played the object's own seed 0 and returned
+    its number as seed 5's; a Path to a model failed on `.act`; negative and fractional
+    seeds failed in numpy or were truncated."""
+    from optsched.api import rollout
+    from optsched.errors import ScenarioError
+    from optsched.policies import SHIPPED_MODELS
+
+    c = compile_scenario(get_scenario("jemas-3", 4))
+    named = rollout(c, "mpc-noisy", seed=5).evaluation.utility
+    obj = get_policy("mpc-noisy", 5)
+    assert rollout(c, obj, seed=5).evaluation.utility == named
+    with pytest.raises(ScenarioError, match="^seed: a policy object carries its own"):
+        rollout(c, obj, seed=6)
+    for seed in (-1, 1.5, True):
+        with pytest.raises(ScenarioError, match="^--seed: must be an integer >= 0"):
+            rollout(c, "mpc-noisy", seed=seed)
+    with pytest.raises(ScenarioError, match="^policy: must be a name"):
+        rollout(c, {"name": "greedy"})
+    path = rollout(c, SHIPPED_MODELS["jemas-3"]).evaluation.utility
+    assert path == rollout(c, str(SHIPPED_MODELS["jemas-3"])).evaluation.utility

@@ -72,6 +72,8 @@ def get_policy(name: str, seed: int = 0) -> Policy:
     `seed` seeds the policy's own randomness (mpc-noisy's forecast errors)."""
     from optsched.errors import ScenarioError
 
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ScenarioError("--seed", "must be an integer >= 0", seed)
     if name == "learned":
         return Learned()
     if name.endswith(".pt"):
