@@ -414,18 +414,20 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def report(scenario: str, days: Any, policies: Sequence[str], out: Path,
+def report(scenario: str, days: Any, policies: Sequence[str], out: Path | str,
            cache: Path | None = DEFAULT_CACHE, *, metrics: Sequence[Path] = (),
            ablations: Sequence[str] = (), ablated: str | None = None,
            progress: Progress = None, workers: int | None = None,
            ray_address: str | None = None, simulate: bool = True) -> pd.DataFrame:
     """`optsched report`: optsched.reporting.report.build_report (its table is `compare`'s),
     its (policy, day) tasks fanned out on `workers` CPUs or the cluster at `ray_address`."""
-    from optsched.days import parse_days
+    from optsched.days import day_list as selected
+    from optsched.options import check_out
     from optsched.parallel import runtime
     from optsched.reporting.report import build_report
 
-    day_list = parse_days(days, scenario) if isinstance(days, str) else list(days)
+    out = check_out(out)                       # a str or a file failed after all the work
+    day_list = selected(days, scenario)
     with runtime(workers, ray_address):
         return build_report(scenario, day_list, list(policies), out, cache,
                             progress=progress, metrics=list(metrics),
@@ -433,16 +435,20 @@ def report(scenario: str, days: Any, policies: Sequence[str], out: Path,
 
 
 def sweep(scenario: str, days: Any, param: str, values: Sequence, policies: Sequence[str],
-          out: Path | None = None, cache: Path | None = DEFAULT_CACHE, *,
+          out: Path | str | None = None, cache: Path | None = DEFAULT_CACHE, *,
           progress: Progress = None, workers: int | None = None,
           ray_address: str | None = None) -> pd.DataFrame:
     """`optsched sweep`: optsched.reporting.sweep.sweep, every variant's (policy, day) tasks
     fanned out on `workers` CPUs or the cluster at `ray_address` (one runtime for all)."""
-    from optsched.days import parse_days
+    from optsched.days import day_list as selected
+    from optsched.options import check_out
     from optsched.parallel import runtime
     from optsched.reporting.sweep import sweep as run_sweep
 
-    day_list = parse_days(days, scenario) if isinstance(days, str) else list(days)
+    out = check_out(out)
+    day_list = selected(days, scenario)
+    if not len(values):
+        raise ScenarioError("--values", "give at least one value", list(values))
     with runtime(workers, ray_address):
         return run_sweep(scenario, day_list, param, list(values), list(policies), out, cache,
                          progress=progress)

@@ -298,3 +298,24 @@ def test_soc_and_sweep_give_each_policy_its_own_style(day, tmp_path):
     assert set(right) == {"local-fixed", "greedy"} and "oracle" in left
     assert all(left[p] == right[p] for p in right)
     plt.close("all")
+
+
+def test_a_report_without_simulation_leaves_no_earlier_latency_table(report, tmp_path):
+    """`api.report` takes a str folder (it failed on .mkdir after all the work), refuses a
+    file there before any work, and a report without the per-job simulation removes
+    the latency.csv an earlier report left (whose rows the new report lacks)."""
+    import shutil
+
+    import optsched
+    from optsched.errors import ScenarioError
+
+    out, _ = report
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    assert (again / "latency.csv").is_file()
+    optsched.report("jemas-3", [4], ["greedy"], str(again), cache=again / "cache",
+                    simulate=False)
+    assert not (again / "latency.csv").exists() and (again / "report.md").is_file()
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ScenarioError, match="^--out: must be a folder"):
+        optsched.report("jemas-3", [4], ["greedy"], tmp_path / "a-file")

@@ -65,6 +65,8 @@ def build_report(scenario: str, days: list, policies: list[str], out: Path,
     write_parquet(frame, out / "results.parquet")
     if lat is not None:
         write_csv(per_day, out / "latency.csv")
+    else:                      # an earlier report's table would pass for this one's
+        (out / "latency.csv").unlink(missing_ok=True)
     atomic_write_text(out / "report.md", _markdown(scenario, days, summary, lat))
     atomic_write_text(out / "report.html", _html(scenario, days, summary, figures, lat))
     return frame
