@@ -183,7 +183,7 @@ def test_stable_baselines3_learns_unmodified_and_its_policy_scores_exactly(bank,
     assert all(moved), moved
 
     play = OptschedEnv(bank=bank, reward_scale=scale, record=True)
-    obs, _ = play.reset(seed=1, options={"day": 1})
+    obs, _ = play.reset(seed=1, options={"day": 9})
     total, done = 0.0, False
     while not done:
         action, _ = model.predict(obs, deterministic=True)
@@ -321,3 +321,31 @@ def test_a_tampered_day_bank_cache_is_built_again_with_a_warning(tmp_path, monke
         bank = DayBank.from_family(days)
     assert not [w for w in seen if "day bank cache" in str(w.message)]  # a good file
     np.testing.assert_array_equal(bank.price, fresh.price)
+
+
+def test_the_env_refuses_steps_outside_an_episode_and_non_finite_actions(bank):
+    """Past the last slot the kernel read beyond the day's series (rewards of -1e197, no
+    error); a step before reset failed on a missing attribute; one NaN action made every
+    later reward NaN; options['day'] was a position in the bank (day 9 of the bank
+    [4, 9] raised IndexError) and is now the day, as info['day'] reports it."""
+    from optsched.env.dispatch import DispatchCore
+    from optsched.errors import ScenarioError
+
+    env = OptschedEnv(bank=bank)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(env.core.action_dim))
+    _, info = env.reset(seed=0, options={"day": 9})
+    assert info["day"] == 9
+    with pytest.raises(ScenarioError, match=r"^options\['day'\]: must be one of"):
+        env.reset(options={"day": 1})
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.full(env.core.action_dim, np.nan))
+    done = False
+    while not done:
+        _, r, done, _, _ = env.step(np.zeros(env.core.action_dim))
+        assert np.isfinite(r)
+    with pytest.raises(RuntimeError, match="episode ended"):
+        env.step(np.zeros(env.core.action_dim))
+    core = DispatchCore(bank, 1)
+    with pytest.raises(RuntimeError, match="reset"):
+        core.step(np.zeros((1, core.action_dim)))

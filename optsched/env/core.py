@@ -226,12 +226,25 @@ class BatchedCore:
         return self._obs
 
     # ------------------------------------------------------------------ step
+    def running(self) -> None:
+        """Refuse a step before `reset` or after the day's last slot: the kernels index
+        slot t unchecked, and past the end they read beyond the day's series (rewards of
+        -1e197 and worse, no error)."""
+        if not hasattr(self, "_q"):
+            raise RuntimeError("step before reset(): reset the environment first")
+        if self.t >= self.T:
+            raise RuntimeError(f"the episode ended after slot {self.T - 1}: reset() before "
+                               "stepping again")
+
     def step(self, action: F64) -> tuple[F64, F64, bool, dict]:
         """One slot for every copy from actions [B, action_dim] in [-1, 1]."""
+        self.running()
         a = np.ascontiguousarray(action, dtype=np.float64)
         if a.shape != (self.B, self.action_dim):
             raise ValueError(f"action shape must be {(self.B, self.action_dim)}, got "
                              f"{a.shape}")
+        if not np.isfinite(a).all():    # one NaN left every later reward and state NaN
+            raise ValueError("action must be finite")
         shape = (self.B, self.K, self.I, 1)
         out = self._outputs(shape, x_written=self.cfg.record)
         opt = np.empty(shape, dtype=np.int64) if self.cfg.record else self._opt_none
@@ -254,6 +267,7 @@ class BatchedCore:
         row and its drops are shares of the pending jobs it planned for, applied to those
         really pending (`_meet`); a deferrable row is a release, capped by what is
         pending."""
+        self.running()
         B = self.B
         P = self.S * self.F
         want = np.maximum(np.asarray(x, float), 0.0).reshape(B, self.K, self.I, P)

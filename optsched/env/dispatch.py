@@ -260,6 +260,7 @@ class DispatchCore(BatchedCore):
         """One slot: `plan_from_action` on what is known at its start (`known()`,
         `high()`), then `step_plan`, in one compiled pass (`dispatch_kernel.step_dispatch`;
         tests/test_dispatch.py keeps that two-step path as the reference)."""
+        self.running()
         a = np.asarray(action, dtype=float)
         if a.shape != (self.B, self.action_dim):
             raise ValueError(f"action shape must be {(self.B, self.action_dim)}, got "

@@ -17,6 +17,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from optsched.env.bank import DayBank
 from optsched.env.core import BatchedCore, EnvConfig
+from optsched.errors import ScenarioError
 
 
 def default_bank(days: list[int] | None = None, n_days: int = 16) -> DayBank:
@@ -54,8 +55,12 @@ class OptschedEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        day = (options or {}).get("day")
-        j = int(self.np_random.integers(len(self.bank))) if day is None else int(day)
+        day = (options or {}).get("day")         # a day of the bank, as info["day"] says
+        if day is not None and (isinstance(day, bool) or day not in self.bank.days):
+            raise ScenarioError("options['day']", f"must be one of the bank's days "
+                                f"{list(self.bank.days)[:8]}", day)
+        j = int(self.np_random.integers(len(self.bank))) if day is None else \
+            list(self.bank.days).index(day)
         # The core's own generator (forecast noise) follows the episode's seed.
         obs = self.core.reset(days=[j], seed=int(self.np_random.integers(2**63)))
         return obs[0].astype(np.float32), {"day": self.bank.days[j], "bank_index": j}
