@@ -12,9 +12,10 @@ from typing import Any
 from optsched.errors import OptschedError, ScenarioError
 
 ENV_ID = "optsched/Jemas3-v0"
-_API = ("compare", "compare_runs", "evaluate", "evaluate_policy", "load_scenario", "make_env",
-        "report", "rollout", "simulate", "solve", "solve_days", "solve_decomposed", "sweep",
-        "Comparison", "DaySolution", "Run")
+_API = ("build_scenario", "compare", "compare_runs", "compiled", "days_of", "evaluate",
+        "evaluate_policy", "load_scenario", "make_env", "report", "rollout", "simulate",
+        "solve", "solve_days", "solve_decomposed", "sweep", "Comparison", "DaySolution",
+        "Run")                                   # optsched.api.__all__ (tests/test_api.py)
 
 
 def _register_env() -> None:

@@ -519,4 +519,5 @@ def make_env(scenario: Any = "jemas-3", days: Any = None, **options) -> Optsched
 
 __all__ = ["Comparison", "DaySolution", "Run", "build_scenario", "compare", "compare_runs",
            "compiled", "days_of", "evaluate", "evaluate_policy", "load_scenario", "make_env",
-           "report", "rollout", "simulate", "solve", "solve_days", "sweep"]
+           "report", "rollout", "simulate", "solve", "solve_days", "solve_decomposed",
+           "sweep"]

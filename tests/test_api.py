@@ -93,6 +93,10 @@ def test_the_top_level_api_names_stay_functions_after_any_submodule_loads():
     import importlib
     import pkgutil
 
+    from optsched import api
+
+    assert set(optsched.__all__) - {"ENV_ID", "OptschedError", "ScenarioError"} == \
+        set(api.__all__)                     # build_scenario, compiled, days_of were missing
     subpackages = {m.name for m in pkgutil.iter_modules(optsched.__path__)}
     assert not subpackages & set(optsched.__all__)
     for name in sorted(subpackages - {"__main__"}):
