@@ -70,6 +70,7 @@ def test_multisite_refuses_a_size_out_of_range(bad):
 @pytest.mark.parametrize(("name", "message"), [
     ("multisite-03", "no such file or embedded scenario"),   # one spelling per family
     ("multisite-3x", "no such file or embedded scenario"),
+    ("JEMAS-3", "no such file or embedded scenario"),       # not "--day: only applies"
     ("", "empty: give a TOML file"),                         # not the folder "."
     (" ", "empty: give a TOML file")])
 def test_a_scenario_name_is_one_spelling_and_never_empty(name, message):
@@ -77,6 +78,8 @@ def test_a_scenario_name_is_one_spelling_and_never_empty(name, message):
 
     with pytest.raises(ScenarioError, match=rf"^SCENARIO: {message}"):
         get_scenario(name)
+    with pytest.raises(ScenarioError, match=rf"^SCENARIO: {message}"):
+        get_scenario(name, 4)
     with pytest.raises(ScenarioError, match=rf"^SCENARIO: {message}"):
         solve_days(name)
 

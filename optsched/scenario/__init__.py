@@ -71,6 +71,9 @@ def get_scenario(source: str | Path, day: int | None = None, allow_outside: bool
         from optsched.scenario.history import remember
         remember(sc, str(source), module.test_days()[0] if day is None else int(day))
         return sc
+    if day is not None and not Path(source).is_file():     # a typo of a family's name
+        raise ScenarioError("SCENARIO", "no such file or embedded scenario "
+                            f"({', '.join(EMBEDDED)})", str(source))
     if day is not None:
         raise ScenarioError("--day", "only applies to embedded scenarios "
                             f"({', '.join(EMBEDDED)}); a TOML file is one horizon", day)
