@@ -126,6 +126,11 @@ def main() -> None:
     ap.add_argument("--engine", choices=("numba", "simpy"),
                     help="time only a bare FCFS queue of 750k jobs in this engine")
     args = ap.parse_args()
+    if args.engine == "simpy":
+        try:
+            import simpy  # noqa: F401 - not a dependency of optsched: the comparison only
+        except ImportError:
+            ap.exit(2, "sim.py: --engine simpy needs simpy (pip install simpy)\n")
     if args.engine:
         engine(args.engine)
     else:

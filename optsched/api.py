@@ -52,12 +52,14 @@ class Comparison:
     days: dict[Any, Compiled] = field(default_factory=dict)
 
 
-def load_scenario(source: str | Path, day: int | None = None) -> Scenario:
+def load_scenario(source: str | Path, day: int | None = None, *,
+                  allow_outside: bool = False) -> Scenario:
     """A scenario: an embedded family's day (`"jemas-3"`, first held-out day by default) or
-    a TOML file. Bad input raises ScenarioError naming the key and the value."""
+    a TOML file, whose CSV files must lie in its folder unless `allow_outside`
+    (docs/security.md). Bad input raises ScenarioError naming the key and the value."""
     from optsched.scenario import get_scenario
 
-    return get_scenario(source, day)
+    return get_scenario(source, day, allow_outside=allow_outside)
 
 
 def compiled(scenario: Any, day: int | None = None) -> Compiled:

@@ -9,5 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "torch==2.13.0"
+# Where the package index serves CUDA wheels (plain PyPI on Linux), set TORCH_INDEX_URL to
+# https://download.pytorch.org/whl/cpu to keep the CPU build.
+.venv/bin/python -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 .venv/bin/python -m pip install -q -e ".[dev,ray]"   # ray: --workers (optsched.parallel)

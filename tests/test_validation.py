@@ -290,6 +290,10 @@ def test_csv_paths_resolve_against_the_scenario_file_not_the_working_directory(
     with pytest.raises(ScenarioError, match="must be a path inside"):
         load_scenario(folders / "s.toml")
     assert load_scenario(folders / "s.toml", allow_outside=True).sites[0].price == [30.0, 40.0]
+    import optsched  # the public API takes it too (docs/security.md says so)
+
+    assert optsched.load_scenario(folders / "s.toml", allow_outside=True).sites[0].price == \
+        [30.0, 40.0]
 
 
 SECRET = "TOKEN=hunter2-do-not-print"
