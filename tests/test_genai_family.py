@@ -132,6 +132,26 @@ def test_bank_fingerprint_and_history(tmp_path, monkeypatch):
     assert history.identify(compile_scenario(get_scenario("jemas-3", 9))) == ("jemas-3", 9)
 
 
+def test_a_day_file_is_its_familys_day_in_a_fresh_process_too(tmp_path):
+    """A day exported to TOML is that family's day for the forecasters (which read the
+    days before it) whether or not the process built the day first: `rollout(file,
+    "mpc-forecast")` scored 7275.6158 fresh and 7275.9745 after `load_scenario("jemas-3",
+    4)`. A file under that name whose prices differ is no family day."""
+    from optsched.scenario import load_scenario, save_scenario
+
+    save_scenario(get_scenario("jemas-3", 4), tmp_path / "d4.toml")
+    changed = get_scenario("jemas-3", 4)
+    raw = changed.model_dump()
+    raw["sites"][0]["price"] = [p + 1.0 for p in raw["sites"][0]["price"]]
+    save_scenario(type(changed).model_validate(raw), tmp_path / "d4-changed.toml")
+    history._SEEN.clear()                                    # as in a fresh process
+    c = compile_scenario(load_scenario(tmp_path / "d4.toml"))
+    assert history.identify(c) == ("jemas-3", 4)
+    history._SEEN.clear()
+    assert history.identify(compile_scenario(load_scenario(tmp_path / "d4-changed.toml"))) \
+        is None
+
+
 def test_real_day_builds_of_the_sampled_family_need_a_genai_trace():
     """A jemas-3-genai day is sampled: a real-day build of it only replays a GenTD26 trace
     (tests/test_trace_days.py), and only on a date the family covers."""

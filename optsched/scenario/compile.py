@@ -136,9 +136,11 @@ def backlog_cap(arrivals: F, max_wait: I_) -> F:
 def compile_scenario(sc: Scenario) -> Compiled:
     """The arrays of `sc`, checked again first (`load.revalidated`: a Scenario changed
     with `model_copy` was never validated)."""
+    from optsched.scenario.history import claim
     from optsched.scenario.load import revalidated
 
     sc = revalidated(sc)
+    claim(sc)
     h = sc.horizon
     models = {m.name: m for m in sc.models}
     site_ix = {s.name: i for i, s in enumerate(sc.sites)}
