@@ -249,7 +249,11 @@ def compare_runs(scenario: Any, policies: Sequence[str], days: Any = None, *,
 
     ablations, levers = check_levers(ablations), check_levers(levers)
     settings = check_workers(workers, ray_address)
-    names = list(dict.fromkeys(policies))
+    if isinstance(policies, (str, Path)):       # one name, not its letters ("g", "r", ...)
+        policies = [policies]
+    if not all(isinstance(p, (str, Path)) for p in policies):
+        raise ScenarioError("policies", "must be policy names or .pt paths", list(policies))
+    names = list(dict.fromkeys(str(p) for p in policies))
     plays = {n: (get_policy(n, seed), list(ablations)) for n in names}  # bad names fail first
     if ablated is not None:
         plays |= {f"{ablated} [{lv}]": (get_policy(ablated, seed), [lv]) for lv in levers}
@@ -345,6 +349,10 @@ def evaluate_policy(scenario: Any, policy: str, days: Any = None, *, oracle: boo
     `workers` / `ray_address` as for `compare_runs`."""
     import numpy as np
 
+    if not isinstance(policy, (str, Path)):
+        raise ScenarioError("policy", "must be one policy name or .pt path (compare takes "
+                            "several)", policy)
+    policy = str(policy)
     comp = compare_runs(scenario, [policy], days, oracle=oracle, backend=backend,
                         cache=cache, ablations=ablations, seed=seed, progress=progress,
                         workers=workers, ray_address=ray_address)

@@ -104,3 +104,17 @@ def test_the_top_level_api_names_stay_functions_after_any_submodule_loads():
     for name in ("compare", "evaluate", "report", "rollout", "simulate", "solve", "sweep"):
         assert callable(getattr(optsched, name)) and \
             getattr(optsched, name).__module__ == "optsched.api", name
+
+
+def test_compare_takes_one_name_as_one_policy_and_refuses_other_things():
+    """compare("jemas-3", "greedy") compared the policies "g", "r", ... (the first was
+    refused as unknown); evaluate_policy with a list failed on an unhashable type."""
+    from optsched.api import compare, evaluate_policy
+    from optsched.errors import ScenarioError
+
+    table = compare("jemas-3", "greedy", days="4", oracle=False)
+    assert table.policy.tolist() == ["greedy"]
+    with pytest.raises(ScenarioError, match="^policies: must be policy names"):
+        compare("jemas-3", ["greedy", 3], days="4", oracle=False)
+    with pytest.raises(ScenarioError, match="^policy: must be one policy name"):
+        evaluate_policy("jemas-3", ["greedy"], "4", oracle=False)
