@@ -383,7 +383,7 @@ def _oracle_summary(per_day: list[dict], oracle: bool) -> dict:
     import numpy as np
 
     if not oracle:
-        return {"oracle_utility": None, "gap": None, "captured": None}
+        return {"oracle_utility": None, "gap": None, "gap_iqr": None, "captured": None}
     # A day with nothing to gain (no jobs, no revenue) has no gap (evaluator.gap: None).
     gaps = np.array([g for r in per_day if (g := r["gap"]) is not None and g == g])
     cap = [r["captured"] for r in per_day if r["captured"] is not None]

@@ -118,3 +118,5 @@ def test_compare_takes_one_name_as_one_policy_and_refuses_other_things():
         compare("jemas-3", ["greedy", 3], days="4", oracle=False)
     with pytest.raises(ScenarioError, match="^policy: must be one policy name"):
         evaluate_policy("jemas-3", ["greedy"], "4", oracle=False)
+    summary, _ = evaluate_policy("jemas-3", "greedy", "4", oracle=False)
+    assert summary["gap"] is None and summary["gap_iqr"] is None     # the key was missing
