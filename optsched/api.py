@@ -64,11 +64,11 @@ def load_scenario(source: str | Path, day: int | None = None, *,
 
 def compiled(scenario: Any, day: int | None = None) -> Compiled:
     """The compiled arrays of a source, a Scenario or a Compiled (returned as it is)."""
+    from optsched.days import one_horizon
     from optsched.scenario import Compiled, Scenario, compile_scenario
 
     if day is not None and isinstance(scenario, (Compiled, Scenario)):
-        raise ScenarioError("day", "selects a day of a family by name (e.g. 'jemas-3'); "
-                            "a Scenario object is one horizon", day)
+        raise one_horizon("day", day)
     if isinstance(scenario, Compiled):
         return scenario
     if not isinstance(scenario, Scenario):
@@ -261,9 +261,8 @@ def compare_runs(scenario: Any, policies: Sequence[str], days: Any = None, *,
         cache = Path(cache).resolve()                   # the same folder from any worker
     pairs = days_of(scenario, days)
     for pol, _ in plays.values():          # a day a policy cannot play fails before any work
-        for _, c in pairs:
-            if hasattr(pol, "check"):
-                pol.check(c)
+        for _, c in pairs if hasattr(pol, "check") else ():
+            pol.check(c)
     # local-fixed on the full scenario is the baseline of `captured`: its own task only
     # when no play gives it already.
     baseline = oracle and (bool(ablations) or "local-fixed" not in plays)

@@ -85,6 +85,14 @@ def day_number(day: object, key: str = "day") -> int:
     return int(day)
 
 
+def one_horizon(key: str, days: object) -> ScenarioError:
+    """The error for days given with a Scenario or Compiled object (they were ignored, and
+    the rows labelled with them)."""
+    what = "a day" if key == "day" else "days"
+    return ScenarioError(key, f"selects {what} of a family by name (e.g. 'jemas-3'); a "
+                         "Scenario object is one horizon", days)
+
+
 def day_list(days: object, source: object, key: str = "days") -> list[int | None]:
     """The days of a Python call: a spec (`parse_days`), an int, or a sequence of ints, for
     a family name or file; None gives a file's own horizon. A Scenario or Compiled object
@@ -95,8 +103,7 @@ def day_list(days: object, source: object, key: str = "days") -> list[int | None
     if not isinstance(source, (str, Path)):
         if isinstance(days, (list, tuple)) and list(days) == [None]:
             return [None]
-        raise ScenarioError(key, "selects days of a family by name (e.g. 'jemas-3'); a "
-                            "Scenario object is one horizon", days)
+        raise one_horizon(key, days)
     if isinstance(days, str):
         return parse_days(days, source, key)
     from optsched.scenario import is_embedded

@@ -37,6 +37,8 @@ rollout, tests), to the last bit.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from optsched.env import dispatch_kernel
@@ -287,3 +289,13 @@ class DispatchCore(BatchedCore):
             self.cls_par, self.tab_arr, self.c.O, len(self.tier_rows), self.c.dt_h,
             self.c.carbon_price, self._q, self._st, x, *out[:2], self.cfg.record, *out[2:])
         return self._finish(self._plan_opt, x, *out)
+
+
+# The action spaces a learned policy acts in (`optsched train --action`): the trainer
+# builds its environment from this table and a saved policy its planner.
+ACTIONS = {"dispatch": DispatchCore,
+           "dispatch-battery": functools.partial(DispatchCore, waiting=False),
+           "provision-battery": functools.partial(DispatchCore, waiting=False,
+                                                  provision=True),
+           "provision-dispatch": functools.partial(DispatchCore, provision=True),
+           "direct": BatchedCore}

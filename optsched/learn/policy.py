@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from optsched.env.core import BatchedCore, obs_dim
-from optsched.env.dispatch import DispatchCore
+from optsched.env.dispatch import ACTIONS
 from optsched.env.known import Known
 from optsched.errors import ScenarioError
 from optsched.learn.checkpoint import load_checkpoint, save_checkpoint
@@ -50,8 +50,7 @@ class LearnedPolicy:
                 (hidden, od), (2 * ad, hidden)):
             raise ValueError(f"obs_dim {od}, act_dim {ad}, hidden {hidden} do not match "
                              f"the actor's weights")
-        if blob["action"] not in ("direct", "dispatch", "dispatch-battery",
-                                  "provision-battery", "provision-dispatch"):
+        if blob["action"] not in ACTIONS:
             raise ValueError(f"unknown action space {blob['action']!r}")
         self.actor = Actor(od, ad, hidden)
         self.actor.load_state_dict(blob["actor"])
@@ -75,8 +74,8 @@ class LearnedPolicy:
         or rolled (`compare_runs` asks every policy first)."""
         self._fits(obs_dim(c), bool(c.commit))
 
-    def _fits(self, n_obs: int, commit: bool = True) -> None:
-        if self.action.startswith("provision-") and not commit:
+    def _fits(self, n_obs: int, commit: bool | None = None) -> None:
+        if self.action.startswith("provision-") and commit is False:
             raise ScenarioError("--policy", "was trained to commit GPUs before arrivals "
                                 f"({self.action}): it needs a scenario with "
                                 "[provisioning] on", self.name)
@@ -93,10 +92,8 @@ class LearnedPolicy:
     def _plan(self, core: BatchedCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._fits(core.obs_dim, core.commit)
         if self._dispatch is None or self._dispatch[0] is not core.c:
-            self._dispatch = (core.c, DispatchCore(
-                core.bank, 1, waiting=self.action in ("dispatch", "provision-dispatch"),
-                provision=self.action.startswith("provision-"),
-                quantile=self.provision_quantile))
+            self._dispatch = (core.c, ACTIONS[self.action](
+                core.bank, 1, quantile=self.provision_quantile))
         a = self.act(core, core.observe())
         return self._dispatch[1].plan_from_action(core, a, high=self._high(core))
 

@@ -11,7 +11,6 @@ so `resume=True` continues exactly where the last checkpoint left off.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import torch
 
 from optsched.env.bank import DayBank
 from optsched.env.core import REWARD_MODES, BatchedCore, EnvConfig
-from optsched.env.dispatch import DispatchCore
+from optsched.env.dispatch import ACTIONS
 from optsched.errors import ScenarioError
 from optsched.io import atomic_write_text
 from optsched.learn import loop
@@ -35,12 +34,6 @@ from optsched.learn.td3 import TD3, TD3Config
 
 ALGOS = ("sac", "td3", "ppo", "bc")   # bc trains through learn.bc.train_bc
 SHAPING = ("none", "mlp", "diffusion", "potential")
-ACTIONS = {"dispatch": DispatchCore,
-           "dispatch-battery": functools.partial(DispatchCore, waiting=False),
-           "provision-battery": functools.partial(DispatchCore, waiting=False,
-                                                  provision=True),
-           "provision-dispatch": functools.partial(DispatchCore, provision=True),
-           "direct": BatchedCore}
 
 
 @dataclass
